@@ -1,0 +1,594 @@
+//! Configuration (design §8): `config/default.toml` (embedded in the binary) is layered
+//! under an optional `--config FILE` and then `RISKD__SECTION__KEY` environment variables.
+//!
+//! Two phases, as in ripgrep: serde parses what the user gave into these structs (unknown
+//! keys refused), then [`Config::validate`] checks cross-field rules and names the
+//! offending key. Everything downstream receives a validated `Config`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format as _, Toml};
+use figment::Figment;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::decode::Format;
+use crate::event::Sensitivity;
+
+/// The defaults, compiled in so `riskd` works with no files around it.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Environment prefix; `RISKD__KAFKA__BROKERS` sets `kafka.brokers`.
+pub const ENV_PREFIX: &str = "RISKD__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Syntax errors, unknown keys and type mismatches; figment's message names the key
+    /// and the source (file or environment variable).
+    #[error("{0}")]
+    Parse(#[from] Box<figment::Error>),
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("cannot read config file {path}: {message}")]
+    Unreadable { path: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A duration written as a human string (`"250ms"`, `"5m"`, `"30d"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct HumanDuration(pub Duration);
+
+impl HumanDuration {
+    pub fn as_millis_i64(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        humantime::parse_duration(text.trim())
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a duration ({e}); write e.g. \"500ms\", \"5m\", \"24h\""
+                ))
+            })
+    }
+}
+
+impl Serialize for HumanDuration {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+impl fmt::Display for HumanDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+/// Top-level configuration. Every key has a default in `config/default.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub api: ApiConfig,
+    pub decode: DecodeConfig,
+    pub state: StateConfig,
+    pub score: ScoreConfig,
+    pub detectors: DetectorsConfig,
+    pub sensitivity: SensitivityConfig,
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated.
+    pub brokers: String,
+    pub group_id: String,
+    pub input_topic: String,
+    pub signals_topic: String,
+    pub state_topic: String,
+    pub dead_letter_topic: String,
+    /// Format of records on the input topic.
+    pub input_format: Format,
+    /// Consumer group session timeout; SIGTERM drains within it.
+    pub session_timeout: HumanDuration,
+    /// How often changed identity state is flushed to the changelog topic.
+    pub state_flush_interval: HumanDuration,
+    /// Follow the signals topic so lookups answer for identities other instances own.
+    pub follow_signals: bool,
+    /// How many recent `event_id`s per partition are remembered to drop redeliveries.
+    pub dedupe_window: usize,
+    /// Partitions used when riskd creates a missing topic.
+    pub topic_partitions: i32,
+    pub topic_replication: i32,
+    /// Passed verbatim to librdkafka (TLS, SASL, tuning): e.g.
+    /// `"security.protocol" = "SASL_SSL"`. Values are never logged.
+    pub properties: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address the HTTP API and `/metrics` listen on.
+    pub listen: String,
+    /// Bearer token required on `/v1` and `/ext_authz`; empty disables auth.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub token: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Most identities in one `POST /v1/risk:batch`.
+    pub max_batch: usize,
+    /// Header carrying the identity on Envoy `ext_authz` checks.
+    pub identity_header: String,
+    /// Decision policy file (TOML); empty means allow unless the level is critical.
+    pub policy_file: String,
+}
+
+impl fmt::Debug for ApiConfig {
+    // Hand-written so the token never reaches a log line through `{:?}`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiConfig")
+            .field("listen", &self.listen)
+            .field(
+                "token",
+                &if self.token.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_batch", &self.max_batch)
+            .field("identity_header", &self.identity_header)
+            .field("policy_file", &self.policy_file)
+            .finish()
+    }
+}
+
+fn serialize_redacted<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(if value.is_empty() { "" } else { "<redacted>" })
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecodeConfig {
+    /// Records larger than this are rejected unparsed (`too_large`).
+    pub max_record_bytes: usize,
+    /// Records nested deeper than this are rejected unparsed (`too_deep`).
+    pub max_depth: usize,
+    /// Events older than the watermark by more than this are rejected (`too_late`).
+    pub max_lateness: HumanDuration,
+    /// Events ahead of the watermark by more than this are rejected (`too_far_ahead`).
+    pub max_lookahead: HumanDuration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateConfig {
+    /// Hard cap on tracked identities; the least recently active are evicted first.
+    pub max_identities: usize,
+    /// Identities idle this long (event time) are evicted.
+    pub idle_ttl: HumanDuration,
+    /// An identity is `learning` until it has this many events ...
+    pub learning_min_events: u64,
+    /// ... and this much history.
+    pub learning_min_span: HumanDuration,
+    /// Rate bucket width.
+    pub bucket: HumanDuration,
+    /// Recent window the volume detectors compare with the baseline; a multiple of `bucket`.
+    pub window: HumanDuration,
+    /// Most exact entries per seen-set before it degrades to a sketch.
+    pub max_seen_entries: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreConfig {
+    /// Score half-life in event time when no new evidence arrives.
+    pub half_life: HumanDuration,
+    /// Emit a signal when the score moves by at least this much since the last one.
+    pub emit_step: f64,
+    /// Level thresholds on the 0-100 score; must be increasing.
+    pub elevated: f64,
+    pub high: f64,
+    pub critical: f64,
+}
+
+/// Per-detector weight in [0, 1]; 0 disables a detector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorsConfig {
+    pub volume_spike: f64,
+    pub data_volume_spike: f64,
+    pub new_destination: f64,
+    pub destination_burst: f64,
+    pub new_action: f64,
+    pub new_source: f64,
+    pub off_hours: f64,
+    pub failure_burst: f64,
+}
+
+impl DetectorsConfig {
+    /// (name, weight) for every detector, in the fixed order of design §4.
+    pub fn weights(&self) -> [(&'static str, f64); 8] {
+        [
+            ("volume_spike", self.volume_spike),
+            ("data_volume_spike", self.data_volume_spike),
+            ("new_destination", self.new_destination),
+            ("destination_burst", self.destination_burst),
+            ("new_action", self.new_action),
+            ("new_source", self.new_source),
+            ("off_hours", self.off_hours),
+            ("failure_burst", self.failure_burst),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitivityConfig {
+    /// Used when no rule matches and the event does not say.
+    pub default: Sensitivity,
+    /// Score multiplier per sensitivity.
+    pub scale_public: f64,
+    pub scale_internal: f64,
+    pub scale_confidential: f64,
+    pub scale_restricted: f64,
+    /// First matching rule wins.
+    pub rules: Vec<SensitivityRule>,
+}
+
+impl SensitivityConfig {
+    pub fn scale(&self, s: Sensitivity) -> f64 {
+        match s {
+            Sensitivity::Public => self.scale_public,
+            Sensitivity::Internal => self.scale_internal,
+            Sensitivity::Confidential => self.scale_confidential,
+            Sensitivity::Restricted => self.scale_restricted,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SensitivityRule {
+    /// Glob on `destination` (`*` any run, `?` one character), case-sensitive.
+    pub pattern: String,
+    pub level: Sensitivity,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Seed of the built-in fleet generator.
+    pub seed: u64,
+    /// Identities in the demo fleet.
+    pub identities: usize,
+    /// Simulated event time that passes per real second.
+    pub speedup: f64,
+    /// Cap on events fed per real second.
+    pub max_events_per_second: u64,
+}
+
+impl Config {
+    /// Defaults only.
+    pub fn default_config() -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)))
+    }
+
+    /// Defaults, then `file` if given, then `RISKD__*` environment variables.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            // Read it ourselves: figment silently ignores a missing file, and a typo in a
+            // path must not quietly run with defaults.
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        Self::from_figment(figment)
+    }
+
+    fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let config: Config = figment.extract().map_err(Box::new)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Cross-field rules that serde cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let nonempty = [
+            ("kafka.brokers", &self.kafka.brokers),
+            ("kafka.group_id", &self.kafka.group_id),
+            ("kafka.input_topic", &self.kafka.input_topic),
+            ("kafka.signals_topic", &self.kafka.signals_topic),
+            ("kafka.state_topic", &self.kafka.state_topic),
+            ("kafka.dead_letter_topic", &self.kafka.dead_letter_topic),
+            ("api.identity_header", &self.api.identity_header),
+        ];
+        for (key, value) in nonempty {
+            if value.trim().is_empty() {
+                return Err(ConfigError::invalid(key, "must not be empty"));
+            }
+        }
+        let topics = [
+            &self.kafka.input_topic,
+            &self.kafka.signals_topic,
+            &self.kafka.state_topic,
+            &self.kafka.dead_letter_topic,
+        ];
+        for (i, a) in topics.iter().enumerate() {
+            if topics[i + 1..].contains(a) {
+                return Err(ConfigError::invalid(
+                    "kafka.*_topic",
+                    format!("topic `{a}` is used for two purposes"),
+                ));
+            }
+        }
+        if self.kafka.topic_partitions < 1 {
+            return Err(ConfigError::invalid(
+                "kafka.topic_partitions",
+                "must be at least 1",
+            ));
+        }
+        if self.kafka.topic_replication < 1 {
+            return Err(ConfigError::invalid(
+                "kafka.topic_replication",
+                "must be at least 1",
+            ));
+        }
+        if self.kafka.session_timeout.0 < Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "kafka.session_timeout",
+                "must be at least 1s",
+            ));
+        }
+        if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "api.listen",
+                format!(
+                    "`{}` is not an address such as 127.0.0.1:8080",
+                    self.api.listen
+                ),
+            ));
+        }
+        if self.api.max_body_bytes < 64 {
+            return Err(ConfigError::invalid(
+                "api.max_body_bytes",
+                "must be at least 64",
+            ));
+        }
+        if self.api.max_batch == 0 {
+            return Err(ConfigError::invalid("api.max_batch", "must be at least 1"));
+        }
+        if self.decode.max_record_bytes < 64 {
+            return Err(ConfigError::invalid(
+                "decode.max_record_bytes",
+                "must be at least 64",
+            ));
+        }
+        if !(4..=1024).contains(&self.decode.max_depth) {
+            return Err(ConfigError::invalid(
+                "decode.max_depth",
+                "must be between 4 and 1024",
+            ));
+        }
+        if self.state.max_identities == 0 {
+            return Err(ConfigError::invalid(
+                "state.max_identities",
+                "must be at least 1",
+            ));
+        }
+        let bucket = self.state.bucket.0.as_millis();
+        let window = self.state.window.0.as_millis();
+        if bucket == 0 {
+            return Err(ConfigError::invalid(
+                "state.bucket",
+                "must be greater than zero",
+            ));
+        }
+        if window < bucket || window % bucket != 0 {
+            return Err(ConfigError::invalid(
+                "state.window",
+                format!(
+                    "{} is not a whole multiple of state.bucket ({})",
+                    self.state.window, self.state.bucket
+                ),
+            ));
+        }
+        if window / bucket > 60 {
+            return Err(ConfigError::invalid(
+                "state.window",
+                "may span at most 60 buckets (state stays compact)",
+            ));
+        }
+        if self.state.idle_ttl.0 <= self.state.window.0 {
+            return Err(ConfigError::invalid(
+                "state.idle_ttl",
+                "must be longer than state.window",
+            ));
+        }
+        if self.state.max_seen_entries == 0 {
+            return Err(ConfigError::invalid(
+                "state.max_seen_entries",
+                "must be at least 1",
+            ));
+        }
+        if self.score.half_life.0.is_zero() {
+            return Err(ConfigError::invalid(
+                "score.half_life",
+                "must be greater than zero",
+            ));
+        }
+        if !(self.score.emit_step > 0.0 && self.score.emit_step <= 100.0) {
+            return Err(ConfigError::invalid(
+                "score.emit_step",
+                "must be in (0, 100]",
+            ));
+        }
+        let levels = [
+            ("score.elevated", self.score.elevated),
+            ("score.high", self.score.high),
+            ("score.critical", self.score.critical),
+        ];
+        let mut previous = 0.0;
+        for (key, value) in levels {
+            if !(value > previous && value <= 100.0) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "{value} is out of order: thresholds must satisfy 0 < elevated < high < critical <= 100"
+                    ),
+                ));
+            }
+            previous = value;
+        }
+        for (name, weight) in self.detectors.weights() {
+            if !(0.0..=1.0).contains(&weight) {
+                return Err(ConfigError::invalid(
+                    &format!("detectors.{name}"),
+                    format!("weight {weight} is outside [0, 1]"),
+                ));
+            }
+        }
+        let scales = [
+            ("sensitivity.scale_public", self.sensitivity.scale_public),
+            (
+                "sensitivity.scale_internal",
+                self.sensitivity.scale_internal,
+            ),
+            (
+                "sensitivity.scale_confidential",
+                self.sensitivity.scale_confidential,
+            ),
+            (
+                "sensitivity.scale_restricted",
+                self.sensitivity.scale_restricted,
+            ),
+        ];
+        for (key, value) in scales {
+            if !(0.0..=4.0).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{value} is outside [0, 4]"),
+                ));
+            }
+        }
+        for (i, rule) in self.sensitivity.rules.iter().enumerate() {
+            if rule.pattern.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("sensitivity.rules[{i}].pattern"),
+                    "must not be empty",
+                ));
+            }
+        }
+        if !(self.demo.speedup > 0.0) {
+            return Err(ConfigError::invalid(
+                "demo.speedup",
+                "must be greater than zero",
+            ));
+        }
+        if self.demo.identities == 0 {
+            return Err(ConfigError::invalid(
+                "demo.identities",
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets redacted.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load_text(text: &str) -> Result<Config, ConfigError> {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(text.as_bytes()).expect("write");
+        Config::load(Some(file.path()))
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::default_config().expect("defaults load");
+        assert_eq!(config.kafka.input_topic, "nhi.activity");
+        assert_eq!(config.kafka.signals_topic, "nhi.risk-signals");
+        assert_eq!(config.kafka.state_topic, "riskd.state");
+        assert_eq!(config.kafka.dead_letter_topic, "nhi.activity.dlq");
+        assert_eq!(config.api.listen, "127.0.0.1:8080");
+        assert!(config.api.token.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_refused_and_named() {
+        let err = load_text("[kafka]\nbrokerz = \"x:1\"\n").expect_err("unknown key");
+        assert!(err.to_string().contains("brokerz"), "{err}");
+    }
+
+    #[test]
+    fn file_overrides_defaults() {
+        let config = load_text("[api]\nlisten = \"127.0.0.1:9999\"\n").expect("valid");
+        assert_eq!(config.api.listen, "127.0.0.1:9999");
+    }
+
+    #[test]
+    fn bad_duration_names_the_key() {
+        let err = load_text("[score]\nhalf_life = \"soon\"\n").expect_err("bad duration");
+        let text = err.to_string();
+        assert!(
+            text.contains("half_life") && text.contains("soon"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn window_must_be_multiple_of_bucket() {
+        let err =
+            load_text("[state]\nbucket = \"1m\"\nwindow = \"90s\"\n").expect_err("bad window");
+        assert!(err.to_string().contains("state.window"), "{err}");
+    }
+
+    #[test]
+    fn thresholds_must_be_ordered() {
+        let err = load_text("[score]\nhigh = 20.0\n").expect_err("bad order");
+        assert!(err.to_string().contains("score.high"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/riskd.toml"))).expect_err("missing");
+        assert!(err.to_string().contains("/nonexistent/riskd.toml"), "{err}");
+    }
+
+    #[test]
+    fn token_is_redacted_in_output() {
+        let mut config = Config::default_config().expect("defaults");
+        config.api.token = "s3cret".into();
+        assert!(!config.to_toml().contains("s3cret"));
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+}

@@ -1,0 +1,1 @@
+//! Detectors (design §4), one file each, no IO. Placeholder until the scoring issue lands.

@@ -1,0 +1,173 @@
+//! The `riskd` binary: parses the command line, loads config, and calls the library.
+//! Nothing here knows how scoring works (design §9 fixes this command line).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use riskd::config::Config;
+use riskd::decode::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "riskd",
+    version,
+    about = "Behavioural risk scoring for non-human identities"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The service: Kafka in, signals out, HTTP API and metrics.
+    Run {
+        /// Config file layered over the defaults (then RISKD__* variables).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Everything embedded, no external service: generated fleet, pipeline, API, live view.
+    Demo {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Score files in event-time order; signals as NDJSON.
+    Replay {
+        /// Input format of the records.
+        #[arg(long, default_value = "auto")]
+        format: Format,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Write signals here instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Write each rejected record, with its reason and position, here (NDJSON).
+        #[arg(long)]
+        dead_letter: Option<PathBuf>,
+        /// Files, directories, `.gz` files, or `-` for stdin.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Write a labelled synthetic NHI fleet: events (NDJSON) and labels (JSON).
+    Generate {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 200)]
+        identities: usize,
+        #[arg(long, default_value_t = 14)]
+        days: u32,
+        /// Events file (NDJSON).
+        #[arg(long, default_value = "events.ndjson")]
+        events: PathBuf,
+        /// Labels file (JSON).
+        #[arg(long, default_value = "labels.json")]
+        labels: PathBuf,
+    },
+    /// Detection quality of a signals file against generator labels.
+    Eval {
+        #[arg(long)]
+        labels: PathBuf,
+        /// Signals NDJSON as written by `riskd replay`.
+        signals: PathBuf,
+    },
+    /// Validate a config file and print the effective values.
+    CheckConfig { file: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("riskd: error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RISKD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("RISKD_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run { config } => {
+            init_logging();
+            let config = Config::load(config.as_deref())?;
+            runtime()?.block_on(async {
+                let shutdown = riskd::shutdown::on_signals();
+                riskd::service::run(config, shutdown).await
+            })?;
+        }
+        Command::Demo { config } => {
+            init_logging();
+            let config = Config::load(config.as_deref())?;
+            runtime()?.block_on(async {
+                let shutdown = riskd::shutdown::on_signals();
+                riskd::demo::run(config, shutdown).await
+            })?;
+        }
+        Command::Replay {
+            format,
+            config,
+            output,
+            dead_letter,
+            paths,
+        } => {
+            let config = Config::load(config.as_deref())?;
+            let options = riskd::replay::ReplayOptions {
+                format,
+                output,
+                dead_letter,
+                paths,
+                progress: None,
+            };
+            riskd::replay::run(&config, &options)?;
+        }
+        Command::Generate {
+            seed,
+            identities,
+            days,
+            events,
+            labels,
+        } => {
+            let options = riskd::source::generator::GenerateOptions {
+                seed,
+                identities,
+                days,
+            };
+            riskd::source::generator::generate_to_files(&options, &events, &labels)?;
+        }
+        Command::Eval { labels, signals } => {
+            riskd::eval::run_cli(&labels, &signals)?;
+        }
+        Command::CheckConfig { file } => match Config::load(Some(&file)) {
+            Ok(config) => print!("{}", config.to_toml()),
+            Err(err) => {
+                eprintln!("riskd: {}: {err}", file.display());
+                return Ok(ExitCode::from(1));
+            }
+        },
+    }
+    Ok(ExitCode::SUCCESS)
+}

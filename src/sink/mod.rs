@@ -1,0 +1,1 @@
+//! Where signals and rejected records go: files (replay) and Kafka (run).
