@@ -25,6 +25,7 @@ pub struct EngineStats {
     pub detector_fired: [u64; 8],
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct IdentityEntry {
     first_ms: i64,
     events: u64,
@@ -36,6 +37,7 @@ struct IdentityEntry {
 pub struct Engine {
     config: Config,
     identities: HashMap<String, IdentityEntry>,
+    dirty: std::collections::HashSet<String>,
     watermark_ms: i64,
     stats: EngineStats,
 }
@@ -45,6 +47,7 @@ impl Engine {
         Engine {
             config: config.clone(),
             identities: HashMap::new(),
+            dirty: std::collections::HashSet::new(),
             watermark_ms: i64::MIN,
             stats: EngineStats::default(),
         }
@@ -96,6 +99,7 @@ impl Engine {
                 last_level: Level::Normal,
             });
         entry.events += 1;
+        self.dirty.insert(event.identity.clone());
         if event.outcome.is_failure() {
             entry.failures += 1;
         }
@@ -157,7 +161,45 @@ impl Engine {
     pub fn stats(&self) -> &EngineStats {
         &self.stats
     }
+
+    /// Drains the identities whose state changed since the last call, with their state
+    /// encoded for the changelog topic (key = identity, value = these bytes).
+    pub fn take_dirty(&mut self) -> Vec<(String, Vec<u8>)> {
+        let mut changed = Vec::with_capacity(self.dirty.len());
+        for identity in self.dirty.drain() {
+            if let Some(entry) = self.identities.get(&identity) {
+                if let Ok(bytes) = postcard::to_stdvec(entry) {
+                    changed.push((identity, bytes));
+                }
+            }
+        }
+        changed
+    }
+
+    /// Installs an identity's state from the changelog (restore on partition assignment).
+    pub fn restore(&mut self, identity: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
+        let entry: IdentityEntry =
+            postcard::from_bytes(bytes).map_err(|e| SnapshotError(e.to_string()))?;
+        self.identities.insert(identity.to_string(), entry);
+        Ok(())
+    }
+
+    /// Drops an identity's state (partition revoked: another instance owns it now).
+    pub fn forget(&mut self, identity: &str) -> bool {
+        self.dirty.remove(identity);
+        self.identities.remove(identity).is_some()
+    }
+
+    /// Events folded into this identity's state so far, if tracked.
+    pub fn events_seen(&self, identity: &str) -> Option<u64> {
+        self.identities.get(identity).map(|e| e.events)
+    }
 }
+
+/// A changelog value that cannot be decoded into identity state.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt identity state: {0}")]
+pub struct SnapshotError(pub String);
 
 /// Maps a score to its level with the configured thresholds.
 pub fn level_for(config: &Config, score: f64) -> Level {
