@@ -1,9 +1,47 @@
-//! `riskd replay`: score files in event-time order. Placeholder being written.
+//! `riskd replay`: score files offline, in event-time order, with exactly the engine the
+//! service runs (design §9).
+//!
+//! Inputs are files, directories (walked in name order), `.gz` files, or `-` for stdin.
+//! Each input is read either line by line (NDJSON, one CloudTrail record or audit event
+//! per line) or, when it is one multi-line JSON document such as a CloudTrail
+//! `{"Records":[...]}` file, as a whole. Lines are read with a bound so a hostile input
+//! cannot exhaust memory.
+//!
+//! Real log files are only roughly sorted (CloudTrail delivers 5-minute files whose
+//! records interleave), so decoded events pass through a bounded reorder buffer that
+//! releases them in event-time order once they are `decode.max_lateness` behind the
+//! newest event seen.
+//!
+//! A bad record never stops the run or changes the exit code: it is counted by reason
+//! and, with `--dead-letter`, written out with its reason and position.
 
-use std::path::PathBuf;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
 
 use crate::config::Config;
-use crate::decode::Format;
+use crate::decode::{self, Decoded, Format, Limits, RejectReason, Rejection};
+use crate::engine::Engine;
+use crate::event::ActivityEvent;
+use crate::metrics::metrics;
+use crate::signal::{Level, Signal};
+
+/// Most events held for reordering; past this the oldest is released early, so memory
+/// stays bounded on dense inputs.
+const MAX_REORDER_EVENTS: usize = 1_000_000;
+/// A whole-document input (CloudTrail envelope) may be this many times `max_record_bytes`.
+const DOCUMENT_FACTOR: usize = 64;
+/// Raw bytes of a rejected record kept in the dead-letter file.
+const MAX_DEAD_LETTER_RAW: usize = 4096;
+/// One in this many events is timed for the latency summary (timing costs ~5% otherwise).
+const LATENCY_SAMPLE: u64 = 8;
 
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
@@ -18,17 +56,744 @@ pub struct ReplayOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("cannot read {path}: {source}")]
-    Input {
-        path: String,
-        source: std::io::Error,
-    },
+    Input { path: String, source: io::Error },
     #[error("cannot write {path}: {source}")]
-    Output {
-        path: String,
-        source: std::io::Error,
-    },
+    Output { path: String, source: io::Error },
+    #[error("{path}: not a file or directory")]
+    NotAFile { path: String },
 }
 
-pub fn run(_config: &Config, _options: &ReplayOptions) -> Result<(), ReplayError> {
+/// What a replay did, printed at the end and returned for tests.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplaySummary {
+    /// Records read (lines, or records inside a CloudTrail document).
+    pub records: u64,
+    pub decoded: u64,
+    pub skipped: u64,
+    pub rejected: BTreeMap<String, u64>,
+    pub identities: usize,
+    pub signals: BTreeMap<String, u64>,
+    pub elapsed_seconds: f64,
+    pub events_per_second: f64,
+    /// Per-event scoring latency (sampled), nanoseconds.
+    pub latency_p50_ns: u64,
+    pub latency_p99_ns: u64,
+    pub latency_p999_ns: u64,
+}
+
+impl ReplaySummary {
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+}
+
+/// Where a record came from, for dead-letter entries.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    input: u32,
+    line: u64,
+    /// Index inside a `{"Records":[...]}` document.
+    record: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct DeadLetter<'a> {
+    source: &'a str,
+    line: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<u32>,
+    reason: &'static str,
+    detail: &'a str,
+    raw: &'a str,
+}
+
+struct Pending {
+    time_ms: i64,
+    seq: u64,
+    event: Box<ActivityEvent>,
+    position: Position,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        (self.time_ms, self.seq) == (other.time_ms, other.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.time_ms, self.seq).cmp(&(other.time_ms, other.seq))
+    }
+}
+
+/// The replay run: engine, reorder buffer, writers and counters.
+struct Replay<'a> {
+    engine: Engine,
+    limits: Limits,
+    format: Format,
+    horizon_ms: i64,
+    reorder: BinaryHeap<Reverse<Pending>>,
+    newest_ms: i64,
+    seq: u64,
+    out: Box<dyn Write + 'a>,
+    output_name: String,
+    dead: Option<(BufWriter<File>, String)>,
+    sources: Vec<String>,
+    summary: ReplaySummary,
+    rejected: [u64; RejectReason::ALL.len()],
+    signals: [u64; 4],
+    detector_fired_before: [u64; 8],
+    scratch_decoded: Vec<Decoded>,
+    scratch_signals: Vec<Signal>,
+    latency: hdrhistogram::Histogram<u64>,
+    output_closed: bool,
+}
+
+/// Runs a replay with the given options and prints the summary to stderr.
+pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
+    let inputs = expand_inputs(&options.paths)?;
+    let total_bytes: u64 = inputs
+        .iter()
+        .filter_map(|p| (p != Path::new("-")).then(|| std::fs::metadata(p).ok()).flatten())
+        .map(|m| m.len())
+        .sum();
+    let show_progress = options
+        .progress
+        .unwrap_or_else(|| io::stderr().is_terminal());
+    let progress = show_progress.then(|| progress_bar(total_bytes));
+
+    let (out, output_name): (Box<dyn Write>, String) = match &options.output {
+        Some(path) => {
+            let file = File::create(path).map_err(|source| ReplayError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, file)),
+                path.display().to_string(),
+            )
+        }
+        None => (
+            Box::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())),
+            "stdout".to_string(),
+        ),
+    };
+    let dead = match &options.dead_letter {
+        Some(path) => {
+            let file = File::create(path).map_err(|source| ReplayError::Output {
+                path: path.display().to_string(),
+                source,
+            })?;
+            Some((BufWriter::new(file), path.display().to_string()))
+        }
+        None => None,
+    };
+
+    let mut replay = Replay {
+        engine: Engine::new(config),
+        limits: Limits::from(&config.decode),
+        format: options.format,
+        horizon_ms: config.decode.max_lateness.as_millis_i64(),
+        reorder: BinaryHeap::new(),
+        newest_ms: i64::MIN,
+        seq: 0,
+        out,
+        output_name,
+        dead,
+        sources: inputs.iter().map(|p| p.display().to_string()).collect(),
+        summary: ReplaySummary::default(),
+        rejected: [0; RejectReason::ALL.len()],
+        signals: [0; 4],
+        detector_fired_before: [0; 8],
+        scratch_decoded: Vec::new(),
+        scratch_signals: Vec::new(),
+        // Constant, valid bounds: this cannot fail.
+        latency: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3)
+            .expect("constant histogram bounds are valid"),
+        output_closed: false,
+    };
+    replay.detector_fired_before = replay.engine.stats().detector_fired;
+
+    let started = Instant::now();
+    let read_bytes = Arc::new(AtomicU64::new(0));
+    for (index, path) in inputs.iter().enumerate() {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        let reader = open_input(path, read_bytes.clone())?;
+        replay.read_input(index, reader, path, &read_bytes, progress.as_ref())?;
+        if replay.output_closed {
+            break;
+        }
+    }
+    replay.drain_all()?;
+    replay.flush()?;
+    if let Some(bar) = &progress {
+        bar.finish_and_clear();
+    }
+
+    let summary = replay.finish(started.elapsed());
+    print_summary(&summary);
+    Ok(summary)
+}
+
+impl Replay<'_> {
+    fn read_input(
+        &mut self,
+        index: u32,
+        reader: Box<dyn Read>,
+        path: &Path,
+        read_bytes: &AtomicU64,
+        progress: Option<&indicatif::ProgressBar>,
+    ) -> Result<(), ReplayError> {
+        let input_err = |source| ReplayError::Input {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut reader = BufReader::with_capacity(1 << 16, reader);
+        let document_mode = self.format != Format::Native
+            && looks_like_document(&mut reader).map_err(input_err)?;
+        if document_mode {
+            let cap = self.limits.max_record_bytes.saturating_mul(DOCUMENT_FACTOR);
+            let mut buf = Vec::new();
+            (&mut reader)
+                .take(u64::try_from(cap).unwrap_or(u64::MAX).saturating_add(1))
+                .read_to_end(&mut buf)
+                .map_err(input_err)?;
+            let position = Position {
+                input: index,
+                line: 1,
+                record: None,
+            };
+            if buf.len() > cap {
+                let rejection = Rejection::new(
+                    RejectReason::TooLarge,
+                    format!("document exceeds {cap} bytes ({DOCUMENT_FACTOR} x decode.max_record_bytes)"),
+                );
+                self.summary.records += 1;
+                self.reject(&rejection, position, &buf[..MAX_DEAD_LETTER_RAW.min(buf.len())])?;
+                // Drain the rest so the byte counter and progress stay honest.
+                io::copy(&mut reader, &mut io::sink()).map_err(input_err)?;
+            } else {
+                self.decode_record(&buf, position)?;
+            }
+        } else {
+            let mut line = Vec::with_capacity(1024);
+            let mut line_no = 0u64;
+            loop {
+                line.clear();
+                let (read, overflow) =
+                    read_bounded_line(&mut reader, &mut line, self.limits.max_record_bytes)
+                        .map_err(input_err)?;
+                if read == 0 {
+                    break;
+                }
+                line_no += 1;
+                let position = Position {
+                    input: index,
+                    line: line_no,
+                    record: None,
+                };
+                if overflow {
+                    self.summary.records += 1;
+                    let rejection = Rejection::new(
+                        RejectReason::TooLarge,
+                        format!(
+                            "line is longer than decode.max_record_bytes ({})",
+                            self.limits.max_record_bytes
+                        ),
+                    );
+                    let keep = MAX_DEAD_LETTER_RAW.min(line.len());
+                    self.reject(&rejection, position, &line[..keep])?;
+                    continue;
+                }
+                let trimmed = trim_ascii(&line);
+                if trimmed.is_empty() {
+                    continue;
+                }
+                self.decode_record(trimmed, position)?;
+                if self.output_closed {
+                    return Ok(());
+                }
+                if let Some(bar) = progress {
+                    if line_no % 4096 == 0 {
+                        bar.set_position(read_bytes.load(Ordering::Relaxed));
+                    }
+                }
+            }
+        }
+        if let Some(bar) = progress {
+            bar.set_position(read_bytes.load(Ordering::Relaxed));
+        }
+        Ok(())
+    }
+
+    fn decode_record(&mut self, raw: &[u8], position: Position) -> Result<(), ReplayError> {
+        let mut decoded = std::mem::take(&mut self.scratch_decoded);
+        decoded.clear();
+        decode::decode(self.format, raw, &self.limits, &mut decoded);
+        let multi = decoded.len() > 1;
+        for (i, item) in decoded.drain(..).enumerate() {
+            self.summary.records += 1;
+            let position = Position {
+                record: multi.then(|| u32::try_from(i).unwrap_or(u32::MAX)),
+                ..position
+            };
+            match item {
+                Decoded::Event(event) => {
+                    self.summary.decoded += 1;
+                    self.push(event, position)?;
+                }
+                Decoded::Skipped(_) => self.summary.skipped += 1,
+                Decoded::Rejected(rejection) => {
+                    let raw = if multi { &[][..] } else { raw };
+                    self.reject(&rejection, position, &raw[..MAX_DEAD_LETTER_RAW.min(raw.len())])?;
+                }
+            }
+        }
+        self.scratch_decoded = decoded;
+        Ok(())
+    }
+
+    /// Adds an event to the reorder buffer and releases what is now safely in order.
+    fn push(&mut self, event: Box<ActivityEvent>, position: Position) -> Result<(), ReplayError> {
+        self.newest_ms = self.newest_ms.max(event.time_ms);
+        self.seq += 1;
+        self.reorder.push(Reverse(Pending {
+            time_ms: event.time_ms,
+            seq: self.seq,
+            event,
+            position,
+        }));
+        let release_before = self.newest_ms.saturating_sub(self.horizon_ms);
+        while let Some(Reverse(top)) = self.reorder.peek() {
+            if top.time_ms < release_before || self.reorder.len() > MAX_REORDER_EVENTS {
+                if let Some(Reverse(pending)) = self.reorder.pop() {
+                    self.score(pending)?;
+                }
+            } else {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn drain_all(&mut self) -> Result<(), ReplayError> {
+        while let Some(Reverse(pending)) = self.reorder.pop() {
+            self.score(pending)?;
+        }
+        let mut signals = std::mem::take(&mut self.scratch_signals);
+        signals.clear();
+        if self.newest_ms != i64::MIN {
+            self.engine.advance_to(self.newest_ms, &mut signals);
+        }
+        for signal in signals.drain(..) {
+            self.emit(&signal)?;
+        }
+        self.scratch_signals = signals;
+        Ok(())
+    }
+
+    fn score(&mut self, pending: Pending) -> Result<(), ReplayError> {
+        let mut signals = std::mem::take(&mut self.scratch_signals);
+        signals.clear();
+        let timed = pending.seq % LATENCY_SAMPLE == 0;
+        let started = timed.then(Instant::now);
+        let result = self.engine.process(&pending.event, &mut signals);
+        if let Some(started) = started {
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let _ = self.latency.record(nanos.max(1));
+        }
+        if let Err(rejection) = result {
+            let raw = serde_json::to_vec(&*pending.event).unwrap_or_default();
+            self.reject(&rejection, pending.position, &raw)?;
+        }
+        for signal in signals.drain(..) {
+            self.emit(&signal)?;
+        }
+        self.scratch_signals = signals;
+        Ok(())
+    }
+
+    fn emit(&mut self, signal: &Signal) -> Result<(), ReplayError> {
+        self.signals[signal.level as usize] += 1;
+        if self.output_closed {
+            return Ok(());
+        }
+        let result = serde_json::to_writer(&mut self.out, signal)
+            .map_err(io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        self.output_result(result)
+    }
+
+    /// A closed pipe (`riskd replay ... | head`) ends the output quietly; any other
+    /// write error is fatal because signals would be lost.
+    fn output_result(&mut self, result: io::Result<()>) -> Result<(), ReplayError> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.output_closed = true;
+                Ok(())
+            }
+            Err(source) => Err(ReplayError::Output {
+                path: self.output_name.clone(),
+                source,
+            }),
+        }
+    }
+
+    fn reject(
+        &mut self,
+        rejection: &Rejection,
+        position: Position,
+        raw: &[u8],
+    ) -> Result<(), ReplayError> {
+        if let Some(slot) = RejectReason::ALL.iter().position(|r| *r == rejection.reason) {
+            self.rejected[slot] += 1;
+        }
+        let Some((writer, name)) = &mut self.dead else {
+            return Ok(());
+        };
+        let source = self
+            .sources
+            .get(position.input as usize)
+            .map(String::as_str)
+            .unwrap_or("?");
+        let raw_text = String::from_utf8_lossy(raw);
+        let entry = DeadLetter {
+            source,
+            line: position.line,
+            record: position.record,
+            reason: rejection.reason.as_str(),
+            detail: &rejection.detail,
+            raw: &raw_text,
+        };
+        serde_json::to_writer(&mut *writer, &entry)
+            .map_err(io::Error::from)
+            .and_then(|()| writer.write_all(b"\n"))
+            .map_err(|source| ReplayError::Output {
+                path: name.clone(),
+                source,
+            })
+    }
+
+    fn flush(&mut self) -> Result<(), ReplayError> {
+        let result = self.out.flush();
+        self.output_result(result)?;
+        if let Some((writer, name)) = &mut self.dead {
+            writer.flush().map_err(|source| ReplayError::Output {
+                path: name.clone(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self, elapsed: Duration) -> ReplaySummary {
+        let m = metrics();
+        m.events_consumed
+            .with_label_values(&["replay"])
+            .inc_by(self.summary.records);
+        for (slot, reason) in RejectReason::ALL.iter().enumerate() {
+            if self.rejected[slot] > 0 {
+                m.rejected(*reason).inc_by(self.rejected[slot]);
+                self.summary
+                    .rejected
+                    .insert(reason.as_str().to_string(), self.rejected[slot]);
+            }
+        }
+        for level in Level::ALL {
+            let n = self.signals[level as usize];
+            m.signals_published
+                .with_label_values(&[level.as_str()])
+                .inc_by(n);
+            self.summary.signals.insert(level.as_str().to_string(), n);
+        }
+        let fired = self.engine.stats().detector_fired;
+        for (i, name) in crate::metrics::DETECTORS.iter().enumerate() {
+            let delta = fired[i].saturating_sub(self.detector_fired_before[i]);
+            m.detector_fired.with_label_values(&[name]).inc_by(delta);
+        }
+        m.identities_tracked
+            .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        self.summary.identities = self.engine.identities();
+        self.summary.elapsed_seconds = elapsed.as_secs_f64();
+        self.summary.events_per_second = if elapsed.as_secs_f64() > 0.0 {
+            self.summary.decoded as f64 / elapsed.as_secs_f64()
+        } else {
+            0.0
+        };
+        if !self.latency.is_empty() {
+            self.summary.latency_p50_ns = self.latency.value_at_quantile(0.5);
+            self.summary.latency_p99_ns = self.latency.value_at_quantile(0.99);
+            self.summary.latency_p999_ns = self.latency.value_at_quantile(0.999);
+        }
+        self.summary
+    }
+}
+
+fn print_summary(s: &ReplaySummary) {
+    let rejected: Vec<String> = s.rejected.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let signals: Vec<String> = Level::ALL
+        .iter()
+        .map(|l| format!("{} {}", l.as_str(), s.signals.get(l.as_str()).unwrap_or(&0)))
+        .collect();
+    eprintln!(
+        "replay: {} records read, {} decoded, {} rejected{}, {} skipped",
+        s.records,
+        s.decoded,
+        s.rejected_total(),
+        if rejected.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", rejected.join(", "))
+        },
+        s.skipped
+    );
+    eprintln!(
+        "replay: {} identities, {} signals ({})",
+        s.identities,
+        s.signals.values().sum::<u64>(),
+        signals.join(", ")
+    );
+    eprintln!(
+        "replay: {:.2} s, {:.0} events/s; scoring latency p50 {:.2} µs, p99 {:.2} µs, p999 {:.2} µs",
+        s.elapsed_seconds,
+        s.events_per_second,
+        s.latency_p50_ns as f64 / 1000.0,
+        s.latency_p99_ns as f64 / 1000.0,
+        s.latency_p999_ns as f64 / 1000.0
+    );
+}
+
+fn progress_bar(total_bytes: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(total_bytes),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+/// Expands directories (recursively, sorted by name for a stable order) and checks that
+/// every path is readable before any work starts: an unusable path is the one thing that
+/// fails a replay, and it should fail before output is half written.
+fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
+    let mut out = Vec::new();
+    for path in paths {
+        if path == Path::new("-") {
+            out.push(path.clone());
+            continue;
+        }
+        let meta = std::fs::metadata(path).map_err(|source| ReplayError::Input {
+            path: path.display().to_string(),
+            source,
+        })?;
+        if meta.is_dir() {
+            walk_dir(path, &mut out)?;
+        } else if meta.is_file() {
+            File::open(path).map_err(|source| ReplayError::Input {
+                path: path.display().to_string(),
+                source,
+            })?;
+            out.push(path.clone());
+        } else {
+            return Err(ReplayError::NotAFile {
+                path: path.display().to_string(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayError> {
+    let read_err = |source| ReplayError::Input {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(read_err)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .map_err(read_err)?;
+    entries.sort();
+    for entry in entries {
+        let name = entry.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // Hidden files are editor droppings and licence notes are not logs.
+        if name.starts_with('.') {
+            continue;
+        }
+        if entry.is_dir() {
+            walk_dir(&entry, out)?;
+        } else if is_log_file(name) {
+            out.push(entry);
+        }
+    }
     Ok(())
+}
+
+/// In a directory, only files that look like logs are read (an explicit file argument
+/// is always read).
+fn is_log_file(name: &str) -> bool {
+    let name = name.strip_suffix(".gz").unwrap_or(name);
+    [".json", ".ndjson", ".jsonl", ".log"]
+        .iter()
+        .any(|ext| name.ends_with(ext))
+}
+
+/// Counts bytes as they are read from the underlying file (before gunzip), for the
+/// progress bar.
+struct CountingReader<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn open_input(path: &Path, count: Arc<AtomicU64>) -> Result<Box<dyn Read>, ReplayError> {
+    let raw: Box<dyn Read> = if path == Path::new("-") {
+        Box::new(io::stdin().lock())
+    } else {
+        Box::new(File::open(path).map_err(|source| ReplayError::Input {
+            path: path.display().to_string(),
+            source,
+        })?)
+    };
+    let counted = CountingReader { inner: raw, count };
+    let mut buffered = BufReader::new(counted);
+    // Sniff the gzip magic rather than trusting the extension: stdin has none.
+    let is_gzip = buffered
+        .fill_buf()
+        .map(|b| b.starts_with(&[0x1f, 0x8b]))
+        .map_err(|source| ReplayError::Input {
+            path: path.display().to_string(),
+            source,
+        })?;
+    if is_gzip {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}
+
+/// True when the input is one multi-line JSON document (a pretty-printed CloudTrail
+/// file) rather than one record per line: it starts with `{` or `[` and its first line
+/// is not a complete JSON value.
+fn looks_like_document<R: BufRead>(reader: &mut R) -> io::Result<bool> {
+    let buf = reader.fill_buf()?;
+    let start = match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(i) => i,
+        None => return Ok(false),
+    };
+    if buf[start] != b'{' && buf[start] != b'[' {
+        return Ok(false);
+    }
+    let first_line = match buf[start..].iter().position(|&b| b == b'\n') {
+        Some(end) => &buf[start..start + end],
+        // One buffer without a newline: a single long line or a compact document;
+        // either way the line reader hands it to the decoder whole.
+        None => return Ok(false),
+    };
+    Ok(serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_err())
+}
+
+/// Reads one line (without the newline) into `line`, keeping at most `limit` bytes and
+/// discarding the rest of an overlong line. Returns bytes consumed and whether the line
+/// was cut.
+fn read_bounded_line<R: BufRead>(
+    reader: &mut R,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> io::Result<(usize, bool)> {
+    let mut consumed = 0;
+    let mut overflow = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.is_empty() {
+            return Ok((consumed, overflow));
+        }
+        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..i], Some(i)),
+            None => (buf, None),
+        };
+        let room = limit.saturating_sub(line.len());
+        if chunk.len() > room {
+            overflow = true;
+            line.extend_from_slice(&chunk[..room]);
+        } else {
+            line.extend_from_slice(chunk);
+        }
+        let used = found.map_or(buf.len(), |i| i + 1);
+        reader.consume(used);
+        consumed += used;
+        if found.is_some() {
+            return Ok((consumed, overflow));
+        }
+    }
+}
+
+fn trim_ascii(bytes: &[u8]) -> &[u8] {
+    let start = bytes
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounded_line_cuts_and_skips_overlong_lines() {
+        let data = b"short\nthis line is far too long\nok\n";
+        let mut reader = BufReader::with_capacity(4, &data[..]);
+        let mut line = Vec::new();
+        assert_eq!(read_bounded_line(&mut reader, &mut line, 8).ok(), Some((6, false)));
+        assert_eq!(line, b"short");
+        line.clear();
+        let (_, overflow) = read_bounded_line(&mut reader, &mut line, 8).expect("read");
+        assert!(overflow);
+        assert_eq!(line.len(), 8);
+        line.clear();
+        assert_eq!(read_bounded_line(&mut reader, &mut line, 8).ok(), Some((3, false)));
+        assert_eq!(line, b"ok");
+    }
+
+    #[test]
+    fn pretty_printed_document_is_detected() {
+        let pretty = b"{\n  \"Records\": []\n}\n";
+        assert!(looks_like_document(&mut &pretty[..]).expect("read"));
+        let ndjson = b"{\"identity\":\"a\"}\n{\"identity\":\"b\"}\n";
+        assert!(!looks_like_document(&mut &ndjson[..]).expect("read"));
+        let garbage = b"not json\n";
+        assert!(!looks_like_document(&mut &garbage[..]).expect("read"));
+    }
+
+    #[test]
+    fn only_log_files_are_taken_from_directories() {
+        assert!(is_log_file("a.json") && is_log_file("a.json.gz") && is_log_file("x.ndjson"));
+        assert!(!is_log_file("LICENSE") && !is_log_file("SOURCE_COMMIT"));
+    }
 }
