@@ -79,6 +79,49 @@ impl fmt::Display for HumanDuration {
     }
 }
 
+/// Environment variables are parsed as TOML-ish values, so `RISKD__API__TOKEN=123456`
+/// arrives as an integer; string keys accept any scalar and keep its text.
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Ok(LenientString::deserialize(deserializer)?.0)
+}
+
+fn lenient_map<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, LenientString>::deserialize(deserializer)?;
+    Ok(raw.into_iter().map(|(k, v)| (k, v.0)).collect())
+}
+
+struct LenientString(String);
+
+impl<'de> Deserialize<'de> for LenientString {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = LenientString;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(LenientString(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
 /// Top-level configuration. Every key has a default in `config/default.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,11 +140,17 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct KafkaConfig {
     /// Bootstrap servers, comma separated.
+    #[serde(deserialize_with = "lenient_string")]
     pub brokers: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub group_id: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub input_topic: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub signals_topic: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub state_topic: String,
+    #[serde(deserialize_with = "lenient_string")]
     pub dead_letter_topic: String,
     /// Format of records on the input topic.
     pub input_format: Format,
@@ -118,6 +167,7 @@ pub struct KafkaConfig {
     pub topic_replication: i32,
     /// Passed verbatim to librdkafka (TLS, SASL, tuning): e.g.
     /// `"security.protocol" = "SASL_SSL"`. Values are never logged.
+    #[serde(deserialize_with = "lenient_map")]
     pub properties: BTreeMap<String, String>,
 }
 
@@ -127,15 +177,20 @@ pub struct ApiConfig {
     /// Address the HTTP API and `/metrics` listen on.
     pub listen: String,
     /// Bearer token required on `/v1` and `/ext_authz`; empty disables auth.
-    #[serde(serialize_with = "serialize_redacted")]
+    #[serde(
+        serialize_with = "serialize_redacted",
+        deserialize_with = "lenient_string"
+    )]
     pub token: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Most identities in one `POST /v1/risk:batch`.
     pub max_batch: usize,
     /// Header carrying the identity on Envoy `ext_authz` checks.
+    #[serde(deserialize_with = "lenient_string")]
     pub identity_header: String,
     /// Decision policy file (TOML); empty means allow unless the level is critical.
+    #[serde(deserialize_with = "lenient_string")]
     pub policy_file: String,
 }
 

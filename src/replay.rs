@@ -159,7 +159,11 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
     let inputs = expand_inputs(&options.paths)?;
     let total_bytes: u64 = inputs
         .iter()
-        .filter_map(|p| (p != Path::new("-")).then(|| std::fs::metadata(p).ok()).flatten())
+        .filter_map(|p| {
+            (p != Path::new("-"))
+                .then(|| std::fs::metadata(p).ok())
+                .flatten()
+        })
         .map(|m| m.len())
         .sum();
     let show_progress = options
@@ -254,8 +258,8 @@ impl Replay<'_> {
             source,
         };
         let mut reader = BufReader::with_capacity(1 << 16, reader);
-        let document_mode = self.format != Format::Native
-            && looks_like_document(&mut reader).map_err(input_err)?;
+        let document_mode =
+            self.format != Format::Native && looks_like_document(&mut reader).map_err(input_err)?;
         if document_mode {
             let cap = self.limits.max_record_bytes.saturating_mul(DOCUMENT_FACTOR);
             let mut buf = Vec::new();
@@ -274,7 +278,11 @@ impl Replay<'_> {
                     format!("document exceeds {cap} bytes ({DOCUMENT_FACTOR} x decode.max_record_bytes)"),
                 );
                 self.summary.records += 1;
-                self.reject(&rejection, position, &buf[..MAX_DEAD_LETTER_RAW.min(buf.len())])?;
+                self.reject(
+                    &rejection,
+                    position,
+                    &buf[..MAX_DEAD_LETTER_RAW.min(buf.len())],
+                )?;
                 // Drain the rest so the byte counter and progress stay honest.
                 io::copy(&mut reader, &mut io::sink()).map_err(input_err)?;
             } else {
@@ -350,7 +358,11 @@ impl Replay<'_> {
                 Decoded::Skipped(_) => self.summary.skipped += 1,
                 Decoded::Rejected(rejection) => {
                     let raw = if multi { &[][..] } else { raw };
-                    self.reject(&rejection, position, &raw[..MAX_DEAD_LETTER_RAW.min(raw.len())])?;
+                    self.reject(
+                        &rejection,
+                        position,
+                        &raw[..MAX_DEAD_LETTER_RAW.min(raw.len())],
+                    )?;
                 }
             }
         }
@@ -451,7 +463,10 @@ impl Replay<'_> {
         position: Position,
         raw: &[u8],
     ) -> Result<(), ReplayError> {
-        if let Some(slot) = RejectReason::ALL.iter().position(|r| *r == rejection.reason) {
+        if let Some(slot) = RejectReason::ALL
+            .iter()
+            .position(|r| *r == rejection.reason)
+        {
             self.rejected[slot] += 1;
         }
         let Some((writer, name)) = &mut self.dead else {
@@ -770,14 +785,20 @@ mod tests {
         let data = b"short\nthis line is far too long\nok\n";
         let mut reader = BufReader::with_capacity(4, &data[..]);
         let mut line = Vec::new();
-        assert_eq!(read_bounded_line(&mut reader, &mut line, 8).ok(), Some((6, false)));
+        assert_eq!(
+            read_bounded_line(&mut reader, &mut line, 8).ok(),
+            Some((6, false))
+        );
         assert_eq!(line, b"short");
         line.clear();
         let (_, overflow) = read_bounded_line(&mut reader, &mut line, 8).expect("read");
         assert!(overflow);
         assert_eq!(line.len(), 8);
         line.clear();
-        assert_eq!(read_bounded_line(&mut reader, &mut line, 8).ok(), Some((3, false)));
+        assert_eq!(
+            read_bounded_line(&mut reader, &mut line, 8).ok(),
+            Some((3, false))
+        );
         assert_eq!(line, b"ok");
     }
 

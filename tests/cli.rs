@@ -1,0 +1,296 @@
+//! CLI tests: run the built `riskd` binary on fixtures and check its output, exit codes
+//! and dead letters, as a user or a script would see them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use riskd::signal::Signal;
+
+fn riskd() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskd"));
+    // Tests must not pick up a developer's RISKD__* overrides.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RISKD__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("riskd binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn signals(bytes: &[u8]) -> Vec<Signal> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|line| serde_json::from_str::<Signal>(line).expect("every output line is a signal"))
+        .collect()
+}
+
+fn native_line(identity: &str, minute: u32) -> String {
+    format!(
+        r#"{{"time":"2026-11-25T08:{minute:02}:00Z","identity":"{identity}","action":"s3:GetObject","destination":"arn:aws:s3:::reports/r{minute}","event_id":"{identity}-{minute}"}}"#
+    )
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write fixture");
+    path
+}
+
+/// Five good lines (distinct identities, one in epoch milliseconds) and four bad ones of
+/// different kinds, with their 1-based line numbers.
+fn mixed_input() -> (String, Vec<&'static str>, Vec<u64>) {
+    let mut lines = vec![
+        native_line("svc-a", 1),
+        "this is not json".to_string(),
+        native_line("svc-b", 2),
+        r#"{"time":"2026-11-25T08:03:00Z","action":"x","destination":"y"}"#.to_string(),
+        native_line("svc-c", 3),
+        r#"{"time":"yesterday","identity":"svc-x","action":"x","destination":"y"}"#.to_string(),
+        native_line("svc-d", 4),
+        "[1,2,3]".to_string(),
+    ];
+    lines.push(
+        r#"{"time":1795593900000,"identity":"svc-e","action":"git:push","destination":"repo/app"}"#
+            .to_string(),
+    );
+    (
+        lines.join("\n") + "\n",
+        vec!["svc-a", "svc-b", "svc-c", "svc-d", "svc-e"],
+        vec![2, 4, 6, 8],
+    )
+}
+
+#[test]
+fn check_config_prints_effective_defaults() {
+    let out = run(riskd().args(["check-config", "config/default.toml"]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("input_topic = \"nhi.activity\""), "{text}");
+    assert!(text.contains("listen = \"127.0.0.1:8080\""), "{text}");
+}
+
+#[test]
+fn check_config_names_unknown_key_and_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_file(dir.path(), "bad.toml", "[state]\nmax_identitys = 5\n");
+    let out = run(riskd().arg("check-config").arg(&path));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("max_identitys"), "{}", stderr(&out));
+}
+
+#[test]
+fn environment_overrides_file_and_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_file(dir.path(), "c.toml", "[api]\nlisten = \"127.0.0.1:9000\"\n");
+    let out = run(riskd()
+        .arg("check-config")
+        .arg(&path)
+        .env("RISKD__API__LISTEN", "127.0.0.1:9999")
+        .env("RISKD__KAFKA__BROKERS", "kafka-1:9092,kafka-2:9092"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("127.0.0.1:9999"), "{text}");
+    assert!(text.contains("kafka-1:9092,kafka-2:9092"), "{text}");
+}
+
+#[test]
+fn invalid_environment_value_names_the_key() {
+    let out = run(riskd()
+        .args(["check-config", "config/default.toml"])
+        .env("RISKD__STATE__WINDOW", "90s"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("state.window"), "{}", stderr(&out));
+}
+
+#[test]
+fn numeric_looking_token_from_environment_is_a_string() {
+    let out = run(riskd()
+        .args(["check-config", "config/default.toml"])
+        .env("RISKD__API__TOKEN", "123456"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("<redacted>") && !text.contains("123456"),
+        "{text}"
+    );
+}
+
+#[test]
+fn replay_mixed_input_signals_good_lines_and_dead_letters_bad_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (text, good, bad_lines) = mixed_input();
+    let input = write_file(dir.path(), "mixed.ndjson", &text);
+    let dlq = dir.path().join("dlq.ndjson");
+    let out = run(riskd()
+        .args(["replay", "--format", "native", "--dead-letter"])
+        .arg(&dlq)
+        .arg(&input));
+    assert!(
+        out.status.success(),
+        "bad records must not fail the run: {}",
+        stderr(&out)
+    );
+    let got = signals(&out.stdout);
+    for identity in &good {
+        assert!(
+            got.iter().any(|s| s.identity == *identity),
+            "no signal for {identity}: {got:?}"
+        );
+    }
+    assert!(got.iter().all(|s| good.contains(&s.identity.as_str())));
+
+    let dead: Vec<serde_json::Value> = std::fs::read_to_string(&dlq)
+        .expect("dead-letter file")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dead letter is JSON"))
+        .collect();
+    let lines: Vec<u64> = dead.iter().filter_map(|d| d["line"].as_u64()).collect();
+    assert_eq!(lines, bad_lines, "one dead letter per bad line: {dead:?}");
+    for d in &dead {
+        assert!(d["reason"].as_str().is_some_and(|r| !r.is_empty()), "{d}");
+        assert!(d["detail"].as_str().is_some_and(|r| !r.is_empty()), "{d}");
+        assert!(
+            d["source"]
+                .as_str()
+                .is_some_and(|s| s.ends_with("mixed.ndjson")),
+            "{d}"
+        );
+    }
+    let summary = stderr(&out);
+    assert!(summary.contains("4 rejected"), "{summary}");
+}
+
+#[test]
+fn replay_reads_gzip_directories_and_stdin() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("logs/day1");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    write_file(&nested, "a.ndjson", &(native_line("dir-a", 1) + "\n"));
+    write_file(dir.path(), "logs/b.json", &(native_line("dir-b", 2) + "\n"));
+    write_file(
+        dir.path(),
+        "logs/NOTES",
+        "not a log file, skipped in directories\n",
+    );
+    let gz_path = dir.path().join("c.ndjson.gz");
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz_path).expect("create gz"),
+        flate2::Compression::default(),
+    );
+    gz.write_all((native_line("gz-c", 3) + "\n").as_bytes())
+        .expect("write gz");
+    gz.finish().expect("finish gz");
+
+    let mut child = riskd()
+        .args(["replay", "--format", "native"])
+        .arg(dir.path().join("logs"))
+        .arg(&gz_path)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn riskd");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all((native_line("stdin-d", 4) + "\n").as_bytes())
+        .expect("feed stdin");
+    let out = child.wait_with_output().expect("riskd finishes");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let identities: std::collections::BTreeSet<String> = signals(&out.stdout)
+        .into_iter()
+        .map(|s| s.identity)
+        .collect();
+    for expected in ["dir-a", "dir-b", "gz-c", "stdin-d"] {
+        assert!(
+            identities.contains(expected),
+            "{expected} missing: {identities:?}"
+        );
+    }
+    assert!(stderr(&out).contains("0 rejected"), "{}", stderr(&out));
+}
+
+#[test]
+fn replay_output_file_gets_the_signals() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = write_file(dir.path(), "in.ndjson", &(native_line("out-a", 1) + "\n"));
+    let output = dir.path().join("signals.ndjson");
+    let out = run(riskd()
+        .args(["replay", "--output"])
+        .arg(&output)
+        .arg(&input));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let got = signals(&std::fs::read(&output).expect("output file"));
+    assert_eq!(got.first().map(|s| s.identity.as_str()), Some("out-a"));
+}
+
+#[test]
+fn replay_fails_only_on_unreadable_path() {
+    let out = run(riskd().args(["replay", "/nonexistent/riskd-input.ndjson"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/riskd-input.ndjson"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn replay_refuses_unknown_format() {
+    let out = run(riskd().args(["replay", "--format", "xml", "-"]));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("xml"), "{}", stderr(&out));
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (text, _, _) = mixed_input();
+    let input = write_file(dir.path(), "mixed.ndjson", &text);
+    let first = run(riskd().arg("replay").arg(&input));
+    let second = run(riskd().arg("replay").arg(&input));
+    assert!(first.status.success());
+    assert!(!first.stdout.is_empty());
+    assert_eq!(
+        first.stdout, second.stdout,
+        "same input must give byte-identical signals"
+    );
+}
+
+#[test]
+fn replay_cloudtrail_stratus_prints_valid_signals() {
+    let data = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/data/cloudtrail-stratus"
+    );
+    assert!(
+        Path::new(data).is_dir(),
+        "{data} is missing: the shared development data must sit beside the repository (../shared/data)"
+    );
+    let out = run(riskd().args(["replay", "--format", "cloudtrail", data]));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got = signals(&out.stdout);
+    assert!(
+        got.len() > 10,
+        "expected signals from 2,900 records, got {}",
+        got.len()
+    );
+    assert!(
+        stderr(&out).contains("2900 records read"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(got.iter().all(|s| (0.0..=100.0).contains(&s.score)));
+}
