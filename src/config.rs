@@ -167,8 +167,47 @@ pub struct KafkaConfig {
     pub topic_replication: i32,
     /// Passed verbatim to librdkafka (TLS, SASL, tuning): e.g.
     /// `"security.protocol" = "SASL_SSL"`. Values are never logged.
-    #[serde(deserialize_with = "lenient_map")]
-    pub properties: BTreeMap<String, String>,
+    pub properties: KafkaProperties,
+}
+
+/// librdkafka properties passed through verbatim. They often hold credentials
+/// (`sasl.password`, `ssl.key.password`), so `Debug` and the printed config show the
+/// keys only.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct KafkaProperties(#[serde(deserialize_with = "lenient_map")] pub BTreeMap<String, String>);
+
+impl std::ops::Deref for KafkaProperties {
+    type Target = BTreeMap<String, String>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl<'a> IntoIterator for &'a KafkaProperties {
+    type Item = (&'a String, &'a String);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Debug for KafkaProperties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.keys().map(|k| (k, "<redacted>")))
+            .finish()
+    }
+}
+
+impl Serialize for KafkaProperties {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for key in self.0.keys() {
+            map.serialize_entry(key, "<redacted>")?;
+        }
+        map.end()
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -645,5 +684,13 @@ mod tests {
         config.api.token = "s3cret".into();
         assert!(!config.to_toml().contains("s3cret"));
         assert!(!format!("{config:?}").contains("s3cret"));
+        config
+            .kafka
+            .properties
+            .0
+            .insert("sasl.password".into(), "hunter2".into());
+        assert!(!config.to_toml().contains("hunter2"));
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(config.to_toml().contains("sasl.password"));
     }
 }
