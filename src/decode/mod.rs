@@ -8,6 +8,12 @@
 
 use std::fmt;
 
+pub mod cloudtrail;
+pub mod k8s_audit;
+pub mod native;
+mod scan;
+mod util;
+
 use serde::{Deserialize, Serialize};
 
 use crate::event::ActivityEvent;
@@ -173,18 +179,125 @@ pub enum Decoded {
 /// Decodes one input record (one line, one Kafka message, or one CloudTrail
 /// `{"Records":[...]}` document) and appends one [`Decoded`] per activity record to `out`.
 ///
-/// PLACEHOLDER until the decoders land: rejects everything.
+/// Bounds come first: size (`too_large`; a CloudTrail envelope may be
+/// [`cloudtrail::ENVELOPE_FACTOR`] × `max_record_bytes`, each record inside still bounded
+/// by `max_record_bytes`), then UTF-8 (`invalid_encoding`), then a linear nesting scan
+/// (`too_deep`). Never panics; every input yields at least one `Decoded` except an empty
+/// `Records` array, which yields none.
 pub fn decode(format: Format, input: &[u8], limits: &Limits, out: &mut Vec<Decoded>) {
-    let _ = (format, limits);
-    if input.len() > limits.max_record_bytes {
-        out.push(Decoded::Rejected(Rejection::new(
-            RejectReason::TooLarge,
-            "record too large",
+    let max = match format {
+        Format::Cloudtrail | Format::Auto => limits
+            .max_record_bytes
+            .saturating_mul(cloudtrail::ENVELOPE_FACTOR),
+        Format::Native | Format::K8sAudit => limits.max_record_bytes,
+    };
+    let text = match preflight(input, max, limits) {
+        Ok(text) => text,
+        Err(r) => {
+            out.push(Decoded::Rejected(r));
+            return;
+        }
+    };
+    let format = match format {
+        Format::Auto => match sniff(text) {
+            Ok(f) => f,
+            Err(r) => {
+                out.push(Decoded::Rejected(r));
+                return;
+            }
+        },
+        f => f,
+    };
+    if format != Format::Cloudtrail && text.len() > limits.max_record_bytes {
+        out.push(Decoded::Rejected(too_large(
+            text.len(),
+            limits.max_record_bytes,
         )));
         return;
     }
-    out.push(Decoded::Rejected(Rejection::new(
+    match format {
+        Format::Native => out.push(match native::decode_str(text) {
+            Ok(ev) => Decoded::Event(Box::new(ev)),
+            Err(r) => Decoded::Rejected(r),
+        }),
+        Format::K8sAudit => out.push(k8s_audit::decode_str(text)),
+        Format::Cloudtrail | Format::Auto => cloudtrail::decode_into(text, limits, out),
+    }
+}
+
+/// Decodes one native event: the hot path (design §11), with no intermediate tree and no
+/// output vector. Same bounds and rejections as [`decode`] with [`Format::Native`].
+pub fn decode_native(input: &[u8], limits: &Limits) -> Result<ActivityEvent, Rejection> {
+    let text = preflight(input, limits.max_record_bytes, limits)?;
+    native::decode_str(text)
+}
+
+fn too_large(len: usize, max: usize) -> Rejection {
+    Rejection::new(
+        RejectReason::TooLarge,
+        format!("record is {len} bytes, over the limit of {max}"),
+    )
+}
+
+/// Size, encoding and depth checks, in that order (cheapest and most hostile first).
+fn preflight<'a>(input: &'a [u8], max_bytes: usize, limits: &Limits) -> Result<&'a str, Rejection> {
+    if input.len() > max_bytes {
+        return Err(too_large(input.len(), max_bytes));
+    }
+    let text = std::str::from_utf8(input).map_err(|e| {
+        Rejection::new(
+            RejectReason::InvalidEncoding,
+            format!(
+                "not UTF-8: invalid byte sequence at byte {}",
+                e.valid_up_to()
+            ),
+        )
+    })?;
+    scan::check_depth(input, limits.max_depth)?;
+    Ok(text)
+}
+
+/// Picks a format for one record from its top-level keys (design: `auto`).
+fn sniff(text: &str) -> Result<Format, Rejection> {
+    let Some(members) = scan::object_members(text) else {
+        // Either not JSON or not an object; let the syntax check say which.
+        return Err(match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+            Err(e) => util::serde_rejection(&e),
+            Ok(_) => Rejection::new(
+                RejectReason::NotAnObject,
+                format!("expected a JSON object, found {}", scan::json_kind(text)),
+            ),
+        });
+    };
+    let has = |name: &str| members.iter().any(|m| m.key() == name);
+    let string_of = |name: &str| {
+        members
+            .iter()
+            .find(|m| m.key() == name)
+            .and_then(|m| m.string_value())
+    };
+    if has("Records") || (has("eventSource") && has("eventName")) {
+        return Ok(Format::Cloudtrail);
+    }
+    let k8s_api = string_of("apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/"));
+    let k8s_kind = string_of("kind").is_some_and(|v| v == "Event") && has("auditID");
+    if k8s_api || k8s_kind {
+        return Ok(Format::K8sAudit);
+    }
+    if has("identity") {
+        return Ok(Format::Native);
+    }
+    let keys: Vec<String> = members
+        .iter()
+        .take(8)
+        .map(|m| util::quote(&m.key()))
+        .collect();
+    Err(Rejection::new(
         RejectReason::UnknownFormat,
-        "decoders not implemented yet",
-    )));
+        format!(
+            "no `Records`, `eventSource`+`eventName`, audit.k8s.io `apiVersion` or `identity`; top-level keys: [{}]{}",
+            keys.join(", "),
+            if members.len() > 8 { ", …" } else { "" }
+        ),
+    ))
 }
