@@ -395,23 +395,16 @@ fn destination(rec: &Obj<'_>, service: &str, event_source: &str) -> Result<Strin
     }
     // requestParameters is free-form per API (sometimes a string, often null); mine it
     // leniently rather than reject records over shapes we do not use.
-    if let Some(params) = rec.lenient_obj("requestParameters", "requestParameters") {
+    let params = rec.lenient_obj("requestParameters", "requestParameters");
+    if let Some(params) = &params {
         if let Some(bucket) = params.opt_nonempty("bucketName").ok().flatten() {
             return Ok(match params.opt_nonempty("key").ok().flatten() {
                 Some(key) => format!("arn:aws:s3:::{bucket}/{key}"),
                 None => format!("arn:aws:s3:::{bucket}"),
             });
         }
-        for &param in IDENTIFYING_PARAMS {
-            if let Some(Value::String(v)) = params.map.get(param) {
-                if !v.is_empty() {
-                    return Ok(if v.starts_with("arn:") {
-                        v.clone()
-                    } else {
-                        format!("{service}:{param}/{v}")
-                    });
-                }
-            }
+        if let Some(d) = identifying_param(params, service) {
+            return Ok(d);
         }
         // EC2 wraps ids in `{"instancesSet":{"items":[{"instanceId":...}]}}`.
         if let Some(Value::String(id)) = params
@@ -426,7 +419,33 @@ fn destination(rec: &Obj<'_>, service: &str, event_source: &str) -> Result<Strin
             }
         }
     }
+    // Service events (`AwsServiceEvent`) have no request; they name their object in
+    // `serviceEventDetails` or `additionalEventData.ARN`.
+    if let Some(details) = rec.lenient_obj("serviceEventDetails", "serviceEventDetails") {
+        if let Some(d) = identifying_param(&details, service) {
+            return Ok(d);
+        }
+    }
+    if let Some(extra) = rec.lenient_obj("additionalEventData", "additionalEventData") {
+        if let Some(Value::String(arn)) = extra.map.get("ARN") {
+            if arn.starts_with("arn:") {
+                return Ok(arn.clone());
+            }
+        }
+    }
     Ok(event_source.to_string())
+}
+
+/// The first of [`IDENTIFYING_PARAMS`] with a non-empty string value: an ARN as is,
+/// otherwise `<service>:<param>/<value>`.
+fn identifying_param(params: &Obj<'_>, service: &str) -> Option<String> {
+    IDENTIFYING_PARAMS
+        .iter()
+        .find_map(|&param| match params.map.get(param) {
+            Some(Value::String(v)) if v.starts_with("arn:") => Some(v.clone()),
+            Some(Value::String(v)) if !v.is_empty() => Some(format!("{service}:{param}/{v}")),
+            _ => None,
+        })
 }
 
 /// Error codes that mean "not allowed" rather than "went wrong". EC2 prefixes its codes
