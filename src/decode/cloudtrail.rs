@@ -465,3 +465,354 @@ fn non_negative_integer(v: &Value) -> Option<u64> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(overrides: serde_json::Value) -> serde_json::Value {
+        let mut base = json!({
+            "eventTime": "2023-07-10T11:42:36Z",
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "GetObject",
+            "awsRegion": "eu-west-1",
+            "sourceIPAddress": "203.0.113.7",
+            "userAgent": "aws-cli/2.13",
+            "eventID": "ev-1",
+            "userIdentity": {
+                "type": "IAMUser",
+                "arn": "arn:aws:iam::111122223333:user/ci",
+                "principalId": "AIDAEXAMPLE",
+                "accessKeyId": "AKIAEXAMPLE"
+            }
+        });
+        if let (Some(b), Some(o)) = (base.as_object_mut(), overrides.as_object()) {
+            for (k, v) in o {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+        base
+    }
+
+    fn ok(v: serde_json::Value) -> ActivityEvent {
+        decode_record(&v.to_string()).unwrap_or_else(|e| panic!("{v}: {e}"))
+    }
+
+    fn bad(v: serde_json::Value) -> Rejection {
+        let e = decode_record(&v.to_string()).expect_err("should reject");
+        assert!(!e.detail.is_empty());
+        e
+    }
+
+    fn run(text: &str, limits: &Limits) -> Vec<Decoded> {
+        let mut out = Vec::new();
+        decode_into(text, limits, &mut out);
+        out
+    }
+
+    #[test]
+    fn iam_user_with_key_is_api_key_without_key_unknown() {
+        let ev = ok(record(json!({})));
+        assert_eq!(ev.identity, "arn:aws:iam::111122223333:user/ci");
+        assert_eq!(ev.identity_kind, IdentityKind::ApiKey);
+        assert_eq!(ev.action, "s3:GetObject");
+        let ev = ok(record(
+            json!({"userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"}}),
+        ));
+        assert_eq!(ev.identity_kind, IdentityKind::Unknown);
+    }
+
+    #[test]
+    fn assumed_role_prefers_session_issuer() {
+        let ev = ok(record(json!({"userIdentity": {
+            "type": "AssumedRole",
+            "arn": "arn:aws:sts::111122223333:assumed-role/deployer/sess-42",
+            "principalId": "AROAEXAMPLE:sess-42",
+            "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/path/deployer"}}
+        }})));
+        assert_eq!(ev.identity, "arn:aws:iam::111122223333:role/path/deployer");
+        assert_eq!(ev.identity_kind, IdentityKind::Workload);
+        assert_eq!(
+            ev.attributes.get("session").map(String::as_str),
+            Some("sess-42")
+        );
+    }
+
+    #[test]
+    fn assumed_role_derives_role_arn_keeping_partition() {
+        let ev = ok(record(json!({"userIdentity": {
+            "type": "AssumedRole",
+            "arn": "arn:aws-cn:sts::111122223333:assumed-role/deployer/sess-1"
+        }})));
+        assert_eq!(ev.identity, "arn:aws-cn:iam::111122223333:role/deployer");
+        assert_eq!(
+            ev.attributes.get("session").map(String::as_str),
+            Some("sess-1")
+        );
+    }
+
+    #[test]
+    fn assumed_role_without_arn_falls_back_to_principal() {
+        let ev = ok(record(json!({"userIdentity": {
+            "type": "AssumedRole", "principalId": "AROAEXAMPLE:sess-9"
+        }})));
+        assert_eq!(ev.identity, "AROAEXAMPLE:sess-9");
+        assert_eq!(
+            ev.attributes.get("session").map(String::as_str),
+            Some("sess-9")
+        );
+        let e = bad(record(json!({"userIdentity": {"type": "AssumedRole"}})));
+        assert_eq!(e.reason, RejectReason::MissingField);
+    }
+
+    #[test]
+    fn root_aws_service_and_other_types() {
+        let ev = ok(record(
+            json!({"userIdentity": {"type": "Root", "arn": "arn:aws:iam::1:root"}}),
+        ));
+        assert_eq!(
+            (ev.identity.as_str(), ev.identity_kind),
+            ("arn:aws:iam::1:root", IdentityKind::Human)
+        );
+        let ev = ok(record(
+            json!({"userIdentity": {"type": "AWSService", "invokedBy": "lambda.amazonaws.com"}}),
+        ));
+        assert_eq!(
+            (ev.identity.as_str(), ev.identity_kind),
+            ("lambda.amazonaws.com", IdentityKind::ServiceAccount)
+        );
+        let e = bad(record(json!({"userIdentity": {"type": "AWSService"}})));
+        assert_eq!(e.reason, RejectReason::MissingField);
+        assert!(e.detail.contains("userIdentity.invokedBy"), "{}", e.detail);
+        let ev = ok(record(
+            json!({"userIdentity": {"type": "WebIdentityUser", "principalId": "accounts.google.com:123"}}),
+        ));
+        assert_eq!(
+            (ev.identity.as_str(), ev.identity_kind),
+            ("accounts.google.com:123", IdentityKind::Unknown)
+        );
+        let ev = ok(record(
+            json!({"userIdentity": {"type": "FederatedUser", "arn": "arn:aws:sts::1:federated-user/bob", "principalId": "x"}}),
+        ));
+        assert_eq!(ev.identity, "arn:aws:sts::1:federated-user/bob");
+        let e = bad(record(json!({"userIdentity": {"type": "SAMLUser"}})));
+        assert_eq!(e.reason, RejectReason::MissingField);
+    }
+
+    #[test]
+    fn user_identity_missing_or_wrong_type() {
+        let mut v = record(json!({}));
+        v.as_object_mut().map(|o| o.remove("userIdentity"));
+        let e = bad(v);
+        assert_eq!(e.reason, RejectReason::MissingField);
+        assert!(e.detail.contains("userIdentity"));
+        let e = bad(record(json!({"userIdentity": "root"})));
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.contains("userIdentity"));
+        let e = bad(record(json!({"userIdentity": {"type": 7}})));
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.contains("userIdentity.type"), "{}", e.detail);
+    }
+
+    #[test]
+    fn destination_priority() {
+        let ev = ok(record(json!({
+            "resources": [{"ARN": "arn:aws:s3:::from-resources"}],
+            "requestParameters": {"bucketName": "b", "key": "k"}
+        })));
+        assert_eq!(ev.destination, "arn:aws:s3:::from-resources");
+        let ev = ok(record(
+            json!({"requestParameters": {"bucketName": "b", "key": "dir/k.txt"}}),
+        ));
+        assert_eq!(ev.destination, "arn:aws:s3:::b/dir/k.txt");
+        let ev = ok(record(json!({"requestParameters": {"bucketName": "b"}})));
+        assert_eq!(ev.destination, "arn:aws:s3:::b");
+        let ev = ok(record(json!({"eventSource": "iam.amazonaws.com",
+            "requestParameters": {"policyArn": "arn:aws:iam::aws:policy/Admin", "roleName": "r"}})));
+        assert_eq!(ev.destination, "iam:roleName/r", "role before policy");
+        let ev = ok(record(json!({"eventSource": "iam.amazonaws.com",
+            "requestParameters": {"policyArn": "arn:aws:iam::aws:policy/Admin"}})));
+        assert_eq!(
+            ev.destination, "arn:aws:iam::aws:policy/Admin",
+            "ARN values as is"
+        );
+        let ev = ok(record(json!({"eventSource": "kms.amazonaws.com",
+            "requestParameters": {"keyId": "", "encryptionContext": {"a": "b"}}})));
+        assert_eq!(
+            ev.destination, "kms.amazonaws.com",
+            "empty and nested params ignored"
+        );
+        let ev = ok(record(json!({"requestParameters": "weird"})));
+        assert_eq!(ev.destination, "s3.amazonaws.com");
+        let ev = ok(record(
+            json!({"resources": [{"accountId": "1"}], "requestParameters": null}),
+        ));
+        assert_eq!(ev.destination, "s3.amazonaws.com");
+        let ev = ok(record(
+            json!({"eventSource": "ec2.amazonaws.com", "serviceEventDetails": {"snapshotId": "snap-1"}}),
+        ));
+        assert_eq!(ev.destination, "ec2:snapshotId/snap-1");
+    }
+
+    #[test]
+    fn every_identifying_param_is_used() {
+        for &param in IDENTIFYING_PARAMS {
+            let ev = ok(record(
+                json!({"eventSource": "x.amazonaws.com", "requestParameters": {param: "v"}}),
+            ));
+            assert_eq!(ev.destination, format!("x:{param}/v"));
+        }
+    }
+
+    #[test]
+    fn outcome_from_error_code() {
+        let cases = [
+            ("AccessDenied", Outcome::Denied),
+            ("AccessDeniedException", Outcome::Denied),
+            ("Client.UnauthorizedOperation", Outcome::Denied),
+            ("UnauthorizedAccess", Outcome::Denied),
+            ("Forbidden", Outcome::Denied),
+            ("NoSuchBucketPolicy", Outcome::Error),
+            ("ThrottlingException", Outcome::Error),
+            ("Client.InvalidVpcID.NotFound", Outcome::Error),
+            ("", Outcome::Success),
+        ];
+        for (code, want) in cases {
+            let ev = ok(record(json!({"errorCode": code})));
+            assert_eq!(ev.outcome, want, "{code}");
+        }
+        assert_eq!(ok(record(json!({}))).outcome, Outcome::Success);
+        assert_eq!(
+            bad(record(json!({"errorCode": 403}))).reason,
+            RejectReason::WrongType
+        );
+    }
+
+    #[test]
+    fn source_address_ip_or_named_network() {
+        let ev = ok(record(json!({"sourceIPAddress": "2001:db8::1"})));
+        assert_eq!(ev.source_ip.as_deref(), Some("2001:db8::1"));
+        let ev = ok(record(json!({"sourceIPAddress": "s3.amazonaws.com"})));
+        assert_eq!(
+            (ev.source_ip, ev.source_network.as_deref()),
+            (None, Some("s3.amazonaws.com"))
+        );
+        let ev = ok(record(json!({"sourceIPAddress": "AWS Internal"})));
+        assert_eq!(ev.source_network.as_deref(), Some("AWS Internal"));
+    }
+
+    #[test]
+    fn service_name_from_event_source() {
+        let ev = ok(record(
+            json!({"eventSource": "secretsmanager.amazonaws.com", "eventName": "GetSecretValue"}),
+        ));
+        assert_eq!(ev.action, "secretsmanager:GetSecretValue");
+        let ev = ok(record(json!({"eventSource": "custom"})));
+        assert_eq!(ev.action, "custom:GetObject");
+    }
+
+    #[test]
+    fn times() {
+        let mut v = record(json!({"@timestamp": "2023-07-10T11:42:37Z"}));
+        v.as_object_mut().map(|o| o.remove("eventTime"));
+        assert_eq!(ok(v.clone()).time_ms, 1_688_989_357_000);
+        v["@timestamp"] = json!(1_688_989_357_001_i64);
+        assert_eq!(ok(v.clone()).time_ms, 1_688_989_357_001);
+        v["@timestamp"] = json!(true);
+        assert_eq!(bad(v.clone()).reason, RejectReason::WrongType);
+        v["@timestamp"] = json!(1.5);
+        assert_eq!(bad(v.clone()).reason, RejectReason::InvalidValue);
+        v.as_object_mut().map(|o| o.remove("@timestamp"));
+        let e = bad(v);
+        assert_eq!(e.reason, RejectReason::MissingField);
+        assert!(e.detail.contains("eventTime"));
+        let e = bad(record(json!({"eventTime": "10/07/2023"})));
+        assert_eq!(e.reason, RejectReason::InvalidValue);
+        assert!(e.detail.contains("`10/07/2023`"));
+        assert_eq!(
+            bad(record(json!({"eventTime": "1970-01-01T00:00:00Z"}))).reason,
+            RejectReason::InvalidValue
+        );
+    }
+
+    #[test]
+    fn required_fields() {
+        for field in ["eventSource", "eventName"] {
+            let mut v = record(json!({}));
+            v.as_object_mut().map(|o| o.remove(field));
+            let e = bad(v);
+            assert_eq!(e.reason, RejectReason::MissingField);
+            assert!(e.detail.contains(field));
+        }
+        let e = bad(record(json!({"eventName": ["x"]})));
+        assert_eq!(e.reason, RejectReason::WrongType);
+        assert!(e.detail.contains("`eventName`"));
+    }
+
+    #[test]
+    fn bytes_and_compact_attributes() {
+        let ev = ok(record(
+            json!({"additionalEventData": {"bytesTransferredOut": 512.0},
+            "readOnly": "false", "eventType": "AwsApiCall", "recipientAccountId": "111122223333"}),
+        ));
+        assert_eq!(ev.bytes, Some(512));
+        assert_eq!(
+            ev.attributes.get("read_only").map(String::as_str),
+            Some("false")
+        );
+        assert_eq!(ev.attributes.len(), 4, "{:?}", ev.attributes);
+        let ev = ok(record(
+            json!({"additionalEventData": {"bytesTransferredOut": "512"}}),
+        ));
+        assert_eq!(ev.bytes, None);
+        let ev = ok(record(
+            json!({"additionalEventData": {"bytesTransferredOut": -1}}),
+        ));
+        assert_eq!(ev.bytes, None);
+    }
+
+    #[test]
+    fn envelope_yields_one_result_per_record_in_order() {
+        let a = record(json!({"eventName": "A"}));
+        let b = record(json!({"eventName": "B"}));
+        let text = format!(r#"{{"Records":[{a},{{"eventName":"bad"}},7,{b}]}}"#);
+        let out = run(&text, &Limits::default());
+        assert_eq!(out.len(), 4);
+        assert!(matches!(&out[0], Decoded::Event(e) if e.action == "s3:A"));
+        assert!(
+            matches!(&out[1], Decoded::Rejected(r) if r.reason == RejectReason::MissingField && r.detail.starts_with("Records[1]: "))
+        );
+        assert!(matches!(&out[2], Decoded::Rejected(r) if r.reason == RejectReason::NotAnObject));
+        assert!(matches!(&out[3], Decoded::Event(e) if e.action == "s3:B"));
+    }
+
+    #[test]
+    fn envelope_edge_cases() {
+        let limits = Limits::default();
+        assert!(run(r#"{"Records":[]}"#, &limits).is_empty());
+        let out = run(r#"{"Records":{"a":1}}"#, &limits);
+        assert!(
+            matches!(&out[..], [Decoded::Rejected(r)] if r.reason == RejectReason::WrongType && r.detail.contains("`Records`"))
+        );
+        let out = run(r#"[{"Records":[]}]"#, &limits);
+        assert!(
+            matches!(&out[..], [Decoded::Rejected(r)] if r.reason == RejectReason::NotAnObject)
+        );
+        let out = run(r#"{"Records":[{"a":1}"#, &limits);
+        assert!(
+            matches!(&out[..], [Decoded::Rejected(r)] if r.reason == RejectReason::InvalidJson)
+        );
+    }
+
+    #[test]
+    fn single_record_over_limit_is_too_large() {
+        let text = record(json!({})).to_string();
+        let limits = Limits {
+            max_record_bytes: 50,
+            max_depth: 64,
+        };
+        let out = run(&text, &limits);
+        assert!(matches!(&out[..], [Decoded::Rejected(r)] if r.reason == RejectReason::TooLarge));
+    }
+}
