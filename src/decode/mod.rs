@@ -5,6 +5,17 @@
 //!
 //! Hostile input is bounded before parsing: records over `max_record_bytes` or nested
 //! deeper than `max_depth` are rejected without building a tree.
+//!
+//! # Layout
+//!
+//! - [`native`]: riskd's own event, the hot path (borrowed serde struct, no tree).
+//! - [`cloudtrail`]: AWS CloudTrail envelopes and single records.
+//! - [`k8s_audit`]: Kubernetes `audit.k8s.io/v1` events.
+//! - `scan`: the depth pre-scan and the envelope splitter; `util`: shared helpers.
+//!
+//! Decompression (`.gz`) and line splitting are the caller's job (`source`): a decoder
+//! sees exactly one record or one CloudTrail document. `too_late` / `too_far_ahead` are
+//! never produced here; they need the event-time watermark, which the engine owns.
 
 use std::fmt;
 
