@@ -401,6 +401,13 @@ impl Config {
         Self::from_figment(figment)
     }
 
+    /// Defaults overlaid with `text` (the contents of a config file), validated. No
+    /// environment variables are read, so the result depends on `text` alone: used by
+    /// the config fuzz target and by callers that hold a config in memory.
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(DEFAULT_TOML)).merge(Toml::string(text)))
+    }
+
     fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let config: Config = figment.extract().map_err(Box::new)?;
         config.validate()?;
