@@ -265,7 +265,9 @@ fn preflight<'a>(input: &'a [u8], max_bytes: usize, limits: &Limits) -> Result<&
         )
     })?;
     scan::check_depth(input, limits.max_depth)?;
-    Ok(text)
+    // Files written by Windows tools often start with a byte-order mark; it is not JSON
+    // whitespace, and rejecting a whole export over it helps nobody.
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
 /// Picks a format for one record from its top-level keys (design: `auto`).
