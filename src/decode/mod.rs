@@ -232,6 +232,7 @@ pub fn decode(format: Format, input: &[u8], limits: &Limits, out: &mut Vec<Decod
             Err(r) => Decoded::Rejected(r),
         }),
         Format::K8sAudit => out.push(k8s_audit::decode_str(text)),
+        // `Auto` was resolved by `sniff` above; listed only to keep the match total.
         Format::Cloudtrail | Format::Auto => cloudtrail::decode_into(text, limits, out),
     }
 }
