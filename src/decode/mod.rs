@@ -232,6 +232,7 @@ pub fn decode(format: Format, input: &[u8], limits: &Limits, out: &mut Vec<Decod
             Err(r) => Decoded::Rejected(r),
         }),
         Format::K8sAudit => out.push(k8s_audit::decode_str(text)),
+        // `Auto` was resolved by `sniff` above; listed only to keep the match total.
         Format::Cloudtrail | Format::Auto => cloudtrail::decode_into(text, limits, out),
     }
 }
@@ -265,7 +266,9 @@ fn preflight<'a>(input: &'a [u8], max_bytes: usize, limits: &Limits) -> Result<&
         )
     })?;
     scan::check_depth(input, limits.max_depth)?;
-    Ok(text)
+    // Files written by Windows tools often start with a byte-order mark; it is not JSON
+    // whitespace, and rejecting a whole export over it helps nobody.
+    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
 /// Picks a format for one record from its top-level keys (design: `auto`).

@@ -2,7 +2,7 @@
 //! line. This is the hot path, so it deserializes straight into a borrowed struct (no
 //! `serde_json::Value` tree): strings without escapes are borrowed from the input.
 //!
-//! Every field is read as a [`Loose`] value that accepts any JSON type, and validated
+//! Every field is read as a `Loose` value that accepts any JSON type, and validated
 //! afterwards. That is what lets a rejection name the field and the bad value precisely
 //! (serde's own type errors only carry a line and column), and keeps the set of errors
 //! serde can raise down to syntax, top-level shape and duplicate keys.
