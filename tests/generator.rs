@@ -188,3 +188,50 @@ fn fleet_changes_are_labelled() {
         assert!(parse_time_ms(&c.start).is_some() && parse_time_ms(&c.end).is_some());
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        /// Any seed and (small) size: time order holds, attacks fit their victims'
+        /// spans, and every event belongs to a labelled identity.
+        #[test]
+        fn any_small_fleet_is_ordered_and_labelled(
+            seed in any::<u64>(),
+            identities in 0usize..40,
+            days in 0u32..6,
+            offset_h in 0i64..200,
+        ) {
+            let opts = GenerateOptions {
+                seed,
+                identities,
+                days,
+                start_ms: DEFAULT_START_MS + offset_h * 3_600_000,
+                attacks: true,
+            };
+            let fleet = Fleet::new(&opts);
+            let labels = fleet.labels().clone();
+            prop_assert!(labels.validate().is_ok());
+            let spans: BTreeMap<String, (i64, i64)> = labels
+                .identities
+                .iter()
+                .map(|i| (i.identity.clone(), i.span_ms().expect("span")))
+                .collect();
+            for a in &labels.attacks {
+                let (s, e) = a.span_ms().expect("attack span");
+                let (first, last) = spans[&a.identity];
+                prop_assert!(first <= s && s <= e && e <= last);
+            }
+            let mut last = i64::MIN;
+            for e in fleet.take(200_000) {
+                prop_assert!(e.time_ms >= last);
+                last = e.time_ms;
+                let (first, end) = spans[&e.identity];
+                prop_assert!(e.time_ms >= first && e.time_ms <= end);
+            }
+        }
+    }
+}
