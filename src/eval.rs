@@ -548,15 +548,18 @@ pub fn read_signals(path: &Path) -> Result<(Vec<Signal>, BadLines), EvalError> {
     Ok((signals, bad))
 }
 
-/// Reads native NDJSON events with the project's decoder; rejects counted by line.
-pub fn read_events(path: &Path) -> Result<(Vec<ActivityEvent>, BadLines), EvalError> {
+/// Streams native NDJSON events through `f` with the project's decoder, in file order
+/// (files from `riskd generate` are in event-time order); rejects counted by line.
+pub fn for_each_event(
+    path: &Path,
+    mut f: impl FnMut(&ActivityEvent),
+) -> Result<BadLines, EvalError> {
     use crate::decode::{decode, Decoded, Format, Limits};
     let read_err = |source| EvalError::Read {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut events = Vec::new();
     let mut bad = BadLines::default();
     let limits = Limits::default();
     let mut out = Vec::new();
@@ -569,15 +572,13 @@ pub fn read_events(path: &Path) -> Result<(Vec<ActivityEvent>, BadLines), EvalEr
         decode(Format::Native, line.as_bytes(), &limits, &mut out);
         for d in out.drain(..) {
             match d {
-                Decoded::Event(e) => events.push(*e),
+                Decoded::Event(e) => f(&e),
                 Decoded::Skipped(_) => {}
                 Decoded::Rejected(r) => bad.add(n as u64 + 1, r.to_string()),
             }
         }
     }
-    // The baseline needs event-time order; files from `riskd generate` already are.
-    events.sort_by_key(|e| e.time_ms);
-    Ok((events, bad))
+    Ok(bad)
 }
 
 /// What `riskd eval` should compute and print.
@@ -604,12 +605,9 @@ pub fn run_cli(opts: &EvalCli) -> Result<(), EvalError> {
     }
     if opts.naive {
         if let Some(path) = &opts.events {
-            let (events, bad) = read_events(path)?;
             let mut naive = NaiveFirstSeen::default();
             let mut signals = Vec::new();
-            for e in &events {
-                naive.observe(e, &mut signals);
-            }
+            let bad = for_each_event(path, |e| naive.observe(e, &mut signals))?;
             reports.push(evaluate_with(&labels, signals.into_iter(), grace));
             bad_inputs.push((path.clone(), bad));
         }
