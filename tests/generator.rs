@@ -281,10 +281,10 @@ fn benign_fleet_shows_every_real_world_trait_of_design_section_3() {
     let mut uas: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut v2_first: BTreeMap<String, i64> = BTreeMap::new();
     let (mut incident_err, mut incident_n, mut other_err) = (0u64, 0u64, 0u64);
-    let mut payments_per_day = vec![0u64; 14];
-    let mut all_per_day = vec![0u64; 14];
+    let mut payments_per_day = [0u64; 14];
+    let mut all_per_day = [0u64; 14];
     // Traffic of long-lived, demand-driven identities (scheduled jobs do not grow).
-    let mut organic_per_day = vec![0u64; 14];
+    let mut organic_per_day = [0u64; 14];
     let whole_run: BTreeSet<&str> = labels
         .identities
         .iter()
