@@ -39,12 +39,12 @@ pub const DEFAULT_GRACE_MS: i64 = HOUR_MS;
 /// Errors of `riskd eval` (bad signal lines are not errors: they are counted).
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not a labels file: {source}")]
+    #[error("{path} is not a labels file")]
     LabelsJson {
         path: PathBuf,
         source: serde_json::Error,

@@ -75,6 +75,7 @@ enum Command {
     /// Detection quality of a signals file against generator labels: recall, false alerts
     /// per 1,000 identity-days, time to detect; optionally against a naive first-seen rule.
     Eval {
+        /// Labels JSON written by `riskd generate`.
         #[arg(long)]
         labels: PathBuf,
         /// Also score the naive first-seen baseline on `--events`, for comparison.

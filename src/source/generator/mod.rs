@@ -363,7 +363,7 @@ impl GenerateSummary {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: PathBuf,
         source: std::io::Error,
