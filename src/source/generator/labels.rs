@@ -9,8 +9,10 @@ use crate::signal::parse_time_ms;
 /// Everything `riskd eval` needs to know about a generated fleet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Labels {
-    /// Generator version that wrote this file.
+    /// Generator version that wrote this file (optional in hand-written labels).
+    #[serde(default)]
     pub generator: String,
+    #[serde(default)]
     pub seed: u64,
     pub fleet_start: String,
     pub fleet_end: String,
@@ -19,6 +21,7 @@ pub struct Labels {
     #[serde(default)]
     pub fleet_changes: Vec<FleetChange>,
     pub identities: Vec<IdentityLabel>,
+    #[serde(default)]
     pub attacks: Vec<AttackLabel>,
 }
 
