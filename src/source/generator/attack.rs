@@ -222,8 +222,9 @@ impl AttackSim {
                     pick(&mut rng, &["payments-core", "infra-live", "iam-policies"]).to_string()
                 };
                 description = format!(
-                    "coding agent pushes {n} commits to main of {repo} at night, outside the \
-                     change window and without an approval"
+                    "coding agent tries to lift branch protection, then pushes {} commits to \
+                     main of {repo} at night, outside the change window and without an approval",
+                    n - 2
                 );
                 targets.push(repo);
             }
@@ -401,7 +402,8 @@ impl AttackSim {
                 let repo = self.targets[0].clone();
                 if pos == 0 {
                     self.base(victim, t, "git:fetch", format!("github.com/acme/{repo}"))
-                } else if pos == 2 && n > 4 {
+                } else if pos == 2 {
+                    // Main is protected: the agent tries to lift that first (and cannot).
                     let mut e = self.base(
                         victim,
                         t,
