@@ -402,7 +402,7 @@ impl AttackSim {
                 let repo = self.targets[0].clone();
                 if pos == 0 {
                     self.base(victim, t, "git:fetch", format!("github.com/acme/{repo}"))
-                } else if pos == 2 {
+                } else if pos == 1 {
                     // Main is protected: the agent tries to lift that first (and cannot).
                     let mut e = self.base(
                         victim,
