@@ -44,9 +44,28 @@ use util::{between, chance, day_start, is_weekend, mix, DAY, HOUR, MINUTE};
 /// 2026-11-02T00:00:00Z, a Monday: the default fleet start.
 pub const DEFAULT_START_MS: i64 = 1_793_577_600_000;
 
-/// Earliest an attack starts after its victim's first possible activity: the engine's
-/// learning period plus a couple of days of baseline, as in a real deployment.
-const ATTACK_WARMUP_MS: i64 = 3 * DAY;
+/// Working days of history a victim has before it can be attacked: the engine's learning
+/// period plus a couple of days of baseline, as in a real deployment. Counted in weekdays
+/// because working-hours bots born on a Friday evening are silent until Monday.
+const ATTACK_WARMUP_WEEKDAYS: u32 = 3;
+
+/// Midnight after `n` whole weekdays have passed since `t`.
+fn after_weekdays(t: i64, n: u32) -> i64 {
+    // A day counts only if it is whole: from `t` itself at midnight, else the next one.
+    let mut day = if day_start(t) == t {
+        t
+    } else {
+        day_start(t) + DAY
+    };
+    let mut left = n;
+    while left > 0 {
+        if !is_weekend(day) {
+            left -= 1;
+        }
+        day += DAY;
+    }
+    day
+}
 
 /// Options of `riskd generate` (and of the demo and test fleets).
 #[derive(Debug, Clone, PartialEq)]
@@ -238,7 +257,7 @@ impl Fleet {
                         continue;
                     }
                     let v = &identities[victim];
-                    let earliest = v.first_ms.max(start) + ATTACK_WARMUP_MS;
+                    let earliest = after_weekdays(v.first_ms.max(start), ATTACK_WARMUP_WEEKDAYS);
                     let latest_end = v.last_ms.min(end) - HOUR;
                     let id = format!("atk-{:02}", attacks.len() + 1);
                     let seed = mix(opts.seed ^ mix(0x00a7_7ac4 + attacks.len() as u64));
@@ -358,6 +377,26 @@ pub struct GenerateSummary {
 impl GenerateSummary {
     pub fn events_per_second(&self) -> f64 {
         self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warmup_counts_weekdays() {
+        // Monday 00:00 -> Mon, Tue, Wed pass -> Thursday 00:00.
+        assert_eq!(
+            after_weekdays(DEFAULT_START_MS, 3),
+            DEFAULT_START_MS + 3 * DAY
+        );
+        // Friday 19:43 -> Mon, Tue, Wed (weekend skipped) -> Thursday 00:00.
+        let friday_evening = DEFAULT_START_MS + 4 * DAY + 19 * HOUR;
+        assert_eq!(
+            after_weekdays(friday_evening, 3),
+            DEFAULT_START_MS + 11 * DAY
+        );
     }
 }
 
