@@ -395,7 +395,7 @@ mod tests {
         let friday_evening = DEFAULT_START_MS + 4 * DAY + 19 * HOUR;
         assert_eq!(
             after_weekdays(friday_evening, 3),
-            DEFAULT_START_MS + 11 * DAY
+            DEFAULT_START_MS + 10 * DAY
         );
     }
 }
