@@ -153,6 +153,7 @@ pub(crate) mod testkit {
             max_seen_entries: 64,
             learning_min_events: 50,
             learning_min_span_ms: 86_400_000,
+            novelty_half_life_ms: 7.0 * 86_400_000.0,
         }
     }
 

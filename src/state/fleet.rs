@@ -11,7 +11,7 @@
 
 use super::hash::StableMap;
 
-/// Window of [`FleetNovelty`]: a fleet rollout lands within a day or so.
+/// Default window of [`FleetNovelty`]: a fleet rollout lands within a day or so.
 pub const NOVELTY_WINDOW_MS: i64 = 86_400_000;
 /// Most distinct novelties tracked; stale ones are swept first.
 const NOVELTY_CAP: usize = 200_000;
@@ -23,15 +23,29 @@ struct Count {
     previous: u32,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FleetNovelty {
     counts: StableMap<u64, Count>,
+    window_ms: i64,
+}
+
+impl Default for FleetNovelty {
+    fn default() -> Self {
+        FleetNovelty::new(NOVELTY_WINDOW_MS)
+    }
 }
 
 impl FleetNovelty {
+    pub fn new(window_ms: i64) -> Self {
+        FleetNovelty {
+            counts: StableMap::default(),
+            window_ms: window_ms.max(1),
+        }
+    }
+
     /// Identities that met `key` in this or the previous window.
     pub fn others(&self, key: u64, now_ms: i64) -> u32 {
-        let epoch = now_ms.div_euclid(NOVELTY_WINDOW_MS);
+        let epoch = now_ms.div_euclid(self.window_ms);
         match self.counts.get(&key) {
             Some(c) if c.epoch == epoch => c.current + c.previous,
             Some(c) if c.epoch == epoch - 1 => c.current,
@@ -40,7 +54,7 @@ impl FleetNovelty {
     }
 
     pub fn record(&mut self, key: u64, now_ms: i64) {
-        let epoch = now_ms.div_euclid(NOVELTY_WINDOW_MS);
+        let epoch = now_ms.div_euclid(self.window_ms);
         if self.counts.len() >= NOVELTY_CAP && !self.counts.contains_key(&key) {
             // Deterministic sweep (criteria, not iteration order, decide what goes).
             self.counts.retain(|_, c| c.epoch >= epoch - 1);
@@ -73,7 +87,7 @@ impl FleetNovelty {
     }
 }
 
-/// Window of [`FleetPulse`].
+/// Default window of [`FleetPulse`].
 pub const PULSE_WINDOW_MS: i64 = 600_000;
 /// Firings in one window beyond which it is fleet-wide no matter the history.
 const PULSE_SLACK: f64 = 3.0;
@@ -85,22 +99,28 @@ pub struct FleetPulse {
     previous: [u32; 8],
     /// EWMA of distinct identities per window, per detector.
     level: [f64; 8],
+    window_ms: i64,
 }
 
 impl Default for FleetPulse {
     fn default() -> Self {
+        FleetPulse::new(PULSE_WINDOW_MS)
+    }
+}
+
+impl FleetPulse {
+    pub fn new(window_ms: i64) -> Self {
         FleetPulse {
+            window_ms: window_ms.max(1),
             epoch: i64::MIN,
             current: [0; 8],
             previous: [0; 8],
             level: [0.0; 8],
         }
     }
-}
 
-impl FleetPulse {
     fn roll(&mut self, now_ms: i64) {
-        let epoch = now_ms.div_euclid(PULSE_WINDOW_MS);
+        let epoch = now_ms.div_euclid(self.window_ms);
         if self.epoch == i64::MIN {
             self.epoch = epoch;
             return;
@@ -108,8 +128,8 @@ impl FleetPulse {
         if epoch <= self.epoch {
             return;
         }
-        // Fold closed windows into the long-run level (~a day of memory); idle windows
-        // count as zero, at most a day of them.
+        // Fold closed windows into the long-run level (~144 windows of memory); idle
+        // windows count as zero, at most 144 of them.
         let closed = (epoch - self.epoch).min(144);
         for k in 0..closed {
             for d in 0..8 {

@@ -31,8 +31,6 @@ const HASH_BITS: u32 = 37;
 /// Bloom sketch words once a set overflows `max_seen_entries` (512 bits, 3 probes).
 const SKETCH_WORDS: usize = 8;
 
-/// Novelty-rate memory: a new thing last week still says this identity churns.
-pub const NOVELTY_HALF_LIFE_MS: f64 = 7.0 * 86_400_000.0;
 const PEAK_HALF_LIFE_HOURS: f64 = 7.0 * 24.0;
 /// EWMA weight of one day's sample in an hour-of-day slot (~4 days of memory).
 const SLOT_ALPHA: f64 = 0.25;
@@ -118,6 +116,8 @@ pub struct StateParams {
     pub max_seen_entries: usize,
     pub learning_min_events: u64,
     pub learning_min_span_ms: i64,
+    /// Novelty-rate memory: a new thing last week still says this identity churns.
+    pub novelty_half_life_ms: f64,
 }
 
 impl StateParams {
@@ -129,6 +129,7 @@ impl StateParams {
             max_seen_entries: c.max_seen_entries,
             learning_min_events: c.learning_min_events,
             learning_min_span_ms: c.learning_min_span.as_millis_i64(),
+            novelty_half_life_ms: c.novelty_half_life.as_millis_i64().max(1) as f64,
         }
     }
 }
@@ -367,8 +368,8 @@ impl Identity {
             return 0.0;
         }
         let decayed = f64::from(self.novelty[kind as usize])
-            * 0.5f64.powf((now_ms - self.novelty_ms).max(0) as f64 / NOVELTY_HALF_LIFE_MS);
-        let h = NOVELTY_HALF_LIFE_MS / std::f64::consts::LN_2;
+            * 0.5f64.powf((now_ms - self.novelty_ms).max(0) as f64 / params.novelty_half_life_ms);
+        let h = params.novelty_half_life_ms / std::f64::consts::LN_2;
         // Effective window; at least half a day so two novelties in the first hour do not
         // read as 48 per day.
         let effective_days = ((1.0 - (-t / h).exp()) * h / 86_400_000.0).max(0.5);
@@ -478,7 +479,8 @@ impl Identity {
         // Seen-sets and novelty rates.
         let counting = t >= self.first_ms + params.learning_min_span_ms / 2
             && self.events * 2 >= params.learning_min_events;
-        let decay = 0.5f32.powf((t - self.novelty_ms).max(0) as f32 / NOVELTY_HALF_LIFE_MS as f32);
+        let decay =
+            0.5f32.powf((t - self.novelty_ms).max(0) as f32 / params.novelty_half_life_ms as f32);
         if decay < 1.0 {
             for v in &mut self.novelty {
                 *v *= decay;
@@ -645,6 +647,7 @@ mod tests {
             max_seen_entries: 4,
             learning_min_events: 10,
             learning_min_span_ms: 3_600_000,
+            novelty_half_life_ms: 7.0 * 86_400_000.0,
         }
     }
 
