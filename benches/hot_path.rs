@@ -16,7 +16,7 @@ use riskd::engine::Engine;
 use riskd::event::ActivityEvent;
 
 const IDENTITIES: usize = 100_000;
-const WARM_EVENTS_PER_IDENTITY: usize = 40;
+const WARM_EVENTS_PER_IDENTITY: usize = 60;
 const T0: i64 = 1_763_942_400_000;
 
 /// One identity's habits: a few actions, a few destination templates with ids in them,
@@ -103,6 +103,7 @@ fn bench(c: &mut Criterion) {
     let config = Config::default_config().expect("defaults");
     let mut engine = Engine::new(&config);
     let mut out = Vec::new();
+    let mut alerts = 0usize;
     // Warm-up: two days of traffic, in time order, every identity active.
     let total = IDENTITIES * WARM_EVENTS_PER_IDENTITY;
     let span = 2 * 86_400_000i64;
@@ -110,19 +111,22 @@ fn bench(c: &mut Criterion) {
         let t = T0 + (k as i64) * span / total as i64;
         let h = &habits[rng.gen_range(0..IDENTITIES)];
         let _ = engine.process(&event(h, t, &mut rng), &mut out);
-        if out.len() > 100_000 {
-            out.clear();
-        }
+        alerts += out.iter().filter(|s| s.level.is_alert()).count();
+        out.clear();
     }
     let heap = engine.state_heap_bytes();
     let dirty = engine.take_dirty();
     let encoded: usize = dirty.iter().map(|(_, v)| v.len()).sum();
     eprintln!(
-        "fleet: {} identities, {} events; state heap ≈ {} B/identity (incl. key and table slot); encoded snapshot {} B/identity",
+        "fleet: {} identities, {} events; state heap ≈ {} B/identity (incl. key and table slot); encoded snapshot {} B/identity; {} active; {alerts} high/critical signals on this benign fleet",
         engine.identities(),
         total,
         heap / engine.identities().max(1),
-        encoded / dirty.len().max(1)
+        encoded / dirty.len().max(1),
+        dirty
+            .iter()
+            .filter(|(k, _)| engine.snapshot_state(k) == Some(riskd::signal::IdentityState::Active))
+            .count()
     );
     let mut t = T0 + span;
     let lines: Vec<String> = (0..50_000)

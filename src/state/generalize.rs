@@ -243,24 +243,27 @@ pub fn user_agent_family(ua: &str, out: &mut String) {
         {
             continue;
         }
-        let mut word = String::with_capacity(product.len());
-        for c in product.chars() {
-            if c.is_ascii_digit() || c == '.' || c == '_' {
-                // Version-like tails glued to the name (`Go-http-client`, `python3.11`).
-                if word.len() >= 2 {
-                    break;
-                }
-            }
-            word.push(c.to_ascii_lowercase());
-        }
-        let word = word.trim_end_matches(['-', '.', '_']);
-        if word.len() < 2 {
-            continue;
-        }
+        // Written straight into `out` (no allocation per token) and cut back if the
+        // token turns out to be too short.
+        let mark = out.len();
         if words > 0 {
             out.push(' ');
         }
-        out.push_str(word);
+        let start = out.len();
+        for c in product.chars() {
+            if (c.is_ascii_digit() || c == '.' || c == '_') && out.len() - start >= 2 {
+                // Version-like tails glued to the name (`python3.11`, `Boto3`).
+                break;
+            }
+            out.push(c.to_ascii_lowercase());
+        }
+        while out.len() > start && out.ends_with(['-', '.', '_']) {
+            out.pop();
+        }
+        if out.len() - start < 2 {
+            out.truncate(mark);
+            continue;
+        }
         words += 1;
     }
     if out.is_empty() {

@@ -479,9 +479,10 @@ impl Identity {
         // Seen-sets and novelty rates.
         let counting = t >= self.first_ms + params.learning_min_span_ms / 2
             && self.events * 2 >= params.learning_min_events;
-        let decay =
-            0.5f32.powf((t - self.novelty_ms).max(0) as f32 / params.novelty_half_life_ms as f32);
-        if decay < 1.0 {
+        // Decay at most once a minute: the rate changes slowly and powf is not free.
+        if t - self.novelty_ms >= 60_000 {
+            let decay =
+                0.5f32.powf((t - self.novelty_ms) as f32 / params.novelty_half_life_ms as f32);
             for v in &mut self.novelty {
                 *v *= decay;
             }
