@@ -80,6 +80,9 @@ pub struct Engine {
     hot: StableMap<Box<str>, Hot>,
     dirty: Vec<Box<str>>,
     dirty_set: HashSet<Box<str>, StableBuildHasher>,
+    /// Evicted identities not yet handed out for changelog tombstones (bounded).
+    evicted: Vec<Box<str>>,
+    max_identities: usize,
     watermark_ms: i64,
     stats: EngineStats,
     texts: Texts,
@@ -106,6 +109,8 @@ impl Engine {
             hot: StableMap::default(),
             dirty: Vec::new(),
             dirty_set: HashSet::default(),
+            evicted: Vec::new(),
+            max_identities: config.state.max_identities.max(65_536),
             watermark_ms: i64::MIN,
             stats: EngineStats::default(),
             texts: Texts::default(),
@@ -403,7 +408,20 @@ impl Engine {
                 }
             }
             self.dirty_set.remove(&name);
+            // Bounded: if nobody collects tombstones, forget the oldest names rather
+            // than grow without limit (compaction then keeps a stale value, harmless:
+            // restore re-applies the cap).
+            if self.evicted.len() >= self.max_identities {
+                self.evicted.clear();
+            }
+            self.evicted.push(name);
         }
+    }
+
+    /// Drains identities evicted (TTL or cap) since the last call, so the runtime can
+    /// write changelog tombstones for them.
+    pub fn take_evicted(&mut self) -> Vec<String> {
+        self.evicted.drain(..).map(String::from).collect()
     }
 
     /// Advances the event-time watermark with no event (end of input, idle stream) and
@@ -714,5 +732,7 @@ mod tests {
         }
         assert!(e.identities() <= 100);
         assert_eq!(e.stats().evicted, 900);
+        assert_eq!(e.take_evicted().len(), 900);
+        assert!(e.take_evicted().is_empty());
     }
 }
