@@ -59,6 +59,12 @@ enum Command {
         identities: usize,
         #[arg(long, default_value_t = 14)]
         days: u32,
+        /// Fleet start (RFC 3339); event times run from here for `--days`.
+        #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+        start: String,
+        /// Generate only benign traffic (no labelled attacks).
+        #[arg(long)]
+        no_attacks: bool,
         /// Events file (NDJSON).
         #[arg(long, default_value = "events.ndjson")]
         events: PathBuf,
@@ -148,15 +154,34 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             seed,
             identities,
             days,
+            start,
+            no_attacks,
             events,
             labels,
         } => {
+            let start_ms = riskd::signal::parse_time_ms(&start)
+                .with_context(|| format!("--start `{start}` is not an RFC 3339 time"))?;
             let options = riskd::source::generator::GenerateOptions {
                 seed,
                 identities,
                 days,
+                start_ms,
+                attacks: !no_attacks,
             };
-            riskd::source::generator::generate_to_files(&options, &events, &labels)?;
+            let summary = riskd::source::generator::generate_to_files(&options, &events, &labels)?;
+            eprintln!(
+                "riskd generate: {} events ({:.1} MB) for {} identities over {} days, {} attacks, \
+                 in {:.2} s ({:.0} events/s); events in {}, labels in {}",
+                summary.events,
+                summary.bytes as f64 / 1e6,
+                summary.identities,
+                days,
+                summary.attacks,
+                summary.elapsed.as_secs_f64(),
+                summary.events_per_second(),
+                events.display(),
+                labels.display()
+            );
         }
         Command::Eval { labels, signals } => {
             riskd::eval::run_cli(&labels, &signals)?;
