@@ -46,6 +46,7 @@ const SEED_CLASS: u64 = 2;
 const SEED_ACTION: u64 = 3;
 const SEED_NETWORK: u64 = 4;
 const SEED_UA: u64 = 5;
+const SEED_ENV: u64 = 6;
 
 /// Detectors whose fleet-wide firing (many identities at once) is discounted.
 const PULSED: [usize; 5] = [
@@ -197,8 +198,9 @@ impl Engine {
         };
         // Rule matching is the costliest per-event step left; only pay for it when a
         // detector may use it.
-        let mut sensitivity: Option<Sensitivity> =
-            (!learning && novelty.dest).then(|| self.scorer.sensitivity(event));
+        let mut sensitivity: Option<Sensitivity> = (!learning
+            && (novelty.dest || novelty.environment))
+            .then(|| self.scorer.sensitivity(event));
         let mut findings = {
             let ctx = Context {
                 event,
@@ -359,6 +361,11 @@ impl Engine {
             action: stable_hash(SEED_ACTION, event.action.as_bytes()),
             network: network.map(|c| (stable_hash(SEED_NETWORK, texts.network.as_bytes()), c)),
             user_agent: ua.map(|_| stable_hash(SEED_UA, texts.user_agent.as_bytes())),
+            environment: event
+                .environment
+                .as_deref()
+                .filter(|e| !e.is_empty())
+                .map(|e| stable_hash(SEED_ENV, e.as_bytes())),
             failure: event.outcome.is_failure(),
             data: event.bytes.unwrap_or(0).saturating_add(records),
         }

@@ -190,6 +190,7 @@ pub(crate) mod testkit {
                 .user_agent
                 .as_ref()
                 .map(|_| stable_hash(5, texts.user_agent.as_bytes())),
+            environment: e.environment.as_ref().map(|v| stable_hash(6, v.as_bytes())),
             failure: e.outcome.is_failure(),
             data: e.bytes.unwrap_or(0) + e.records.unwrap_or(0) * 256,
         }

@@ -1,7 +1,9 @@
 //! `new_destination`: a generalised destination this identity never touched. A new item
 //! inside a container it already uses (another object in its bucket, another route
-//! under its API) is weak; a new container (bucket, host, resource type) is strong. Both
-//! are scaled by the identity's own rate of meeting new ones and discounted when other
+//! under its API) is weak; a new container (bucket, host, repository, resource type) is
+//! moderate; crossing into an environment this identity never worked in (a staging
+//! account calling prod) is strong on its own, because non-human identities are bound to
+//! their environment. All are scaled by the identity's own rate of meeting new ones and discounted when other
 //! identities met the same thing recently (a release). Sensitivity is applied by the
 //! score; the detail names it.
 
@@ -10,14 +12,27 @@ use crate::event::Sensitivity;
 use crate::state::SeenKind;
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
-    if ctx.learning || !ctx.novelty.dest {
+    if ctx.learning || !(ctx.novelty.dest || ctx.novelty.environment) {
         return None;
     }
     let now = ctx.obs.time_ms;
+    if ctx.novelty.environment {
+        let rate = ctx
+            .state
+            .novelty_rate_per_day(SeenKind::Environment, now, ctx.params);
+        return Finding::new(
+            rarity(rate),
+            format!(
+                "first call into environment `{}`: {}",
+                ctx.event.environment.as_deref().unwrap_or(""),
+                ctx.texts.destination
+            ),
+        );
+    }
     let (base, kind, others, what) = if ctx.novelty.class {
-        (0.8, SeenKind::DestinationClass, ctx.fleet.class, "new")
+        (0.6, SeenKind::DestinationClass, ctx.fleet.class, "new")
     } else {
-        (0.25, SeenKind::Destination, ctx.fleet.destination, "known")
+        (0.2, SeenKind::Destination, ctx.fleet.destination, "known")
     };
     let rate = ctx.state.novelty_rate_per_day(kind, now, ctx.params);
     let strength = base * rarity(rate) * fleet_discount(others);
@@ -65,8 +80,27 @@ mod tests {
             FleetView::default(),
         )
         .expect("fires");
-        assert!(f.strength > 0.6, "{f:?}");
+        assert!(f.strength > 0.5, "{f:?}");
         assert!(f.detail.contains("payroll-exports"), "{}", f.detail);
+    }
+
+    #[test]
+    fn crossing_into_another_environment_is_strong() {
+        let mut h = ci_runner();
+        let mut e = event(
+            WEEK3_WORKDAY - 3_600_000,
+            "GET /v1/items/{id}",
+            "inventory.staging.acme.internal/v1/items/5",
+            "10.20.1.1",
+            "GitHubActionsRunner/2.1 Linux",
+        );
+        e.environment = Some("staging".into());
+        h.feed(&e);
+        e.time_ms = WEEK3_WORKDAY;
+        e.environment = Some("prod".into());
+        e.destination = "inventory.prod.acme.internal/v1/items/77".into();
+        let f = h.ask(&e, FleetView::default(), detect).expect("fires");
+        assert!(f.strength > 0.9 && f.detail.contains("prod"), "{f:?}");
     }
 
     #[test]

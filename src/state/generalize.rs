@@ -107,8 +107,10 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
 ///
 /// - S3 ARN: the bucket (`arn:aws:s3:::payroll-exports`);
 /// - other ARNs: service, region, account and resource type (`arn:aws:iam::123:role`);
-/// - URLs: scheme and host; routes and paths: the first two segments;
-/// - anything else: up to the second `/` or `:`.
+/// - URLs: scheme and host;
+/// - `host/path...`: the host and the first two path segments (`github.com/acme/web`:
+///   the repository; `api.example.com/v1/orders`: the resource type);
+/// - other paths (`ns/resource/name`, `/v1/payments/{n}`): the first two segments.
 pub fn destination_class(general: &str) -> &str {
     if let Some(rest) = general.strip_prefix("arn:") {
         // arn:partition:service:region:account:resource
@@ -131,11 +133,20 @@ pub fn destination_class(general: &str) -> &str {
             None => general,
         };
     }
+    let first = general
+        .split(['/', ':'])
+        .find(|s| !s.is_empty())
+        .unwrap_or("");
+    let levels = if first.contains('.') && !general.starts_with('/') {
+        3
+    } else {
+        2
+    };
     let mut seps = 0;
     for (i, b) in general.bytes().enumerate() {
         if (b == b'/' || b == b':') && i > 0 {
             seps += 1;
-            if seps == 2 {
+            if seps == levels {
                 return &general[..i];
             }
         }
@@ -318,6 +329,14 @@ mod tests {
         );
         assert_eq!(destination_class("/v1/payments/export/{n}"), "/v1/payments");
         assert_eq!(destination_class("prod/secrets/db"), "prod/secrets");
+        assert_eq!(
+            destination_class("github.com/acme/web/refs/heads/main"),
+            "github.com/acme/web"
+        );
+        assert_eq!(
+            destination_class("inventory.prod.acme.internal/v1/items/{n}"),
+            "inventory.prod.acme.internal/v1/items"
+        );
     }
 
     #[test]

@@ -19,9 +19,10 @@ pub enum SeenKind {
     Action = 2,
     Network = 3,
     UserAgent = 4,
+    Environment = 5,
 }
 
-pub const SEEN_KINDS: usize = 5;
+pub const SEEN_KINDS: usize = 6;
 
 /// Bits of the packed seen entry: kind (3) | hash (37) | first seen, hours since the
 /// identity's first event (24, saturating: ~1,900 years).
@@ -73,6 +74,7 @@ pub struct Observation {
     pub action: u64,
     pub network: Option<(u64, SourceClass)>,
     pub user_agent: Option<u64>,
+    pub environment: Option<u64>,
     pub failure: bool,
     pub data: u64,
 }
@@ -106,6 +108,9 @@ pub struct Novelty {
     pub action: bool,
     pub network: bool,
     pub user_agent: bool,
+    /// An environment label this identity never carried, when it carried one before
+    /// (the first label is learned silently).
+    pub environment: bool,
 }
 
 /// Config the state needs, resolved to milliseconds once.
@@ -353,6 +358,10 @@ impl Identity {
             user_agent: obs
                 .user_agent
                 .is_some_and(|h| !self.has_seen(SeenKind::UserAgent, h)),
+            environment: obs.environment.is_some_and(|h| {
+                self.seen_count(SeenKind::Environment) > 0
+                    && !self.has_seen(SeenKind::Environment, h)
+            }),
         }
     }
 
@@ -488,17 +497,52 @@ impl Identity {
             }
             self.novelty_ms = t;
         }
+        // The first environment label is learned, not counted as churn.
+        let first_env = obs
+            .environment
+            .is_some_and(|_| self.seen_count(SeenKind::Environment) == 0);
         let items = [
-            (SeenKind::Destination, Some(obs.dest), novelty.dest),
-            (SeenKind::DestinationClass, Some(obs.class), novelty.class),
-            (SeenKind::Action, Some(obs.action), novelty.action),
-            (SeenKind::Network, obs.network.map(|n| n.0), novelty.network),
-            (SeenKind::UserAgent, obs.user_agent, novelty.user_agent),
+            (
+                SeenKind::Destination,
+                Some(obs.dest),
+                novelty.dest,
+                novelty.dest,
+            ),
+            (
+                SeenKind::DestinationClass,
+                Some(obs.class),
+                novelty.class,
+                novelty.class,
+            ),
+            (
+                SeenKind::Action,
+                Some(obs.action),
+                novelty.action,
+                novelty.action,
+            ),
+            (
+                SeenKind::Network,
+                obs.network.map(|n| n.0),
+                novelty.network,
+                novelty.network,
+            ),
+            (
+                SeenKind::UserAgent,
+                obs.user_agent,
+                novelty.user_agent,
+                novelty.user_agent,
+            ),
+            (
+                SeenKind::Environment,
+                obs.environment,
+                novelty.environment || first_env,
+                novelty.environment,
+            ),
         ];
-        for (kind, hash, new) in items {
-            if let (Some(h), true) = (hash, new) {
+        for (kind, hash, remember, count) in items {
+            if let (Some(h), true) = (hash, remember) {
                 self.remember(kind, h, t, params.max_seen_entries);
-                if counting {
+                if counting && count {
                     self.novelty[kind as usize] += 1.0;
                 }
             }
@@ -560,7 +604,16 @@ impl Identity {
         // (plus a floor), so an attack does not become the baseline for the next one,
         // while real growth (a sale day) is absorbed within hours.
         let f = 0.5f64.powf(elapsed as f64 / PEAK_HALF_LIFE_HOURS);
-        let grow = |prev: f64, peak: f64, floor: f64| (prev * f).max(peak.min(2.0 * prev + floor));
+        // While learning there is no reference to protect yet: take peaks as they come.
+        let clip = self.is_active();
+        let grow = |prev: f64, peak: f64, floor: f64| {
+            let peak = if clip {
+                peak.min(2.0 * prev + floor)
+            } else {
+                peak
+            };
+            (prev * f).max(peak)
+        };
         self.peak_max_count = grow(
             f64::from(self.peak_max_count),
             f64::from(self.hour_peak_count),
@@ -661,6 +714,7 @@ mod tests {
             action: mix(action),
             network: Some((7, SourceClass::Private)),
             user_agent: Some(9),
+            environment: None,
             failure: false,
             data: 100,
         }
