@@ -7,6 +7,8 @@ use super::{log_ramp, Context, Finding};
 
 /// Below this much data per window nothing is a spike (units: bytes, records × 256).
 const FLOOR: f64 = 1_048_576.0;
+/// The same per hour.
+const HOUR_FLOOR: f64 = 4_194_304.0;
 
 fn human(x: f64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -24,11 +26,14 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         return None;
     }
     let data = ctx.state.window(ctx.obs.time_ms, ctx.params).data as f64 + ctx.obs.data as f64;
-    if data < FLOOR * 3.0 {
+    let hour_data = ctx.state.last_hour(ctx.obs.time_ms).1 + ctx.obs.data as f64;
+    if data < FLOOR * 3.0 && hour_data < HOUR_FLOOR * 3.0 {
         return None;
     }
     let (_, peak) = ctx.state.peak_max(ctx.obs.hour());
+    let (_, hour_max) = ctx.state.hour_max(ctx.obs.hour());
     let global = log_ramp(data / peak.max(FLOOR), 3.0, 20.0);
+    let hourly = log_ramp(hour_data / hour_max.max(HOUR_FLOOR), 3.0, 20.0);
     let (seasonal, usual) = match ctx.state.seasonal(ctx.obs.hour_of_day()) {
         Some((_, (mean, dev))) => {
             let expected = (mean + 3.0 * dev).max(FLOOR);
@@ -40,12 +45,14 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         None => (0.0, String::new()),
     };
     Finding::new(
-        global.max(seasonal),
+        global.max(seasonal).max(hourly),
         format!(
-            "{} moved in {} vs usual peak {}{usual}",
+            "{} moved in {} vs usual peak {}{usual}; {} in the last hour vs usual max {}",
             human(data),
             ctx.window_label,
-            human(peak)
+            human(peak),
+            human(hour_data),
+            human(hour_max)
         ),
     )
 }

@@ -114,9 +114,11 @@ pub fn rarity(rate_per_day: f64) -> f64 {
     1.0 / (1.0 + rate_per_day.max(0.0))
 }
 
-/// Weight of a novelty that `others` identities met recently: halves at two, ~1/6 at ten.
+/// Weight of a novelty that `others` identities met recently. One or two others are
+/// coincidence (or a campaign), not a fleet-wide change: no discount. From three on it
+/// falls: 2/3 at three, 0.4 at five, 0.2 at ten, < 0.1 at twenty-five.
 pub fn fleet_discount(others: u32) -> f64 {
-    1.0 / (1.0 + f64::from(others) / 2.0)
+    1.0 / (1.0 + f64::from(others.saturating_sub(2)) / 2.0)
 }
 
 /// 0 at `lo`, 1 at `hi`, linear in log space between (ratios).

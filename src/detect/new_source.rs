@@ -40,8 +40,15 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
                 details.push(format!("new public network {}", ctx.texts.network));
             }
             Some(SourceClass::Named) => {
-                net = 0.5 * rarity(rate);
-                details.push(format!("new network {}", ctx.texts.network));
+                // An identity anchored to a single network until now (a bot in its
+                // runner pool) leaving it is more telling than one that roams.
+                let anchored = ctx.state.seen_count(SeenKind::Network) <= 1;
+                net = if anchored { 0.8 } else { 0.5 } * rarity(rate);
+                details.push(format!(
+                    "new network {}{}",
+                    ctx.texts.network,
+                    if anchored { " (only one before)" } else { "" }
+                ));
             }
             Some(SourceClass::Private) => {
                 net = 0.1 * rarity(rate);

@@ -3,23 +3,31 @@
 //! its hourly peak windows (exceeding anything it did recently is strong), and the
 //! seasonal hour-of-day peak (exceeding what it does at this hour is moderate: busy day,
 //! quiet night). Peaks rather than averages, so a cron job that fires 100 calls in one
-//! minute every hour is not a spike every hour.
+//! minute every hour is not a spike every hour. A third reference catches sustained
+//! excess that never shows as a short peak (an agent reading twenty times its usual
+//! volume, spread over an hour): the last hour's total against the decayed maximum of
+//! its hourly totals.
 
 use super::{log_ramp, Context, Finding};
 
 /// Below this many events per window nothing is a spike (1 → 5 calls is not an attack).
 const FLOOR: f64 = 10.0;
+/// The same per hour.
+const HOUR_FLOOR: f64 = 30.0;
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     if ctx.learning {
         return None;
     }
     let count = f64::from(ctx.state.window(ctx.obs.time_ms, ctx.params).count) + 1.0;
-    if count < FLOOR * 3.0 {
+    let hour_count = ctx.state.last_hour(ctx.obs.time_ms).0 + 1.0;
+    if count < FLOOR * 3.0 && hour_count < HOUR_FLOOR * 3.0 {
         return None;
     }
     let (peak, _) = ctx.state.peak_max(ctx.obs.hour());
+    let (hour_max, _) = ctx.state.hour_max(ctx.obs.hour());
     let global = log_ramp(count / peak.max(FLOOR), 3.0, 20.0);
+    let hourly = log_ramp(hour_count / hour_max.max(HOUR_FLOOR), 3.0, 20.0);
     let (seasonal, usual) = match ctx.state.seasonal(ctx.obs.hour_of_day()) {
         Some(((mean, dev), _)) => {
             let expected = (mean + 3.0 * dev).max(FLOOR);
@@ -30,11 +38,11 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         }
         None => (0.0, String::new()),
     };
-    let strength = global.max(seasonal);
+    let strength = global.max(seasonal).max(hourly);
     Finding::new(
         strength,
         format!(
-            "{count:.0} events/{} vs usual peak {peak:.0}{usual}",
+            "{count:.0} events/{} vs usual peak {peak:.0}{usual}; {hour_count:.0} in the last hour vs usual max {hour_max:.0}",
             ctx.window_label
         ),
     )

@@ -162,6 +162,15 @@ pub struct Identity {
     pub hour: i64,
     pub hour_peak_count: u32,
     pub hour_peak_data: u64,
+    /// Totals of the hour in progress and of the one before it (zero after a gap).
+    pub hour_count: u32,
+    pub hour_data: u64,
+    pub prev_hour_count: u32,
+    pub prev_hour_data: u64,
+    /// Decayed maximum of completed hourly totals (half-life a week): sustained
+    /// excess over an hour that never shows as a 5-minute peak (20× reads, spread out).
+    pub hour_max_count: f32,
+    pub hour_max_data: f32,
     /// Per hour of day: peak-window count mean, its mean absolute deviation, then the
     /// same for data; `q16`-quantised. Empty until the first hour completes.
     pub slots: Vec<u16>,
@@ -254,6 +263,12 @@ impl Identity {
             hour: time_ms.div_euclid(HOUR_MS),
             hour_peak_count: 0,
             hour_peak_data: 0,
+            hour_count: 0,
+            hour_data: 0,
+            prev_hour_count: 0,
+            prev_hour_data: 0,
+            hour_max_count: 0.0,
+            hour_max_data: 0.0,
             slots: Vec::new(),
             peak_max_count: 0.0,
             peak_max_data: 0.0,
@@ -422,6 +437,36 @@ impl Identity {
         )
     }
 
+    /// Totals over the last hour as of `time_ms` (before this event): the hour in
+    /// progress plus the unexpired share of the previous one (sliding approximation).
+    pub fn last_hour(&self, time_ms: i64) -> (f64, f64) {
+        let hour = time_ms.div_euclid(HOUR_MS);
+        if hour > self.hour + 1 {
+            return (0.0, 0.0);
+        }
+        if hour == self.hour + 1 {
+            let keep = 1.0 - time_ms.rem_euclid(HOUR_MS) as f64 / HOUR_MS as f64;
+            return (
+                f64::from(self.hour_count) * keep,
+                self.hour_data as f64 * keep,
+            );
+        }
+        let keep = 1.0 - time_ms.rem_euclid(HOUR_MS) as f64 / HOUR_MS as f64;
+        (
+            f64::from(self.hour_count) + f64::from(self.prev_hour_count) * keep,
+            self.hour_data as f64 + self.prev_hour_data as f64 * keep,
+        )
+    }
+
+    /// Decayed maxima of completed hourly totals (count, data), as of `hour`.
+    pub fn hour_max(&self, hour: i64) -> (f64, f64) {
+        let f = 0.5f64.powf((hour - self.hour).max(0) as f64 / PEAK_HALF_LIFE_HOURS);
+        (
+            f64::from(self.hour_max_count) * f,
+            f64::from(self.hour_max_data) * f,
+        )
+    }
+
     /// Active-bucket counts per hour of week (empty before any activity).
     pub fn profile(&self) -> &[u8] {
         &self.profile
@@ -464,6 +509,8 @@ impl Identity {
             }
         }
         if hour == self.hour {
+            self.hour_count = self.hour_count.saturating_add(1);
+            self.hour_data = self.hour_data.saturating_add(obs.data);
             let w = self.window(t, params);
             self.hour_peak_count = self.hour_peak_count.max(w.count);
             self.hour_peak_data = self.hour_peak_data.max(w.data);
@@ -624,6 +671,23 @@ impl Identity {
             self.hour_peak_data as f64,
             1_048_576.0,
         ) as f32;
+        self.hour_max_count = grow(
+            f64::from(self.hour_max_count),
+            f64::from(self.hour_count),
+            30.0,
+        ) as f32;
+        self.hour_max_data = grow(
+            f64::from(self.hour_max_data),
+            self.hour_data as f64,
+            4_194_304.0,
+        ) as f32;
+        (self.prev_hour_count, self.prev_hour_data) = if elapsed == 1 {
+            (self.hour_count, self.hour_data)
+        } else {
+            (0, 0)
+        };
+        self.hour_count = 0;
+        self.hour_data = 0;
         self.hour = hour;
         self.hour_peak_count = 0;
         self.hour_peak_data = 0;
