@@ -250,6 +250,48 @@ impl Engine {
         }
         state.fold(&obs, &novelty, &self.params);
 
+        // An HTTP route action (`GET /v1/balance`) and its destination describe the same
+        // call: a new route is one piece of evidence, not two.
+        if is_route_action(&event.action)
+            && findings[detect::NEW_ACTION].is_some()
+            && findings[detect::NEW_DESTINATION].is_some()
+        {
+            let a = findings[detect::NEW_ACTION]
+                .as_ref()
+                .map_or(0.0, |f| f.strength);
+            let d = findings[detect::NEW_DESTINATION]
+                .as_ref()
+                .map_or(0.0, |f| f.strength);
+            findings[if a >= d {
+                detect::NEW_DESTINATION
+            } else {
+                detect::NEW_ACTION
+            }] = None;
+        }
+        // Session evidence: earlier signs of other detectors, decayed, count with this
+        // event's. Most events have none, so the copy is rare.
+        let carry = self.scorer.decayed(1.0, state.recent_ms, t);
+        let mut session: Option<[Option<detect::Finding>; detect::COUNT]> = None;
+        for i in 0..detect::COUNT {
+            let earlier = f64::from(state.recent[i]) / 255.0 * carry;
+            let now = findings[i].as_ref().map_or(0.0, |f| f.strength);
+            if earlier >= 0.05 && earlier > now {
+                let combined = session.get_or_insert_with(|| findings.clone());
+                let detail = self
+                    .hot
+                    .get(&*event.identity)
+                    .and_then(|h| h.reasons.iter().find(|r| r.detector == detect::NAMES[i]))
+                    .map_or_else(
+                        || "earlier in this session".to_string(),
+                        |r| format!("earlier: {}", r.detail.trim_start_matches("earlier: ")),
+                    );
+                combined[i] = detect::Finding::new(earlier, detail);
+            }
+            state.recent[i] = (earlier.max(now) * 255.0).round().clamp(0.0, 255.0) as u8;
+        }
+        state.recent_ms = state.recent_ms.max(t);
+        let findings = session.unwrap_or(findings);
+
         // Score: max of the instantaneous risk and the decayed previous score.
         let any = findings.iter().any(Option::is_some);
         let instant = if any {
@@ -594,6 +636,18 @@ impl Engine {
     pub fn scheduled(&self) -> usize {
         self.schedule.len()
     }
+}
+
+/// `GET /path`-style actions: HTTP routes whose path repeats the destination.
+fn is_route_action(action: &str) -> bool {
+    let Some((method, rest)) = action.split_once(' ') else {
+        return false;
+    };
+    rest.starts_with('/')
+        && matches!(
+            method,
+            "GET" | "POST" | "PUT" | "PATCH" | "DELETE" | "HEAD" | "OPTIONS"
+        )
 }
 
 /// A changelog value that cannot be decoded into identity state.

@@ -192,6 +192,11 @@ pub struct Identity {
     /// Score state: value at `score_ms`, and what the last signal said.
     pub score: f32,
     pub score_ms: i64,
+    /// Strongest recent finding per detector (×255) as of `recent_ms`, decaying with the
+    /// score's half-life: signs spread over one session (a public address first,
+    /// reconnaissance a minute later) combine like signs on one event.
+    pub recent: [u8; 8],
+    pub recent_ms: i64,
     pub emitted_score: f32,
     /// `Level as u8`, or `u8::MAX` before the first signal.
     pub emitted_level: u8,
@@ -281,6 +286,8 @@ impl Identity {
             novelty_ms: time_ms,
             score: 0.0,
             score_ms: time_ms,
+            recent: [0; 8],
+            recent_ms: time_ms,
             emitted_score: 0.0,
             emitted_level: u8::MAX,
             emitted_active: false,
