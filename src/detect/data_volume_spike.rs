@@ -1,6 +1,7 @@
-//! `data_volume_spike`: bytes/records moved in the recent window far above this
-//! identity's baseline (same two references as `volume_spike`: decayed recent maximum of
-//! hourly peak windows, and the seasonal hour-of-day peak). Exfiltration often keeps the
+//! `data_volume_spike`: bytes/records moved far above this identity's baseline: the
+//! recent window against the decayed maximum of its hourly peak windows, and the last
+//! hour against the decayed maximum of its hourly totals (no seasonal slots for data, to
+//! keep state small; peaks already absorb a nightly batch). Exfiltration often keeps the
 //! call rate and moves far more data per call, so this is separate from the event rate.
 
 use super::{log_ramp, Context, Finding};
@@ -34,20 +35,10 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let (_, hour_max) = ctx.state.hour_max(ctx.obs.hour());
     let global = log_ramp(data / peak.max(FLOOR), 3.0, 20.0);
     let hourly = log_ramp(hour_data / hour_max.max(HOUR_FLOOR), 3.0, 20.0);
-    let (seasonal, usual) = match ctx.state.seasonal(ctx.obs.hour_of_day()) {
-        Some((_, (mean, dev))) => {
-            let expected = (mean + 3.0 * dev).max(FLOOR);
-            (
-                0.5 * log_ramp(data / expected, 3.0, 30.0),
-                format!(", this hour {}", human(mean)),
-            )
-        }
-        None => (0.0, String::new()),
-    };
     Finding::new(
-        global.max(seasonal).max(hourly),
+        global.max(hourly),
         format!(
-            "{} moved in {} vs usual peak {}{usual}; {} in the last hour vs usual max {}",
+            "{} moved in {} vs usual peak {}; {} in the last hour vs usual max {}",
             human(data),
             ctx.window_label,
             human(peak),

@@ -29,7 +29,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let global = log_ramp(count / peak.max(FLOOR), 3.0, 20.0);
     let hourly = log_ramp(hour_count / hour_max.max(HOUR_FLOOR), 3.0, 20.0);
     let (seasonal, usual) = match ctx.state.seasonal(ctx.obs.hour_of_day()) {
-        Some(((mean, dev), _)) => {
+        Some((mean, dev)) => {
             let expected = (mean + 3.0 * dev).max(FLOOR);
             (
                 0.5 * log_ramp(count / expected, 3.0, 30.0),

@@ -37,6 +37,8 @@ const PEAK_HALF_LIFE_HOURS: f64 = 7.0 * 24.0;
 const SLOT_ALPHA: f64 = 0.25;
 const HOUR_MS: i64 = 3_600_000;
 const PROFILE_SLOTS: usize = 168;
+/// Hour-of-day baseline: (mean, deviation) per hour.
+const SLOTS: usize = 48;
 
 pub const FLAG_PRIVATE: u8 = 1;
 pub const FLAG_PUBLIC: u8 = 2;
@@ -47,9 +49,10 @@ pub const FLAG_ACTIVE: u8 = 8;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bucket {
     pub count: u32,
-    pub fails: u32,
+    /// Narrow counters (saturating) keep a bucket at 16 bytes.
+    pub fails: u16,
     /// Generalised destinations first met in this bucket (enumeration, exfiltration).
-    pub new_dests: u32,
+    pub new_dests: u16,
     /// Data moved: bytes, plus records at a nominal 256 bytes each when given (one
     /// consistent per-identity measure; only its ratio to the baseline matters).
     pub data: u64,
@@ -171,8 +174,9 @@ pub struct Identity {
     /// excess over an hour that never shows as a 5-minute peak (20× reads, spread out).
     pub hour_max_count: f32,
     pub hour_max_data: f32,
-    /// Per hour of day: peak-window count mean, its mean absolute deviation, then the
-    /// same for data; `q16`-quantised. Empty until the first hour completes.
+    /// Per hour of day: peak-window count mean and its mean absolute deviation,
+    /// `q16`-quantised. Empty until the first hour completes. (Data has no seasonal
+    /// slots: its hourly and peak references carry it, and 96 bytes per identity matter.)
     pub slots: Vec<u16>,
     /// Decayed maximum of hourly peak window count and data (half-life a week).
     pub peak_max_count: f32,
@@ -340,6 +344,9 @@ impl Identity {
                 ((time_ms - self.first_ms).max(0) / HOUR_MS).min((1 << FIRST_SEEN_BITS) - 1);
             let entry = (key << KEY_SHIFT) | hours as u64;
             if let Err(pos) = self.seen.binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key)) {
+                // Exact growth: inserts are rare after learning, and doubling would leave
+                // up to half the set's memory unused on every identity.
+                self.seen.reserve_exact(1);
                 self.seen.insert(pos, entry);
                 self.seen_counts[k] += 1;
             }
@@ -423,14 +430,14 @@ impl Identity {
         total
     }
 
-    /// Seasonal expectation of the peak window count and data for `hour_of_day`:
-    /// (mean, deviation) pairs, or `None` before a full day of history.
-    pub fn seasonal(&self, hour_of_day: usize) -> Option<((f64, f64), (f64, f64))> {
-        if self.slots.len() != 96 {
+    /// Seasonal expectation of the peak window count for `hour_of_day`: (mean,
+    /// deviation), or `None` before the first hour completes.
+    pub fn seasonal(&self, hour_of_day: usize) -> Option<(f64, f64)> {
+        if self.slots.len() != SLOTS {
             return None;
         }
-        let s = &self.slots[hour_of_day * 4..hour_of_day * 4 + 4];
-        Some(((dq16(s[0]), dq16(s[1])), (dq16(s[2]), dq16(s[3]))))
+        let s = &self.slots[hour_of_day * 2..hour_of_day * 2 + 2];
+        Some((dq16(s[0]), dq16(s[1])))
     }
 
     /// Decayed recent maxima of the hourly peak window (count, data) over completed
@@ -510,8 +517,8 @@ impl Identity {
             if b > self.ring_head - n {
                 let slot = &mut self.ring[b.rem_euclid(n) as usize];
                 slot.count = slot.count.saturating_add(1);
-                slot.fails = slot.fails.saturating_add(u32::from(obs.failure));
-                slot.new_dests = slot.new_dests.saturating_add(u32::from(novelty.dest));
+                slot.fails = slot.fails.saturating_add(u16::from(obs.failure));
+                slot.new_dests = slot.new_dests.saturating_add(u16::from(novelty.dest));
                 slot.data = slot.data.saturating_add(obs.data);
             }
         }
@@ -619,17 +626,14 @@ impl Identity {
     /// Closes the measured hour(s) up to `hour`: their peaks (zero for idle hours) go into
     /// the hour-of-day slots and the decayed maximum.
     fn roll_hours(&mut self, hour: i64) {
-        if self.slots.len() != 96 {
-            self.slots = vec![0; 96];
+        if self.slots.len() != SLOTS {
+            self.slots = vec![0; SLOTS];
             // Seed each slot with the first hour's peak as a level, so a new identity's
             // first day is not measured against zeros.
             let c = q16(f64::from(self.hour_peak_count));
-            let d = q16(self.hour_peak_data as f64);
-            for s in self.slots.chunks_exact_mut(4) {
+            for s in self.slots.chunks_exact_mut(2) {
                 s[0] = c;
                 s[1] = c;
-                s[2] = d;
-                s[3] = d;
             }
         }
         let elapsed = hour - self.hour;
@@ -638,21 +642,17 @@ impl Identity {
         let steps = elapsed.min(168);
         for k in 0..steps {
             let h = self.hour + k;
-            let (pc, pd) = if k == 0 {
-                (f64::from(self.hour_peak_count), self.hour_peak_data as f64)
+            let x = if k == 0 {
+                f64::from(self.hour_peak_count)
             } else {
-                (0.0, 0.0)
+                0.0
             };
-            let i = hour_of_day(h) * 4;
-            let s = &mut self.slots[i..i + 4];
-            for (mean_i, x) in [(0usize, pc), (2usize, pd)] {
-                let mean = dq16(s[mean_i]);
-                let dev = dq16(s[mean_i + 1]);
-                let new_mean = mean + SLOT_ALPHA * (x - mean);
-                let new_dev = dev + SLOT_ALPHA * ((x - mean).abs() - dev);
-                s[mean_i] = q16(new_mean);
-                s[mean_i + 1] = q16(new_dev);
-            }
+            let i = hour_of_day(h) * 2;
+            let s = &mut self.slots[i..i + 2];
+            let mean = dq16(s[0]);
+            let dev = dq16(s[1]);
+            s[0] = q16(mean + SLOT_ALPHA * (x - mean));
+            s[1] = q16(dev + SLOT_ALPHA * ((x - mean).abs() - dev));
         }
         // An hour that spiked raises the reference at most to twice the previous one
         // (plus a floor), so an attack does not become the baseline for the next one,
@@ -717,7 +717,7 @@ impl Identity {
             return Err(DecodeError::Version(version));
         }
         let mut id: Identity = postcard::from_bytes(body)?;
-        if !id.slots.is_empty() && id.slots.len() != 96 {
+        if !id.slots.is_empty() && id.slots.len() != SLOTS {
             return Err(DecodeError::Inconsistent("slots"));
         }
         if !id.profile.is_empty() && id.profile.len() != PROFILE_SLOTS {
@@ -855,7 +855,7 @@ mod tests {
                 fold(&mut id, &obs(h * HOUR_MS + k * 1000, 1, 1), &p);
             }
         }
-        let ((mean, dev), _) = id.seasonal(5).expect("a day of history");
+        let (mean, dev) = id.seasonal(5).expect("a day of history");
         assert!((mean - 30.0).abs() < 3.0, "mean {mean}");
         assert!(dev < 5.0, "dev {dev}");
         assert!((id.peak_max(240).0 - 30.0).abs() < 1.0);

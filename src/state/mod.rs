@@ -14,7 +14,9 @@ use hash::StableMap;
 
 /// All tracked identities, bounded by a hard cap and an idle TTL in event time.
 pub struct IdentityTable {
-    map: StableMap<Box<str>, Identity>,
+    /// Boxed values: the table keeps spare capacity (up to 2× when it grows), and spare
+    /// slots of a few hundred bytes each would double the memory per identity.
+    map: StableMap<Box<str>, Box<Identity>>,
     max: usize,
     ttl_ms: i64,
     next_sweep_ms: i64,
@@ -39,15 +41,15 @@ impl IdentityTable {
     }
 
     pub fn get(&self, identity: &str) -> Option<&Identity> {
-        self.map.get(identity)
+        self.map.get(identity).map(|b| &**b)
     }
 
     pub fn get_mut(&mut self, identity: &str) -> Option<&mut Identity> {
-        self.map.get_mut(identity)
+        self.map.get_mut(identity).map(|b| &mut **b)
     }
 
     pub fn remove(&mut self, identity: &str) -> Option<Identity> {
-        self.map.remove(identity)
+        self.map.remove(identity).map(|b| *b)
     }
 
     /// Makes room for one more identity if the cap is reached: evicts the least recently
@@ -68,7 +70,7 @@ impl IdentityTable {
     }
 
     pub fn insert(&mut self, identity: &str, state: Identity) {
-        self.map.insert(identity.into(), state);
+        self.map.insert(identity.into(), Box::new(state));
     }
 
     /// Evicts identities idle longer than the TTL as of `watermark_ms`. Sweeps at most
@@ -101,12 +103,12 @@ impl IdentityTable {
 
     /// Estimated heap bytes of the table: per-entry state, key and hash-table slot.
     pub fn heap_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<(Box<str>, Identity)>() + 1;
+        let slot = std::mem::size_of::<(Box<str>, Box<Identity>)>() + 1;
         self.map.capacity() * slot
             + self
                 .map
                 .iter()
-                .map(|(k, v)| k.len() + v.heap_bytes())
+                .map(|(k, v)| k.len() + std::mem::size_of::<Identity>() + v.heap_bytes())
                 .sum::<usize>()
     }
 }
