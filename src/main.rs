@@ -72,12 +72,26 @@ enum Command {
         #[arg(long, default_value = "labels.json")]
         labels: PathBuf,
     },
-    /// Detection quality of a signals file against generator labels.
+    /// Detection quality of a signals file against generator labels: recall, false alerts
+    /// per 1,000 identity-days, time to detect; optionally against a naive first-seen rule.
     Eval {
         #[arg(long)]
         labels: PathBuf,
+        /// Also score the naive first-seen baseline on `--events`, for comparison.
+        #[arg(long, requires = "events")]
+        naive: bool,
+        /// Events NDJSON (native) the signals were computed from; used by `--naive`.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Grace period after an attack's end in which a signal still counts.
+        #[arg(long, default_value = "1h")]
+        grace: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
         /// Signals NDJSON as written by `riskd replay`.
-        signals: PathBuf,
+        #[arg(required_unless_present = "naive")]
+        signals: Option<PathBuf>,
     },
     /// Validate a config file and print the effective values.
     CheckConfig { file: PathBuf },
@@ -183,8 +197,24 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 labels.display()
             );
         }
-        Command::Eval { labels, signals } => {
-            riskd::eval::run_cli(&labels, &signals)?;
+        Command::Eval {
+            labels,
+            naive,
+            events,
+            grace,
+            json,
+            signals,
+        } => {
+            let grace = humantime::parse_duration(&grace)
+                .with_context(|| format!("--grace `{grace}` is not a duration like 1h or 30m"))?;
+            riskd::eval::run_cli(&riskd::eval::EvalCli {
+                labels,
+                signals,
+                events,
+                naive,
+                json,
+                grace_ms: Some(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)),
+            })?;
         }
         Command::CheckConfig { file } => match Config::load(Some(&file)) {
             Ok(config) => print!("{}", config.to_toml()),
