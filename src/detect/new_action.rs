@@ -1,14 +1,20 @@
 //! `new_action`: an action this identity never performed, judged against its own rate
 //! of picking up new actions and discounted when many identities picked up the same one
-//! recently (a release rolling out a new API call). Discovery and privilege verbs
-//! (MITRE ATT&CK TA0007 Discovery, TA0004/TA0003 privilege and persistence: listing,
-//! describing, "who am I", key creation, policy changes, secrets) are the usual first
-//! moves with stolen credentials and weigh more.
+//! recently (a release rolling out a new API call). Discovery, privilege and
+//! defence-evasion verbs (MITRE ATT&CK TA0007 Discovery, TA0004/TA0003 privilege and
+//! persistence, T1562 Impair Defenses: listing, describing, "who am I", key creation,
+//! policy changes, secrets, disabling protections or logging) are the usual moves with
+//! stolen or misused credentials and weigh more.
 
 use super::{fleet_discount, rarity, Context, Finding};
 use crate::state::SeenKind;
 
-const SENSITIVE_VERBS: [&str; 14] = [
+const SENSITIVE_VERBS: [&str; 19] = [
+    "protection",
+    "stoplogging",
+    "deletetrail",
+    "disable",
+    "deleteflowlogs",
     "getcalleridentity",
     "list",
     "describe",
