@@ -4,6 +4,10 @@
 //! muted while learning (a brand-new key probing permissions is exactly this), but
 //! needs a few dozen events of outcome history. Fleet-wide incidents (every controller
 //! erroring for ten minutes) are discounted by the engine's fleet pulse.
+//!
+//! A refusal of something this identity never did before (a new action or a new
+//! destination container) counts on its own as a weak sign even without a burst: that is
+//! what trying a permission one does not have looks like, one call at a time.
 
 use super::{lin_ramp, Context, Finding};
 
@@ -20,12 +24,20 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let expected = rate * count;
     // Poisson-style slack: two standard deviations plus two calls.
     let excess = fails - expected - 2.0 * expected.sqrt();
+    let burst = lin_ramp(excess, 2.0, 14.0);
+    let novel = !ctx.learning && (ctx.novelty.action || ctx.novelty.class);
+    let probe = if novel { 0.4 } else { 0.0 };
     Finding::new(
-        lin_ramp(excess, 2.0, 14.0),
+        burst.max(probe),
         format!(
-            "{fails:.0} of {count:.0} calls failed in {} (usual {:.1}%)",
+            "{fails:.0} of {count:.0} calls failed in {} (usual {:.1}%){}",
             ctx.window_label,
-            100.0 * rate
+            100.0 * rate,
+            if novel {
+                "; refused on something it never did before"
+            } else {
+                ""
+            }
         ),
     )
 }
@@ -42,13 +54,18 @@ mod tests {
         let mut h = ci_runner();
         let mut e = event(
             WEEK3_WORKDAY,
-            "iam:ListRoles",
-            "arn:aws:iam::1:role",
+            "s3:GetObject",
+            "arn:aws:s3:::ci-artifacts/x",
             "10.20.1.1",
             "x/1",
         );
         e.outcome = Outcome::Denied;
         assert_eq!(h.ask(&e, FleetView::default(), detect), None);
+        // A refusal on an action it never used is a weak sign on its own.
+        e.action = "iam:ListRoles".into();
+        e.destination = "arn:aws:iam::1:role".into();
+        let probe = h.ask(&e, FleetView::default(), detect).expect("probe");
+        assert!(probe.strength < 0.5, "{probe:?}");
         let mut last = None;
         for k in 0..20 {
             let mut e = e.clone();
