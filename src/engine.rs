@@ -10,7 +10,7 @@
 //! so advancing the watermark touches only those. Output is deterministic: maps use a
 //! fixed hasher, due signals are ordered by (time, identity), scores have one decimal.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 
 use crate::config::Config;
 use crate::decode::{RejectReason, Rejection};
@@ -22,7 +22,7 @@ use crate::state::fleet::{FleetNovelty, FleetPulse};
 use crate::state::generalize::{
     destination_class, generalise_destination, source_network, user_agent_family,
 };
-use crate::state::hash::{stable_hash, StableBuildHasher, StableMap};
+use crate::state::hash::{stable_hash, StableMap};
 use crate::state::identity::DecodeError;
 use crate::state::{Identity, IdentityTable, Observation, StateParams};
 
@@ -79,8 +79,9 @@ pub struct Engine {
     pulse: FleetPulse,
     schedule: BTreeSet<(i64, Box<str>)>,
     hot: StableMap<Box<str>, Hot>,
+    /// Identities changed since the last `take_dirty`, in first-change order (each
+    /// identity's `dirty` flag keeps it from being listed twice).
     dirty: Vec<Box<str>>,
-    dirty_set: HashSet<Box<str>, StableBuildHasher>,
     /// Evicted identities not yet handed out for changelog tombstones (bounded).
     evicted: Vec<Box<str>>,
     max_identities: usize,
@@ -109,7 +110,6 @@ impl Engine {
             schedule: BTreeSet::new(),
             hot: StableMap::default(),
             dirty: Vec::new(),
-            dirty_set: HashSet::default(),
             evicted: Vec::new(),
             max_identities: config.state.max_identities.max(65_536),
             watermark_ms: i64::MIN,
@@ -369,12 +369,12 @@ impl Engine {
             state.score_ms,
             f64::from(state.emitted_score),
         );
-        let due = self.scorer.next_decay_due(anchor, anchor_ms, emitted);
-        self.reschedule(key, due);
-        if !self.dirty_set.contains(key) {
-            self.dirty_set.insert(key.into());
+        if !state.dirty {
+            state.dirty = true;
             self.dirty.push(key.into());
         }
+        let due = self.scorer.next_decay_due(anchor, anchor_ms, emitted);
+        self.reschedule(key, due);
         Ok(())
     }
 
@@ -456,7 +456,6 @@ impl Engine {
                     self.schedule.remove(&(d, name.clone()));
                 }
             }
-            self.dirty_set.remove(&name);
             // Bounded: if nobody collects tombstones, forget the oldest names rather
             // than grow without limit (compaction then keeps a stale value, harmless:
             // restore re-applies the cap).
@@ -533,9 +532,11 @@ impl Engine {
             if self.hot.get(&name).is_some_and(|h| h.due_ms.is_none()) {
                 self.hot.remove(&name);
             }
-            if !self.dirty_set.contains(&name) {
-                self.dirty_set.insert(name.clone());
-                self.dirty.push(name);
+            if let Some(state) = self.table.get_mut(&name) {
+                if !state.dirty {
+                    state.dirty = true;
+                    self.dirty.push(name);
+                }
             }
         }
         let evicted = self.table.sweep_idle(time_ms);
@@ -558,11 +559,15 @@ impl Engine {
     /// encoded for the changelog topic (key = identity, value = these bytes), in the
     /// order they first changed.
     pub fn take_dirty(&mut self) -> Vec<(String, Vec<u8>)> {
-        self.dirty_set.clear();
         let mut changed = Vec::with_capacity(self.dirty.len());
-        for identity in self.dirty.drain(..) {
-            if let Some(state) = self.table.get(&identity) {
-                changed.push((identity.to_string(), state.encode()));
+        for identity in std::mem::take(&mut self.dirty) {
+            // Names of evicted or forgotten identities (or duplicates after a re-create)
+            // are skipped: only a state still marked dirty is written, once.
+            if let Some(state) = self.table.get_mut(&identity) {
+                if state.dirty {
+                    state.dirty = false;
+                    changed.push((identity.to_string(), state.encode()));
+                }
             }
         }
         changed
@@ -589,9 +594,6 @@ impl Engine {
     pub fn forget(&mut self, identity: &str) -> bool {
         self.reschedule(identity, None);
         self.hot.remove(identity);
-        if self.dirty_set.remove(identity) {
-            self.dirty.retain(|d| &**d != identity);
-        }
         self.table.remove(identity).is_some()
     }
 

@@ -140,7 +140,6 @@ pub(crate) mod testkit {
     //! about one more event.
 
     use super::*;
-    use crate::state::fleet::FleetNovelty;
     use crate::state::generalize::{
         destination_class, generalise_destination, source_network, user_agent_family,
     };
@@ -201,7 +200,6 @@ pub(crate) mod testkit {
     pub struct Harness {
         pub state: Identity,
         pub params: StateParams,
-        pub fleet: FleetNovelty,
     }
 
     impl Harness {
@@ -210,7 +208,6 @@ pub(crate) mod testkit {
             Harness {
                 state: Identity::new(T0, &params),
                 params,
-                fleet: FleetNovelty::default(),
             }
         }
 

@@ -208,6 +208,9 @@ pub struct Identity {
     /// Fleet pulse bookkeeping: window index and detectors already counted in it.
     pub pulse_window: i64,
     pub pulse_bits: u8,
+    /// Changed since the last changelog flush (engine bookkeeping, not persisted).
+    #[serde(skip)]
+    pub dirty: bool,
 }
 
 mod le_words {
@@ -297,6 +300,7 @@ impl Identity {
             emitted_active: false,
             pulse_window: i64::MIN,
             pulse_bits: 0,
+            dirty: false,
         }
     }
 
