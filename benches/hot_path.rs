@@ -15,7 +15,14 @@ use riskd::config::Config;
 use riskd::engine::Engine;
 use riskd::event::ActivityEvent;
 
-const IDENTITIES: usize = 100_000;
+/// Live identities; `RISKD_BENCH_IDENTITIES` overrides it to separate compute from
+/// memory latency (a small table fits in cache).
+fn identities() -> usize {
+    std::env::var("RISKD_BENCH_IDENTITIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
 const WARM_EVENTS_PER_IDENTITY: usize = 60;
 const T0: i64 = 1_763_942_400_000;
 
@@ -45,7 +52,7 @@ fn fleet(rng: &mut Pcg64) -> Vec<Habit> {
         "list configmaps",
     ];
     const SDKS: [&str; 4] = ["aws-sdk-go", "Boto3", "aws-sdk-java", "kubectl"];
-    (0..IDENTITIES)
+    (0..identities())
         .map(|i| {
             let n_actions = rng.gen_range(2..7);
             Habit {
@@ -105,11 +112,12 @@ fn bench(c: &mut Criterion) {
     let mut out = Vec::new();
     let mut alerts = 0usize;
     // Warm-up: two days of traffic, in time order, every identity active.
-    let total = IDENTITIES * WARM_EVENTS_PER_IDENTITY;
+    let n = identities();
+    let total = n * WARM_EVENTS_PER_IDENTITY;
     let span = 2 * 86_400_000i64;
     for k in 0..total {
         let t = T0 + (k as i64) * span / total as i64;
-        let h = &habits[rng.gen_range(0..IDENTITIES)];
+        let h = &habits[rng.gen_range(0..n)];
         let _ = engine.process(&event(h, t, &mut rng), &mut out);
         alerts += out.iter().filter(|s| s.level.is_alert()).count();
         out.clear();
@@ -128,10 +136,13 @@ fn bench(c: &mut Criterion) {
             .filter(|(k, _)| engine.snapshot_state(k) == Some(riskd::signal::IdentityState::Active))
             .count()
     );
+    // Measured traffic continues at the warm-up's rate, so each identity sees the same
+    // steady state it learned (a faster clock would make every identity spike).
+    let step = (span / total as i64).max(1);
     let mut t = T0 + span;
     let lines: Vec<String> = (0..50_000)
         .map(|_| {
-            let h = &habits[rng.gen_range(0..IDENTITIES)];
+            let h = &habits[rng.gen_range(0..n)];
             serde_json::to_string(&event(h, t, &mut rng)).expect("serialises")
         })
         .collect();
@@ -147,7 +158,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("process_100k_identities", |b| {
         b.iter(|| {
             i = (i + 1) % decoded.len();
-            t += 2;
+            t += step;
             let mut e = decoded[i].clone();
             e.time_ms = t;
             out.clear();
@@ -157,7 +168,7 @@ fn bench(c: &mut Criterion) {
     group.bench_function("decode_and_process_100k_identities", |b| {
         b.iter(|| {
             i = (i + 1) % lines.len();
-            t += 2;
+            t += step;
             if let Some(mut e) = decode(&lines[i]) {
                 e.time_ms = t;
                 out.clear();

@@ -228,7 +228,7 @@ impl Engine {
             if factor < 1.0 {
                 f.strength *= factor;
                 f.detail.push_str(&format!("; fleet-wide (×{factor:.2})"));
-                if f.strength < 0.02 {
+                if f.strength < detect::MIN_STRENGTH {
                     findings[d] = None;
                 }
             }
@@ -310,7 +310,9 @@ impl Engine {
             state.score_ms = state.score_ms.max(t);
         }
         let key: &str = &event.identity;
-        if any && instant >= previous && instant > 0.0 {
+        // Reasons are kept only while the score is above normal (they explain decay
+        // signals and lookups); a weak finding on a normal identity keeps nothing.
+        if any && instant >= previous && self.scorer.level(instant) > Level::Normal {
             let reasons = self.scorer.reasons(&findings);
             match self.hot.get_mut(key) {
                 Some(h) => h.reasons = reasons,
@@ -417,7 +419,7 @@ impl Engine {
     fn reschedule(&mut self, identity: &str, due: Option<i64>) {
         match self.hot.get_mut(identity) {
             Some(h) => {
-                if h.due_ms == due {
+                if h.due_ms == due && due.is_some() {
                     return;
                 }
                 if let Some(old) = h.due_ms {

@@ -35,8 +35,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let (_, hour_max) = ctx.state.hour_max(ctx.obs.hour());
     let global = log_ramp(data / peak.max(FLOOR), 3.0, 20.0);
     let hourly = log_ramp(hour_data / hour_max.max(HOUR_FLOOR), 3.0, 20.0);
-    Finding::new(
-        global.max(hourly),
+    Finding::lazy(global.max(hourly), || {
         format!(
             "{} moved in {} vs usual peak {}; {} in the last hour vs usual max {}",
             human(data),
@@ -44,8 +43,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
             human(peak),
             human(hour_data),
             human(hour_max)
-        ),
-    )
+        )
+    })
 }
 
 #[cfg(test)]

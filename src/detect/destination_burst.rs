@@ -25,13 +25,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         .novelty_rate_per_day(SeenKind::Destination, now, ctx.params)
         * window_days;
     let excess = fresh / (expected + 1.0);
-    Finding::new(
-        log_ramp(excess, MIN_NEW / 2.0, 20.0),
+    Finding::lazy(log_ramp(excess, MIN_NEW / 2.0, 20.0), || {
         format!(
             "{fresh:.0} new destinations in {} (expected {expected:.1})",
             ctx.window_label
-        ),
-    )
+        )
+    })
 }
 
 #[cfg(test)]

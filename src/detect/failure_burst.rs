@@ -27,8 +27,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let burst = lin_ramp(excess, 2.0, 14.0);
     let novel = !ctx.learning && (ctx.novelty.action || ctx.novelty.class);
     let probe = if novel { 0.4 } else { 0.0 };
-    Finding::new(
-        burst.max(probe),
+    Finding::lazy(burst.max(probe), || {
         format!(
             "{fails:.0} of {count:.0} calls failed in {} (usual {:.1}%){}",
             ctx.window_label,
@@ -38,8 +37,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
             } else {
                 ""
             }
-        ),
-    )
+        )
+    })
 }
 
 #[cfg(test)]

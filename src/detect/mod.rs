@@ -35,6 +35,11 @@ pub const COUNT: usize = 8;
 
 pub const NAMES: [&str; COUNT] = crate::metrics::DETECTORS;
 
+/// Below this a finding is noise: at most a few points even at full weight and
+/// restricted sensitivity, too little to change a level or help a reader, and skipping it
+/// keeps most events off the scoring path.
+pub const MIN_STRENGTH: f64 = 0.08;
+
 /// What one detector found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
@@ -49,8 +54,21 @@ impl Finding {
         } else {
             0.0
         };
-        // Below this a finding is noise: it would neither move a score nor help a reader.
-        (strength >= 0.02).then_some(Finding { strength, detail })
+        (strength >= MIN_STRENGTH).then_some(Finding { strength, detail })
+    }
+
+    /// Like [`Finding::new`], but formats the detail only when the finding is kept:
+    /// most calls return nothing, and formatting floats is the dearest step left.
+    pub fn lazy(strength: f64, detail: impl FnOnce() -> String) -> Option<Finding> {
+        let strength = if strength.is_finite() {
+            strength.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        (strength >= MIN_STRENGTH).then(|| Finding {
+            strength,
+            detail: detail(),
+        })
     }
 }
 

@@ -57,13 +57,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     } else {
         String::new()
     };
-    Finding::new(
-        strength,
+    Finding::lazy(strength, || {
         format!(
             "first use of {}{kind}; {rate:.1} new actions/day usual{fleet}",
             ctx.event.action
-        ),
-    )
+        )
+    })
 }
 
 #[cfg(test)]

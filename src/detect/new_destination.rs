@@ -20,14 +20,13 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         let rate = ctx
             .state
             .novelty_rate_per_day(SeenKind::Environment, now, ctx.params);
-        return Finding::new(
-            rarity(rate),
+        return Finding::lazy(rarity(rate), || {
             format!(
                 "first call into environment `{}`: {}",
                 ctx.event.environment.as_deref().unwrap_or(""),
                 ctx.texts.destination
-            ),
-        );
+            )
+        });
     }
     let (base, kind, others, what) = if ctx.novelty.class {
         (0.6, SeenKind::DestinationClass, ctx.fleet.class, "new")
@@ -45,13 +44,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     } else {
         String::new()
     };
-    Finding::new(
-        strength,
+    Finding::lazy(strength, || {
         format!(
             "first access to {}{sensitivity} in {what} {}; {rate:.1} new/day usual{fleet}",
             ctx.texts.destination, ctx.texts.class
-        ),
-    )
+        )
+    })
 }
 
 #[cfg(test)]

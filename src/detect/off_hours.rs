@@ -72,16 +72,15 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         strength *= 0.5;
     }
     let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
-    Finding::new(
-        strength,
+    Finding::lazy(strength, || {
         format!(
             "active {} {:02}:00 UTC, a slot at {:.0}% of its usual level (active {:.0}% of the week)",
             days[how / 24],
             hod,
             100.0 * level / usual.max(1e-9),
             100.0 * coverage
-        ),
-    )
+        )
+    })
 }
 
 #[cfg(test)]

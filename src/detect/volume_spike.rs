@@ -28,24 +28,23 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let (hour_max, _) = ctx.state.hour_max(ctx.obs.hour());
     let global = log_ramp(count / peak.max(FLOOR), 3.0, 20.0);
     let hourly = log_ramp(hour_count / hour_max.max(HOUR_FLOOR), 3.0, 20.0);
-    let (seasonal, usual) = match ctx.state.seasonal(ctx.obs.hour_of_day()) {
-        Some((mean, dev)) => {
-            let expected = (mean + 3.0 * dev).max(FLOOR);
-            (
-                0.5 * log_ramp(count / expected, 3.0, 30.0),
-                format!(", this hour {mean:.0}±{dev:.0}"),
-            )
-        }
-        None => (0.0, String::new()),
+    let season = ctx.state.seasonal(ctx.obs.hour_of_day());
+    let seasonal = season.map_or(0.0, |(mean, dev)| {
+        0.5 * log_ramp(count / (mean + 3.0 * dev).max(FLOOR), 3.0, 30.0)
+    });
+    let usual = move || {
+        season.map_or_else(String::new, |(mean, dev)| {
+            format!(", this hour {mean:.0}±{dev:.0}")
+        })
     };
     let strength = global.max(seasonal).max(hourly);
-    Finding::new(
-        strength,
+    Finding::lazy(strength, || {
         format!(
-            "{count:.0} events/{} vs usual peak {peak:.0}{usual}; {hour_count:.0} in the last hour vs usual max {hour_max:.0}",
-            ctx.window_label
-        ),
-    )
+            "{count:.0} events/{} vs usual peak {peak:.0}{}; {hour_count:.0} in the last hour vs usual max {hour_max:.0}",
+            ctx.window_label,
+            usual()
+        )
+    })
 }
 
 #[cfg(test)]
