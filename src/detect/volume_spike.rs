@@ -26,8 +26,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     }
     let (peak, _) = ctx.state.peak_max(ctx.obs.hour());
     let (hour_max, _) = ctx.state.hour_max(ctx.obs.hour());
-    let global = log_ramp(count / peak.max(FLOOR), 3.0, 20.0);
-    let hourly = log_ramp(hour_count / hour_max.max(HOUR_FLOOR), 3.0, 20.0);
+    let global = log_ramp(count / peak.max(FLOOR), 2.5, 15.0);
+    let hourly = log_ramp(hour_count / hour_max.max(HOUR_FLOOR), 2.5, 15.0);
     let season = ctx.state.seasonal(ctx.obs.hour_of_day());
     let seasonal = season.map_or(0.0, |(mean, dev)| {
         0.5 * log_ramp(count / (mean + 3.0 * dev).max(FLOOR), 3.0, 30.0)
