@@ -101,7 +101,8 @@ mod tests {
             action: 30,
             ..FleetView::default()
         };
-        let f = ask(&h, "s3:PutObjectTagging", fleet).expect("weak");
-        assert!(f.strength < 0.1, "{f:?}");
+        // Weak enough to fall under the noise floor.
+        let f = ask(&h, "s3:PutObjectTagging", fleet);
+        assert!(f.as_ref().map_or(0.0, |f| f.strength) < 0.1, "{f:?}");
     }
 }

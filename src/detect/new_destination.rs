@@ -124,11 +124,9 @@ mod tests {
             destination: 20,
             ..FleetView::default()
         };
-        let many = ask(&h, "https://new-api.internal/v2/x", fleet).expect("fires");
-        assert!(
-            many.strength < alone.strength / 5.0,
-            "{many:?} vs {alone:?}"
-        );
+        let many = ask(&h, "https://new-api.internal/v2/x", fleet);
+        let weak = many.as_ref().map_or(0.0, |f| f.strength);
+        assert!(weak < alone.strength / 5.0, "{many:?} vs {alone:?}");
     }
 
     #[test]
