@@ -191,9 +191,9 @@ mod tests {
     fn single_weak_sign_stays_below_high_and_combination_reaches_it() {
         let s = scorer();
         use crate::detect::*;
-        for i in 0..COUNT {
+        for (i, name) in NAMES.iter().enumerate() {
             let one = s.combine(&with(&[(i, 0.6)]), Sensitivity::Internal);
-            assert!(one < 60.0, "{} alone at 0.6 gives {one}", NAMES[i]);
+            assert!(one < 60.0, "{name} alone at 0.6 gives {one}");
         }
         let attack = with(&[(NEW_SOURCE, 0.9), (NEW_ACTION, 0.6), (OFF_HOURS, 0.6)]);
         let score = s.combine(&attack, Sensitivity::Internal);

@@ -141,7 +141,7 @@ pub fn fleet_discount(others: u32) -> f64 {
 
 /// 0 at `lo`, 1 at `hi`, linear in log space between (ratios).
 pub fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
-    if !(x > lo) {
+    if x.is_nan() || x <= lo {
         return 0.0;
     }
     ((x / lo).ln() / (hi / lo).ln()).clamp(0.0, 1.0)
