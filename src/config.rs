@@ -288,6 +288,9 @@ pub struct StateConfig {
     pub window: HumanDuration,
     /// Most exact entries per seen-set before it degrades to a sketch.
     pub max_seen_entries: usize,
+    /// Half-life of each identity's learned novelty rate (how often it meets new
+    /// destinations, actions, sources).
+    pub novelty_half_life: HumanDuration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -301,6 +304,10 @@ pub struct ScoreConfig {
     pub elevated: f64,
     pub high: f64,
     pub critical: f64,
+    /// Window in which a novelty met by many identities counts as a fleet-wide change.
+    pub fleet_novelty_window: HumanDuration,
+    /// Window in which a detector firing on many identities counts as fleet-wide.
+    pub fleet_pulse_window: HumanDuration,
 }
 
 /// Per-detector weight in [0, 1]; 0 disables a detector.
@@ -533,6 +540,24 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.state.novelty_half_life.0 < Duration::from_secs(3600) {
+            return Err(ConfigError::invalid(
+                "state.novelty_half_life",
+                "must be at least 1h",
+            ));
+        }
+        if self.score.fleet_novelty_window.0 < Duration::from_secs(60) {
+            return Err(ConfigError::invalid(
+                "score.fleet_novelty_window",
+                "must be at least 1m",
+            ));
+        }
+        if self.score.fleet_pulse_window.0 < Duration::from_secs(10) {
+            return Err(ConfigError::invalid(
+                "score.fleet_pulse_window",
+                "must be at least 10s",
+            ));
+        }
         if self.score.half_life.0.is_zero() {
             return Err(ConfigError::invalid(
                 "score.half_life",
@@ -677,6 +702,19 @@ mod tests {
     fn thresholds_must_be_ordered() {
         let err = load_text("[score]\nhigh = 20.0\n").expect_err("bad order");
         assert!(err.to_string().contains("score.high"), "{err}");
+    }
+
+    #[test]
+    fn scoring_keys_are_validated_by_name() {
+        let err = load_text("[state]\nnovelty_half_life = \"1m\"\n").expect_err("too short");
+        assert!(err.to_string().contains("state.novelty_half_life"), "{err}");
+        let err = load_text("[score]\nfleet_pulse_window = \"1s\"\n").expect_err("too short");
+        assert!(
+            err.to_string().contains("score.fleet_pulse_window"),
+            "{err}"
+        );
+        let err = load_text("[detectors]\nnew_action = 1.5\n").expect_err("weight");
+        assert!(err.to_string().contains("detectors.new_action"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,183 @@
+//! Hot path benchmark (design §11): decode one native JSON event + `Engine::process`
+//! with 100k live identities; goal ≤ 1 µs per event median on one core.
+//!
+//! Decoding uses `serde_json` into `ActivityEvent` as a stand-in until the native
+//! decoder (`decode::decode_native`, branch `dec`) is merged; swap the `decode` function
+//! below when it is. Setup also prints the state size per identity (heap estimate and
+//! encoded snapshot), measured on the same realistic fleet.
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use rand::{Rng, SeedableRng};
+use rand_pcg::Pcg64;
+use riskd::config::Config;
+use riskd::engine::Engine;
+use riskd::event::ActivityEvent;
+
+/// Live identities; `RISKD_BENCH_IDENTITIES` overrides it to separate compute from
+/// memory latency (a small table fits in cache).
+fn identities() -> usize {
+    std::env::var("RISKD_BENCH_IDENTITIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000)
+}
+const WARM_EVENTS_PER_IDENTITY: usize = 60;
+const T0: i64 = 1_763_942_400_000;
+
+/// One identity's habits: a few actions, a few destination templates with ids in them,
+/// a private range its pods churn through, an SDK family whose version moves.
+struct Habit {
+    name: String,
+    actions: Vec<String>,
+    buckets: Vec<String>,
+    net: u8,
+    sdk: &'static str,
+}
+
+fn fleet(rng: &mut Pcg64) -> Vec<Habit> {
+    const VERBS: [&str; 12] = [
+        "s3:GetObject",
+        "s3:PutObject",
+        "s3:ListBucket",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "kms:Decrypt",
+        "GET /v1/orders",
+        "POST /v1/payments",
+        "get pods",
+        "list configmaps",
+    ];
+    const SDKS: [&str; 4] = ["aws-sdk-go", "Boto3", "aws-sdk-java", "kubectl"];
+    (0..identities())
+        .map(|i| {
+            let n_actions = rng.gen_range(2..7);
+            Habit {
+                name: format!("arn:aws:iam::123456789012:role/svc-{i:06}"),
+                actions: (0..n_actions)
+                    .map(|_| VERBS[rng.gen_range(0..VERBS.len())].to_string())
+                    .collect(),
+                buckets: (0..rng.gen_range(1..4))
+                    .map(|_| format!("team-{}-data", rng.gen_range(0..500)))
+                    .collect(),
+                net: rng.gen_range(0..200),
+                sdk: SDKS[rng.gen_range(0..SDKS.len())],
+            }
+        })
+        .collect()
+}
+
+fn event(h: &Habit, t: i64, rng: &mut Pcg64) -> ActivityEvent {
+    ActivityEvent {
+        time_ms: t,
+        identity: h.name.clone(),
+        action: h.actions[rng.gen_range(0..h.actions.len())].clone(),
+        destination: format!(
+            "arn:aws:s3:::{}/records/{}/{:x}.json",
+            h.buckets[rng.gen_range(0..h.buckets.len())],
+            rng.gen_range(0..1_000_000u32),
+            rng.gen::<u64>()
+        ),
+        source_ip: Some(format!(
+            "10.{}.{}.{}",
+            h.net,
+            rng.gen_range(0..256),
+            rng.gen_range(1..255)
+        )),
+        user_agent: Some(format!(
+            "{}/1.{}.{} linux/amd64",
+            h.sdk,
+            rng.gen_range(40..45),
+            rng.gen_range(0..9)
+        )),
+        bytes: Some(rng.gen_range(200..20_000)),
+        event_id: Some(format!("{:016x}", rng.gen::<u64>())),
+        ..ActivityEvent::default()
+    }
+}
+
+/// Stand-in for the native decoder: serde_json into the event.
+fn decode(line: &str) -> Option<ActivityEvent> {
+    serde_json::from_str(line).ok()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut rng = Pcg64::seed_from_u64(7);
+    let habits = fleet(&mut rng);
+    let config = Config::default_config().expect("defaults");
+    let mut engine = Engine::new(&config);
+    let mut out = Vec::new();
+    let mut alerts = 0usize;
+    // Warm-up: two days of traffic, in time order, every identity active.
+    let n = identities();
+    let total = n * WARM_EVENTS_PER_IDENTITY;
+    let span = 2 * 86_400_000i64;
+    for k in 0..total {
+        let t = T0 + (k as i64) * span / total as i64;
+        let h = &habits[rng.gen_range(0..n)];
+        let _ = engine.process(&event(h, t, &mut rng), &mut out);
+        alerts += out.iter().filter(|s| s.level.is_alert()).count();
+        out.clear();
+    }
+    let heap = engine.state_heap_bytes();
+    let dirty = engine.take_dirty();
+    let encoded: usize = dirty.iter().map(|(_, v)| v.len()).sum();
+    eprintln!(
+        "fleet: {} identities, {} events; state heap ≈ {} B/identity (incl. key and table slot); encoded snapshot {} B/identity; {} active; {alerts} high/critical signals on this benign fleet",
+        engine.identities(),
+        total,
+        heap / engine.identities().max(1),
+        encoded / dirty.len().max(1),
+        dirty
+            .iter()
+            .filter(|(k, _)| engine.snapshot_state(k) == Some(riskd::signal::IdentityState::Active))
+            .count()
+    );
+    // Measured traffic continues at the warm-up's rate, so each identity sees the same
+    // steady state it learned (a faster clock would make every identity spike).
+    let step = (span / total as i64).max(1);
+    let mut t = T0 + span;
+    let lines: Vec<String> = (0..50_000)
+        .map(|_| {
+            let h = &habits[rng.gen_range(0..n)];
+            serde_json::to_string(&event(h, t, &mut rng)).expect("serialises")
+        })
+        .collect();
+    let mut i = 0usize;
+    let mut group = c.benchmark_group("hot_path");
+    group.bench_function("decode_json", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            black_box(decode(&lines[i]))
+        })
+    });
+    let decoded: Vec<ActivityEvent> = lines.iter().filter_map(|l| decode(l)).collect();
+    group.bench_function("process_100k_identities", |b| {
+        b.iter(|| {
+            i = (i + 1) % decoded.len();
+            t += step;
+            let mut e = decoded[i].clone();
+            e.time_ms = t;
+            out.clear();
+            let _ = black_box(engine.process(&e, &mut out));
+        })
+    });
+    group.bench_function("decode_and_process_100k_identities", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            t += step;
+            if let Some(mut e) = decode(&lines[i]) {
+                e.time_ms = t;
+                out.clear();
+                let _ = black_box(engine.process(&e, &mut out));
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,141 @@
+//! `off_hours`: activity in an hour-of-week slot where this identity is almost never
+//! active. The profile counts active minutes per hour of week; with at least two weeks
+//! of history the hour-of-week slot decides (a weekday-only job on a Saturday), before
+//! that the same hour on every day of the week (hour of day) does, since unseen weekdays
+//! are not evidence. Neighbouring hours smooth jitter at hour boundaries.
+//!
+//! How telling an empty slot is depends on the identity's rhythm: a CI runner active in a
+//! quarter of the week with a dozen active minutes per working hour has truly dead
+//! nights; an API key used a few times a day at random hours leaves empty slots by
+//! chance. So the strength is scaled by the confidence that the slot is really dead (its
+//! usual per-slot activity, Poisson) and by how much of the week it leaves dark.
+
+use super::{Context, Finding};
+
+/// Active buckets in the profile below which the rhythm is unknown.
+const MIN_ACTIVE: u32 = 40;
+/// A slot at this fraction of the identity's usual active-slot level or less is "off".
+const OFF_FRACTION: f64 = 0.25;
+const TWO_WEEKS_MS: i64 = 14 * 86_400_000;
+
+fn smoothed(profile: &[u8], slot: usize) -> f64 {
+    let at = |i: usize| f64::from(profile[i % 168]);
+    (at(slot + 167) + 2.0 * at(slot) + at(slot + 1)) / 4.0
+}
+
+/// (coverage: share of slots with any activity, mean activity of the active slots).
+fn rhythm(slots: impl Iterator<Item = f64>) -> (f64, f64) {
+    let (mut n, mut active, mut sum) = (0.0, 0.0, 0.0);
+    for c in slots {
+        n += 1.0;
+        if c > 0.0 {
+            active += 1.0;
+            sum += c;
+        }
+    }
+    if active == 0.0 {
+        return (0.0, 0.0);
+    }
+    (active / n, sum / active)
+}
+
+pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
+    let profile = ctx.state.profile();
+    if ctx.learning || profile.len() != 168 {
+        return None;
+    }
+    let total: u32 = profile.iter().map(|&c| u32::from(c)).sum();
+    if total < MIN_ACTIVE {
+        return None;
+    }
+    let how = ctx.obs.hour_of_week();
+    let hod = ctx.obs.hour_of_day();
+    let by_hour = |h: usize| (0..7).map(|d| smoothed(profile, d * 24 + h)).sum::<f64>();
+    let weekly = ctx.state.history_ms(ctx.obs.time_ms) >= TWO_WEEKS_MS;
+    let (level, (coverage, usual)) = if weekly {
+        (
+            smoothed(profile, how),
+            rhythm(profile.iter().map(|&c| f64::from(c))),
+        )
+    } else {
+        (
+            by_hour(hod),
+            rhythm((0..24).map(|h| (0..7).map(|d| f64::from(profile[d * 24 + h])).sum())),
+        )
+    };
+    let dead = 1.0 - level / (OFF_FRACTION * usual);
+    let confidence = 1.0 - (-usual / 3.0).exp();
+    let dark = ((0.85 - coverage) / 0.45).clamp(0.0, 1.0);
+    let mut strength = dead * confidence * dark;
+    if weekly && by_hour(hod) / 7.0 >= OFF_FRACTION * usual {
+        // Usual hour, unusual day: half as telling as an hour it never works.
+        strength *= 0.5;
+    }
+    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    Finding::lazy(strength, || {
+        format!(
+            "active {} {:02}:00 UTC, a slot at {:.0}% of its usual level (active {:.0}% of the week)",
+            days[how / 24],
+            hod,
+            100.0 * level / usual.max(1e-9),
+            100.0 * coverage
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::*;
+    use super::super::FleetView;
+    use super::*;
+
+    fn at(t: i64) -> crate::event::ActivityEvent {
+        event(
+            t,
+            "s3:GetObject",
+            "arn:aws:s3:::ci-artifacts/x",
+            "10.20.1.1",
+            "GitHubActionsRunner/2.1 Linux",
+        )
+    }
+
+    #[test]
+    fn three_am_fires_for_a_working_hours_runner() {
+        let h = ci_runner();
+        let f = h
+            .ask(
+                &at(WEEK3_WORKDAY - 7 * 3_600_000),
+                FleetView::default(),
+                detect,
+            )
+            .expect("fires");
+        assert!(f.strength > 0.9, "{f:?}");
+    }
+
+    #[test]
+    fn random_hours_identity_is_quiet() {
+        let mut h = Harness::new();
+        // A key used ~25 times a day at scattered hours for three weeks.
+        for k in 0..(21 * 25) {
+            let t = T0 + k * 3_456_000 + (k * 7919 % 13) * 600_000;
+            h.feed(&at(t));
+        }
+        let t = T0 + 21 * 86_400_000 + 3 * 3_600_000;
+        let f = h.ask(&at(t), FleetView::default(), detect);
+        assert!(f.as_ref().map_or(0.0, |f| f.strength) < 0.2, "{f:?}");
+    }
+
+    #[test]
+    fn working_hours_are_quiet_and_saturday_is_moderate() {
+        let h = ci_runner();
+        assert_eq!(
+            h.ask(&at(WEEK3_WORKDAY), FleetView::default(), detect),
+            None
+        );
+        let saturday = WEEK3_WORKDAY + 5 * 86_400_000;
+        let f = h
+            .ask(&at(saturday), FleetView::default(), detect)
+            .expect("weekend");
+        assert!(f.strength <= 0.5, "{f:?}");
+    }
+}
