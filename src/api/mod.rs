@@ -30,6 +30,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -149,11 +150,11 @@ pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiErro
         )
         .route(
             "/ext_authz",
-            any(decide::ext_authz).route_layer(timed(Endpoint::Decide)),
+            any(decide::ext_authz.layer(timed(Endpoint::Decide))),
         )
         .route(
             "/ext_authz/{*path}",
-            any(decide::ext_authz).route_layer(timed(Endpoint::Decide)),
+            any(decide::ext_authz.layer(timed(Endpoint::Decide))),
         )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
 
