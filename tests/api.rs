@@ -592,3 +592,139 @@ async fn health_readiness_metrics_and_unknown_routes() {
     assert!(text.contains("riskd_decisions_total"));
     s.stop().await;
 }
+
+/// A loopback port that was free a moment ago (the demo binds it itself).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn spawn_demo(port: u16, duration: &str) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_riskd"))
+        .arg("demo")
+        .env("RISKD__API__LISTEN", format!("127.0.0.1:{port}"))
+        .env("RISKD__DEMO__DURATION", duration)
+        .env("RISKD__DEMO__IDENTITIES", "50")
+        .env("RISKD_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn riskd demo")
+}
+
+fn wait_exit(child: &mut std::process::Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("riskd demo did not exit within {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `/readyz` until the demo answers, then until it has scored someone.
+async fn wait_for_scores(base: &str) -> Value {
+    let c = client();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo never served scores"
+        );
+        if let Ok(resp) = c.get(format!("{base}/readyz")).send().await {
+            if resp.status() == StatusCode::OK {
+                let list = json_of(
+                    c.get(format!("{base}/v1/risk?min_level=normal&limit=5"))
+                        .send()
+                        .await
+                        .expect("list"),
+                )
+                .await;
+                if !list["identities"]
+                    .as_array()
+                    .expect("identities")
+                    .is_empty()
+                {
+                    return list;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn demo_binary_serves_scores_and_stops_on_sigint() {
+    let port = free_port();
+    let mut child = spawn_demo(port, "120s");
+    let base = format!("http://127.0.0.1:{port}");
+    let list = wait_for_scores(&base).await;
+    let first = list["identities"][0]["identity"]
+        .as_str()
+        .expect("identity")
+        .to_string();
+    let c = client();
+    let one = json_of(
+        c.get(format!("{base}/v1/risk/{}", encode(&first)))
+            .send()
+            .await
+            .expect("lookup"),
+    )
+    .await;
+    assert_eq!(one["identity"], first.as_str());
+    assert!(one["score"].is_number(), "{one}");
+    let decision = json_of(
+        c.post(format!("{base}/v1/decide"))
+            .json(&json!({"identity": first, "action": "s3:GetObject", "destination": "x"}))
+            .send()
+            .await
+            .expect("decide"),
+    )
+    .await;
+    assert!(decision["decision"].is_string(), "{decision}");
+    let metrics = c
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("riskd_events_consumed_total{source=\"demo\"}") && !l.ends_with(" 0")
+        ),
+        "demo events not counted"
+    );
+
+    // Ctrl-C: a clean, prompt, successful exit.
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let status = wait_exit(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "demo exited with {status}");
+}
+
+#[tokio::test]
+async fn demo_binary_stops_by_itself_after_duration() {
+    let port = free_port();
+    let mut child = spawn_demo(port, "3s");
+    wait_for_scores(&format!("http://127.0.0.1:{port}")).await;
+    let status = wait_exit(&mut child, Duration::from_secs(20));
+    assert!(status.success(), "demo exited with {status}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().expect("stdout"), &mut stdout)
+        .expect("read stdout");
+    // Not a terminal: no ANSI live view on stdout.
+    assert!(!stdout.contains("\x1b[2J"), "{stdout}");
+}
