@@ -59,6 +59,12 @@ enum Command {
         identities: usize,
         #[arg(long, default_value_t = 14)]
         days: u32,
+        /// Fleet start (RFC 3339); event times run from here for `--days`.
+        #[arg(long, default_value = "2026-11-02T00:00:00Z")]
+        start: String,
+        /// Generate only benign traffic (no labelled attacks).
+        #[arg(long)]
+        no_attacks: bool,
         /// Events file (NDJSON).
         #[arg(long, default_value = "events.ndjson")]
         events: PathBuf,
@@ -66,12 +72,26 @@ enum Command {
         #[arg(long, default_value = "labels.json")]
         labels: PathBuf,
     },
-    /// Detection quality of a signals file against generator labels.
+    /// Detection quality of a signals file against generator labels: recall, false alerts
+    /// per 1,000 identity-days, time to detect; optionally against a naive first-seen rule.
     Eval {
         #[arg(long)]
         labels: PathBuf,
+        /// Also score the naive first-seen baseline on `--events`, for comparison.
+        #[arg(long, requires = "events")]
+        naive: bool,
+        /// Events NDJSON (native) the signals were computed from; used by `--naive`.
+        #[arg(long)]
+        events: Option<PathBuf>,
+        /// Grace period after an attack's end in which a signal still counts.
+        #[arg(long, default_value = "1h")]
+        grace: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
         /// Signals NDJSON as written by `riskd replay`.
-        signals: PathBuf,
+        #[arg(required_unless_present = "naive")]
+        signals: Option<PathBuf>,
     },
     /// Validate a config file and print the effective values.
     CheckConfig { file: PathBuf },
@@ -148,18 +168,53 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             seed,
             identities,
             days,
+            start,
+            no_attacks,
             events,
             labels,
         } => {
+            let start_ms = riskd::signal::parse_time_ms(&start)
+                .with_context(|| format!("--start `{start}` is not an RFC 3339 time"))?;
             let options = riskd::source::generator::GenerateOptions {
                 seed,
                 identities,
                 days,
+                start_ms,
+                attacks: !no_attacks,
             };
-            riskd::source::generator::generate_to_files(&options, &events, &labels)?;
+            let summary = riskd::source::generator::generate_to_files(&options, &events, &labels)?;
+            eprintln!(
+                "riskd generate: {} events ({:.1} MB) for {} identities over {} days, {} attacks, \
+                 in {:.2} s ({:.0} events/s); events in {}, labels in {}",
+                summary.events,
+                summary.bytes as f64 / 1e6,
+                summary.identities,
+                days,
+                summary.attacks,
+                summary.elapsed.as_secs_f64(),
+                summary.events_per_second(),
+                events.display(),
+                labels.display()
+            );
         }
-        Command::Eval { labels, signals } => {
-            riskd::eval::run_cli(&labels, &signals)?;
+        Command::Eval {
+            labels,
+            naive,
+            events,
+            grace,
+            json,
+            signals,
+        } => {
+            let grace = humantime::parse_duration(&grace)
+                .with_context(|| format!("--grace `{grace}` is not a duration like 1h or 30m"))?;
+            riskd::eval::run_cli(&riskd::eval::EvalCli {
+                labels,
+                signals,
+                events,
+                naive,
+                json,
+                grace_ms: Some(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)),
+            })?;
         }
         Command::CheckConfig { file } => match Config::load(Some(&file)) {
             Ok(config) => print!("{}", config.to_toml()),
