@@ -287,6 +287,9 @@ pub struct DemoConfig {
     pub days: u32,
     /// Stop by itself after this long; "0s" runs until Ctrl-C (tests use a few seconds).
     pub duration: HumanDuration,
+    /// Simulated history before now, fed as fast as `max_events_per_second` allows at
+    /// start, so baselines exist and attacks show up sooner; "0s" starts the fleet now.
+    pub backfill: HumanDuration,
     /// Rows in the terminal live view.
     pub top: usize,
 }
@@ -547,6 +550,12 @@ impl Config {
         }
         if self.demo.days == 0 {
             return Err(ConfigError::invalid("demo.days", "must be at least 1"));
+        }
+        if self.demo.backfill.0 >= Duration::from_secs(u64::from(self.demo.days) * 86_400) {
+            return Err(ConfigError::invalid(
+                "demo.backfill",
+                "must be shorter than demo.days",
+            ));
         }
         if !(1..=200).contains(&self.demo.top) {
             return Err(ConfigError::invalid(

@@ -3,7 +3,8 @@
 //! The built-in fleet generator produces a labelled NHI fleet with injected attacks; a
 //! pipeline thread feeds its events to the [`Engine`] at a realistic pace (event time
 //! starts now and runs `demo.speedup` times faster than the wall clock, at most
-//! `demo.max_events_per_second`); signals land in a [`RiskTable`] that the HTTP API
+//! `demo.max_events_per_second`; `demo.backfill` first replays simulated history up to
+//! now at that cap, so baselines exist and attacks appear sooner); signals land in a [`RiskTable`] that the HTTP API
 //! serves on `api.listen`. On a terminal a live view redraws the riskiest identities
 //! every second; otherwise each identity that turns high or critical is logged, plus a
 //! summary every ten seconds.
@@ -25,6 +26,7 @@ use crate::engine::Engine;
 use crate::event::ActivityEvent;
 use crate::risk_table::{wall_clock_ms, RiskTable, SharedRiskTable};
 use crate::signal::{format_time_ms, Level, Signal};
+use crate::source::generator::{Fleet, GenerateOptions};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -93,7 +95,9 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Demo
         let progress = progress.clone();
         let stop = stop.clone();
         tokio::task::spawn_blocking(move || {
-            let events = fleet(&config, start_ms);
+            // With a backfill the fleet starts in the past; everything before now is due
+            // at once and is fed at the events-per-second cap.
+            let events = fleet(&config, start_ms - config.demo.backfill.as_millis_i64());
             feed(&config, events, &table, &progress, &stop, !terminal)
         })
     };
@@ -134,14 +138,24 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Demo
     Ok(())
 }
 
-/// The event source: the built-in generator, starting at `start_ms`.
+/// The event source: the built-in generator with attacks, its event time starting at
+/// `start_ms`.
 fn fleet(config: &Config, start_ms: i64) -> Box<dyn Iterator<Item = ActivityEvent> + Send> {
-    Box::new(stand_in::StandInFleet::new(
-        config.demo.seed,
-        config.demo.identities,
-        config.demo.days,
+    let fleet = Fleet::new(&GenerateOptions {
+        seed: config.demo.seed,
+        identities: config.demo.identities,
+        days: config.demo.days,
         start_ms,
-    ))
+        attacks: true,
+    });
+    let labels = fleet.labels();
+    tracing::info!(
+        identities = labels.identities.len(),
+        attacks = labels.attacks.len(),
+        fleet_end = %labels.fleet_end,
+        "demo fleet generated"
+    );
+    Box::new(fleet)
 }
 
 /// The pipeline thread: feeds due events, applies signals, publishes progress.
@@ -371,7 +385,7 @@ impl View<'_> {
                 sig.level.as_str(),
                 sig.score,
                 sig.state.as_str(),
-                truncate(&sig.identity, id_width),
+                truncate_left(&sig.identity, id_width),
                 truncate(&text.join(", "), reasons_width)
             ));
         }
@@ -410,7 +424,8 @@ fn color(level: Level) -> &'static str {
 /// Cuts `text` to `width` characters with an ellipsis (by chars, not bytes: identities
 /// can be any UTF-8).
 fn truncate(text: &str, width: usize) -> String {
-    if text.chars().count() <= width {
+    let count = text.chars().count();
+    if count <= width {
         return text.to_string();
     }
     let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
@@ -418,56 +433,26 @@ fn truncate(text: &str, width: usize) -> String {
     out
 }
 
-mod stand_in {
-    //! Minimal stand-in until the generator lands.
-    use crate::event::{ActivityEvent, IdentityKind, Outcome};
-
-    pub struct StandInFleet {
-        identities: usize,
-        next: u64,
-        end_ms: i64,
-        start_ms: i64,
-        seed: u64,
+/// Like [`truncate`] but keeps the end: ARNs and SPIFFE ids differ in their last part.
+fn truncate_left(text: &str, width: usize) -> String {
+    let count = text.chars().count();
+    if count <= width {
+        return text.to_string();
     }
+    let mut out = String::from("…");
+    out.extend(text.chars().skip(count - width.saturating_sub(1)));
+    out
+}
 
-    impl StandInFleet {
-        pub fn new(seed: u64, identities: usize, days: u32, start_ms: i64) -> Self {
-            StandInFleet {
-                identities,
-                next: 0,
-                start_ms,
-                end_ms: start_ms + i64::from(days) * 86_400_000,
-                seed,
-            }
-        }
-    }
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-    impl Iterator for StandInFleet {
-        type Item = ActivityEvent;
-        fn next(&mut self) -> Option<ActivityEvent> {
-            let i = self.next;
-            self.next += 1;
-            // One event per identity every 10 s of event time.
-            let per = 10_000 / self.identities.max(1) as i64;
-            let time_ms = self.start_ms + i as i64 * per.max(1);
-            if time_ms > self.end_ms {
-                return None;
-            }
-            let who = (i ^ self.seed) % self.identities as u64;
-            let fail = i % 97 == who % 97;
-            Some(ActivityEvent {
-                time_ms,
-                identity: format!("svc-{who:04}"),
-                action: "s3:GetObject".into(),
-                destination: format!("arn:aws:s3:::bucket-{}", who % 7),
-                identity_kind: IdentityKind::ServiceAccount,
-                outcome: if fail {
-                    Outcome::Denied
-                } else {
-                    Outcome::Success
-                },
-                ..ActivityEvent::default()
-            })
-        }
+    #[test]
+    fn truncation_keeps_width_in_chars() {
+        assert_eq!(truncate("abcdef", 4), "abc…");
+        assert_eq!(truncate_left("abcdef", 4), "…def");
+        assert_eq!(truncate_left("abc", 4), "abc");
+        assert_eq!(truncate_left("ééééé", 3).chars().count(), 3);
     }
 }
