@@ -530,7 +530,7 @@ impl Config {
                 ));
             }
         }
-        if !(self.demo.speedup > 0.0) {
+        if self.demo.speedup.is_nan() || self.demo.speedup <= 0.0 {
             return Err(ConfigError::invalid(
                 "demo.speedup",
                 "must be greater than zero",
