@@ -180,6 +180,12 @@ fn feed(
     let mut out: Vec<Signal> = Vec::new();
     // Fractional event budget carried between ticks, so a low cap is still honoured.
     let mut budget = 0.0f64;
+    // Engine counters already exported, so each tick adds only the difference.
+    let mut fired_exported = [0u64; 8];
+    let fired: Vec<_> = crate::metrics::DETECTORS
+        .iter()
+        .map(|d| metrics.detector_fired.with_label_values(&[d]))
+        .collect();
 
     while !stop.is_cancelled() {
         let now = Instant::now();
@@ -233,6 +239,11 @@ fn feed(
             table.apply(signal);
         }
         metrics.identities_tracked.set(engine.identities() as i64);
+        let now_fired = engine.stats().detector_fired;
+        for (i, counter) in fired.iter().enumerate() {
+            counter.inc_by(now_fired[i].saturating_sub(fired_exported[i]));
+        }
+        fired_exported = now_fired;
         progress.events.fetch_add(fed, Ordering::Relaxed);
         progress.signals.fetch_add(signals, Ordering::Relaxed);
         progress
