@@ -53,6 +53,8 @@ pub enum EvalError {
     Labels(#[from] LabelsError),
     #[error("cannot encode the report: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cannot write the report: {0}")]
+    Write(std::io::Error),
 }
 
 /// Result for one labelled attack.
@@ -546,15 +548,18 @@ pub fn read_signals(path: &Path) -> Result<(Vec<Signal>, BadLines), EvalError> {
     Ok((signals, bad))
 }
 
-/// Reads native NDJSON events with the project's decoder; rejects counted by line.
-pub fn read_events(path: &Path) -> Result<(Vec<ActivityEvent>, BadLines), EvalError> {
+/// Streams native NDJSON events through `f` with the project's decoder, in file order
+/// (files from `riskd generate` are in event-time order); rejects counted by line.
+pub fn for_each_event(
+    path: &Path,
+    mut f: impl FnMut(&ActivityEvent),
+) -> Result<BadLines, EvalError> {
     use crate::decode::{decode, Decoded, Format, Limits};
     let read_err = |source| EvalError::Read {
         path: path.to_path_buf(),
         source,
     };
     let file = std::fs::File::open(path).map_err(read_err)?;
-    let mut events = Vec::new();
     let mut bad = BadLines::default();
     let limits = Limits::default();
     let mut out = Vec::new();
@@ -567,15 +572,13 @@ pub fn read_events(path: &Path) -> Result<(Vec<ActivityEvent>, BadLines), EvalEr
         decode(Format::Native, line.as_bytes(), &limits, &mut out);
         for d in out.drain(..) {
             match d {
-                Decoded::Event(e) => events.push(*e),
+                Decoded::Event(e) => f(&e),
                 Decoded::Skipped(_) => {}
                 Decoded::Rejected(r) => bad.add(n as u64 + 1, r.to_string()),
             }
         }
     }
-    // The baseline needs event-time order; files from `riskd generate` already are.
-    events.sort_by_key(|e| e.time_ms);
-    Ok((events, bad))
+    Ok(bad)
 }
 
 /// What `riskd eval` should compute and print.
@@ -602,17 +605,14 @@ pub fn run_cli(opts: &EvalCli) -> Result<(), EvalError> {
     }
     if opts.naive {
         if let Some(path) = &opts.events {
-            let (events, bad) = read_events(path)?;
             let mut naive = NaiveFirstSeen::default();
             let mut signals = Vec::new();
-            for e in &events {
-                naive.observe(e, &mut signals);
-            }
+            let bad = for_each_event(path, |e| naive.observe(e, &mut signals))?;
             reports.push(evaluate_with(&labels, signals.into_iter(), grace));
             bad_inputs.push((path.clone(), bad));
         }
     }
-    if opts.json {
+    let text = if opts.json {
         #[derive(Serialize)]
         struct Out<'a> {
             reports: &'a [EvalReport],
@@ -625,23 +625,37 @@ pub fn run_cli(opts: &EvalCli) -> Result<(), EvalError> {
                 .map(|(p, b)| (p.display().to_string(), b))
                 .collect(),
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
-        return Ok(());
+        let mut text = serde_json::to_string_pretty(&out)?;
+        text.push('\n');
+        text
+    } else {
+        render_all(&reports, &bad_inputs)
+    };
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        // `riskd eval ... | head` is not an error.
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(EvalError::Write(e)),
+        _ => Ok(()),
     }
-    for (path, bad) in &bad_inputs {
+}
+
+fn render_all(reports: &[EvalReport], bad_inputs: &[(PathBuf, BadLines)]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for (path, bad) in bad_inputs {
         if bad.count > 0 {
-            println!("{}: {} unusable lines", path.display(), bad.count);
+            let _ = writeln!(s, "{}: {} unusable lines", path.display(), bad.count);
             for (n, why) in &bad.first {
-                println!("  line {n}: {why}");
+                let _ = writeln!(s, "  line {n}: {why}");
             }
         }
     }
-    for r in &reports {
-        print!("{}", render(r));
+    for r in reports {
+        s.push_str(&render(r));
     }
-    if reports.len() == 2 {
-        let (a, b) = (&reports[0], &reports[1]);
-        println!(
+    if let [a, b] = reports {
+        let _ = writeln!(
+            s,
             "riskd vs naive first-seen: recall {:.3} vs {:.3}; false alerts {} vs {} \
              ({:.2} vs {:.2} per 1,000 identity-days)",
             a.overall.recall,
@@ -652,7 +666,7 @@ pub fn run_cli(opts: &EvalCli) -> Result<(), EvalError> {
             b.false_alerts_per_1000_identity_days
         );
     }
-    Ok(())
+    s
 }
 
 fn secs(v: Option<f64>) -> String {
@@ -911,6 +925,22 @@ mod tests {
         assert_eq!(by_id("atk-2").ttd_s, Some(0.0));
         // Dropped back below high before the start: not detected.
         assert!(!by_id("atk-1").detected);
+    }
+
+    #[test]
+    fn bad_signal_lines_are_counted_with_their_line_numbers() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signals.ndjson");
+        let good = serde_json::to_string(&sig("c", T0, Level::High)).expect("json");
+        let text = format!("{good}\nnot json\n\n{{\"identity\":\"c\"}}\n{good}\n");
+        std::fs::write(&path, text).expect("write");
+        let (signals, bad) = read_signals(&path).expect("read");
+        assert_eq!(signals.len(), 2);
+        assert_eq!(bad.count, 2);
+        let lines: Vec<u64> = bad.first.iter().map(|b| b.0).collect();
+        assert_eq!(lines, vec![2, 4]);
+        let missing = read_signals(&dir.path().join("nope"));
+        assert!(matches!(missing, Err(EvalError::Read { .. })));
     }
 
     #[test]

@@ -188,3 +188,241 @@ fn fleet_changes_are_labelled() {
         assert!(parse_time_ms(&c.start).is_some() && parse_time_ms(&c.end).is_some());
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+        /// Any seed and (small) size: time order holds, attacks fit their victims'
+        /// spans, and every event belongs to a labelled identity.
+        #[test]
+        fn any_small_fleet_is_ordered_and_labelled(
+            seed in any::<u64>(),
+            identities in 0usize..40,
+            days in 0u32..6,
+            offset_h in 0i64..200,
+        ) {
+            let opts = GenerateOptions {
+                seed,
+                identities,
+                days,
+                start_ms: DEFAULT_START_MS + offset_h * 3_600_000,
+                attacks: true,
+            };
+            let fleet = Fleet::new(&opts);
+            let labels = fleet.labels().clone();
+            prop_assert!(labels.validate().is_ok());
+            let spans: BTreeMap<String, (i64, i64)> = labels
+                .identities
+                .iter()
+                .map(|i| (i.identity.clone(), i.span_ms().expect("span")))
+                .collect();
+            for a in &labels.attacks {
+                let (s, e) = a.span_ms().expect("attack span");
+                let (first, last) = spans[&a.identity];
+                prop_assert!(first <= s && s <= e && e <= last);
+            }
+            let mut last = i64::MIN;
+            for e in fleet.take(200_000) {
+                prop_assert!(e.time_ms >= last);
+                last = e.time_ms;
+                let (first, end) = spans[&e.identity];
+                prop_assert!(e.time_ms >= first && e.time_ms <= end);
+            }
+        }
+    }
+}
+
+/// Design §3, property by property: the benign fleet really has the traits that make
+/// naive first-seen rules useless (otherwise the quality test would prove nothing).
+#[test]
+fn benign_fleet_shows_every_real_world_trait_of_design_section_3() {
+    const MIN: i64 = 60_000;
+    const HOUR: i64 = 60 * MIN;
+    const DAY: i64 = 24 * HOUR;
+    let opts = GenerateOptions {
+        seed: 3,
+        identities: 90,
+        days: 14,
+        start_ms: DEFAULT_START_MS,
+        attacks: false,
+    };
+    let fleet = Fleet::new(&opts);
+    let labels = fleet.labels().clone();
+    let (start, _) = labels.fleet_span_ms().expect("span");
+    let change = |kind: &str| {
+        let c = labels
+            .fleet_changes
+            .iter()
+            .find(|c| c.kind == kind)
+            .expect("change");
+        (
+            parse_time_ms(&c.start).expect("start"),
+            parse_time_ms(&c.end).expect("end"),
+        )
+    };
+    let (incident_start, incident_end) = change("incident");
+    let (sale_start, sale_end) = change("sale_day");
+    let (release_start, _) = change("release");
+    let archetype: BTreeMap<&str, &str> = labels
+        .identities
+        .iter()
+        .map(|i| (i.identity.as_str(), i.archetype.as_str()))
+        .collect();
+    let first_active: BTreeMap<&str, i64> = labels
+        .identities
+        .iter()
+        .map(|i| (i.identity.as_str(), i.span_ms().expect("span").0))
+        .collect();
+
+    let mut uas: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut v2_first: BTreeMap<String, i64> = BTreeMap::new();
+    let (mut incident_err, mut incident_n, mut other_err) = (0u64, 0u64, 0u64);
+    let mut payments_per_day = [0u64; 14];
+    let mut all_per_day = [0u64; 14];
+    // Traffic of long-lived, demand-driven identities (scheduled jobs do not grow).
+    let mut organic_per_day = [0u64; 14];
+    let whole_run: BTreeSet<&str> = labels
+        .identities
+        .iter()
+        .filter(|i| i.first_active == labels.fleet_start && i.last_active == labels.fleet_end)
+        .map(|i| i.identity.as_str())
+        .collect();
+    let mut cron_offsets: BTreeMap<String, BTreeSet<i64>> = BTreeMap::new();
+    let mut ci_ips: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> = BTreeMap::new();
+    let (mut customer_reads, mut customers) = (0u64, BTreeSet::new());
+    let mut first_event: BTreeMap<String, i64> = BTreeMap::new();
+    for e in fleet {
+        let a = archetype[e.identity.as_str()];
+        let day = ((e.time_ms - start) / DAY) as usize;
+        all_per_day[day] += 1;
+        if whole_run.contains(e.identity.as_str())
+            && matches!(
+                a,
+                "support_copilot" | "k8s_workload" | "payment_api_key" | "research_agent"
+            )
+        {
+            organic_per_day[day] += 1;
+        }
+        first_event.entry(e.identity.clone()).or_insert(e.time_ms);
+        uas.entry(e.identity.clone())
+            .or_default()
+            .insert(e.user_agent.clone().unwrap_or_default());
+        let hour = (e.time_ms.rem_euclid(DAY)) / HOUR;
+        let weekday = ((e.time_ms.div_euclid(DAY) + 3).rem_euclid(7)) < 5;
+        match a {
+            "k8s_controller" => {
+                let failed = e.outcome.is_failure();
+                if (incident_start..incident_end).contains(&e.time_ms) {
+                    incident_n += 1;
+                    incident_err += failed as u64;
+                } else {
+                    other_err += failed as u64;
+                }
+            }
+            "payment_api_key" | "partner_api_key" => {
+                if a == "payment_api_key" {
+                    payments_per_day[day] += 1;
+                }
+                if e.action.contains("/v2/") {
+                    v2_first.entry(e.identity.clone()).or_insert(e.time_ms);
+                }
+            }
+            "cron_job" => {
+                cron_offsets
+                    .entry(e.identity.clone())
+                    .or_default()
+                    .insert(e.time_ms.rem_euclid(15 * MIN) / MIN);
+            }
+            "ci_bot" => {
+                assert!(
+                    weekday && (8..20).contains(&hour),
+                    "CI outside working hours"
+                );
+                let entry = ci_ips.entry(e.identity.clone()).or_default();
+                entry.0.insert(e.source_ip.clone().unwrap_or_default());
+                entry
+                    .1
+                    .insert(e.attributes.get("run_id").cloned().unwrap_or_default());
+            }
+            "support_copilot" if e.action == "GET /v1/customers/{id}" => {
+                customer_reads += 1;
+                customers.insert(e.destination.clone());
+            }
+            _ => {}
+        }
+    }
+
+    // Fleet-wide SDK/agent upgrade: nearly every long-lived non-key identity changes UA.
+    let upgraded = uas
+        .iter()
+        .filter(|(id, _)| !archetype[id.as_str()].ends_with("api_key"))
+        .filter(|(id, _)| first_active[id.as_str()] == start)
+        .map(|(_, set)| set.len() >= 2)
+        .fold((0, 0), |(u, n), up| (u + up as u32, n + 1));
+    assert!(upgraded.0 * 10 >= upgraded.1 * 9, "upgraded {upgraded:?}");
+    // Release: most keys adopt the v2 routes, none before the release.
+    let keys = archetype
+        .values()
+        .filter(|a| a.ends_with("api_key"))
+        .count();
+    assert!(
+        v2_first.len() * 10 >= keys * 6,
+        "{} of {keys} keys on v2",
+        v2_first.len()
+    );
+    assert!(v2_first.values().all(|&t| t >= release_start));
+    // Cluster incident: controllers fail for those ten minutes and only then.
+    assert!(incident_n > 0 && incident_err * 2 > incident_n);
+    assert_eq!(other_err, 0);
+    // Sale day triples payments against the same weekday a week earlier.
+    let sale_day = ((sale_start - start) / DAY) as usize;
+    assert_eq!(sale_end - sale_start, DAY);
+    assert!(sale_day >= 7, "sale day {sale_day}");
+    let ratio = payments_per_day[sale_day] as f64 / payments_per_day[sale_day - 7] as f64;
+    assert!((2.4..4.5).contains(&ratio), "sale-day ratio {ratio}");
+    // Cron jobs fire at one fixed minute.
+    for (id, offsets) in &cron_offsets {
+        assert_eq!(offsets.len(), 1, "{id} runs at minutes {offsets:?}");
+    }
+    // CI runners: a fresh address for (nearly) every build.
+    for (id, (ips, runs)) in &ci_ips {
+        assert!(
+            ips.len() * 10 >= runs.len() * 9,
+            "{id}: {} ips, {} runs",
+            ips.len(),
+            runs.len()
+        );
+    }
+    // High-cardinality destinations: a different customer per read.
+    assert!(customer_reads > 1000 && customers.len() as u64 * 100 >= customer_reads * 99);
+    // New identities appear mid-run, not at the start.
+    let newcomers: Vec<_> = first_active.iter().filter(|(_, &t)| t > start).collect();
+    assert!(!newcomers.is_empty());
+    for (id, t) in newcomers {
+        if let Some(first) = first_event.get(*id) {
+            assert!(first >= t);
+        }
+    }
+    // Weekly rhythm and slow growth: weekends are quieter than weekdays, and the second
+    // week of demand-driven identities (sale day aside) carries more than the first.
+    let weekend = (all_per_day[5] + all_per_day[6]) as f64 / 2.0;
+    let weekdays = all_per_day[..5].iter().sum::<u64>() as f64 / 5.0;
+    assert!(
+        weekend < 0.8 * weekdays,
+        "weekend {weekend} vs weekday {weekdays}"
+    );
+    let week = |d: std::ops::Range<usize>| -> u64 {
+        d.filter(|&d| d % 7 != sale_day % 7)
+            .map(|d| organic_per_day[d])
+            .sum()
+    };
+    let growth = week(7..14) as f64 / week(0..7) as f64;
+    assert!(
+        (1.02..1.3).contains(&growth),
+        "growth {growth}: {organic_per_day:?}"
+    );
+}

@@ -380,7 +380,8 @@ impl IdentitySim {
                 let ds = targets[0].clone();
                 (
                     format!("arn:aws:iam::{ACCOUNT}:role/etl-{ds}-{n}"),
-                    0.0,
+                    // Objects per nightly run (not a rate: the schedule is fixed).
+                    log_uniform(&mut rng, 40.0, 160.0),
                     "aws-sdk-java/1.12.734 Linux/5.10 OpenJDK_64-Bit_Server_VM/11 scala/2.12.18 \
                      Spark/3.5.1"
                         .to_string(),
@@ -587,7 +588,7 @@ impl IdentitySim {
             Archetype::PaymentApiKey => consumer(t) * if cal.in_sale(t) { 3.0 } else { 1.0 },
             Archetype::PartnerApiKey => 0.15 + 0.85 * office(t),
             Archetype::InternalApiClient => 0.2 + 0.8 * office(t),
-            Archetype::CronJob | Archetype::DataPipeline | Archetype::MetricsScraper => 1.0,
+            Archetype::CronJob | Archetype::DataPipeline | Archetype::MetricsScraper => 0.0,
         };
         self.base_rate * curve * self.growth(t, cal)
     }
@@ -668,9 +669,12 @@ impl IdentitySim {
             Archetype::TerraformDeployer => rng.gen_range(15..45),
             Archetype::CronJob => rng.gen_range(3..6),
             Archetype::DataPipeline => {
-                // Nightly volume grows slowly with the business.
+                // Nightly volume follows yesterday's business: lighter after a weekend
+                // day, +-15% noise, slow organic growth.
                 let g = self.growth_per_day * (t - cal.start_ms).max(0) as f64 / DAY as f64;
-                (rng.gen_range(50..150) as f64 * (1.0 + g)) as u32
+                let weekend = if is_weekend(t - DAY) { 0.75 } else { 1.0 };
+                let noise = rng.gen_range(0.85..1.15);
+                (self.base_rate * weekend * noise * (1.0 + g)).max(3.0) as u32
             }
             _ => 1,
         };

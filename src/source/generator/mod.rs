@@ -241,7 +241,7 @@ impl Fleet {
                     let earliest = v.first_ms.max(start) + ATTACK_WARMUP_MS;
                     let latest_end = v.last_ms.min(end) - HOUR;
                     let id = format!("atk-{:02}", attacks.len() + 1);
-                    let seed = mix(opts.seed ^ mix(0xa77a_c4 + attacks.len() as u64));
+                    let seed = mix(opts.seed ^ mix(0x00a7_7ac4 + attacks.len() as u64));
                     if let Some(a) =
                         attack::AttackSim::plan(id, kind, victim, v, earliest, latest_end, seed)
                     {
