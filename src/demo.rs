@@ -13,9 +13,10 @@
 //! the pipeline thread sees it between ticks and returns; the API drains in-flight
 //! requests; the live view restores the cursor and prints a last summary.
 
+use std::collections::VecDeque;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -51,7 +52,13 @@ struct Progress {
     event_time_ms: AtomicI64,
     /// 1 once the generator has nothing more to give.
     exhausted: AtomicU64,
+    /// Latest identities that turned high or critical, newest first: at the demo's speed a
+    /// score decays within seconds, so the live view keeps these on screen.
+    recent_alerts: Mutex<VecDeque<Signal>>,
 }
+
+/// Alerts kept for the live view.
+const RECENT_ALERTS: usize = 8;
 
 /// Runs the demo until `shutdown` is cancelled or `demo.duration` elapses.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), DemoError> {
@@ -228,12 +235,21 @@ fn feed(
         let signals = out.len() as u64;
         for signal in out.drain(..) {
             metrics.signal_published(signal.level);
-            if log_alerts && signal.level.is_alert() {
+            if signal.level.is_alert() {
+                // Only crossings into high/critical, not every step of a decaying score.
                 let was_alert = table
                     .get(&signal.identity)
                     .is_some_and(|e| e.signal.level.is_alert());
                 if !was_alert {
-                    log_alert(&signal);
+                    if log_alerts {
+                        log_alert(&signal);
+                    }
+                    let mut recent = progress
+                        .recent_alerts
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner());
+                    recent.push_front(signal.clone());
+                    recent.truncate(RECENT_ALERTS);
                 }
             }
             table.apply(signal);
@@ -249,8 +265,12 @@ fn feed(
         progress
             .identities
             .store(engine.identities() as u64, Ordering::Relaxed);
-        let shown_ms = if lagging {
-            engine.watermark_ms().max(start_ms)
+        let shown_ms = if lagging && engine.watermark_ms() != i64::MIN {
+            // Behind schedule (backfill, or the events-per-second cap): show where the
+            // pipeline really is.
+            engine.watermark_ms()
+        } else if lagging {
+            start_ms
         } else {
             target_ms
         };
@@ -398,6 +418,38 @@ impl View<'_> {
                 sig.state.as_str(),
                 truncate_left(&sig.identity, id_width),
                 truncate(&text.join(", "), reasons_width)
+            ));
+        }
+        let recent: Vec<Signal> = p
+            .recent_alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect();
+        if !recent.is_empty() {
+            s.push_str(
+                "\n\x1b[1mRECENT ALERTS (event time, level, score, identity, top reason)\x1b[0m\n",
+            );
+        }
+        for sig in &recent {
+            let top = sig
+                .reasons
+                .iter()
+                .max_by(|a, b| a.strength.total_cmp(&b.strength))
+                .map(|r| format!("{}: {}", r.detector, r.detail))
+                .unwrap_or_default();
+            s.push_str(&format!(
+                "{}  {}{:<8}\x1b[0m {:>5.1}  {:<id_width$}  {}\n",
+                sig.time,
+                color(sig.level),
+                sig.level.as_str(),
+                sig.score,
+                truncate_left(&sig.identity, id_width),
+                truncate(
+                    &top,
+                    width.saturating_sub(24 + 2 + 8 + 1 + 5 + 2 + id_width + 2)
+                )
             ));
         }
         let mut stdout = std::io::stdout().lock();
