@@ -395,7 +395,8 @@ impl View<'_> {
             color(Level::Critical),
             counts[3]
         ));
-        let id_width = 44;
+        // Identities are long (ARNs, SPIFFE ids): give them half of what is left.
+        let id_width = (width.saturating_sub(40) / 2).clamp(30, 72);
         s.push_str(&format!(
             "\x1b[1m{:<9} {:>5}  {:<8}  {:<id_width$}  TOP REASONS\x1b[0m\n",
             "LEVEL", "SCORE", "STATE", "IDENTITY"
