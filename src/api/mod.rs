@@ -20,7 +20,8 @@
 //! # Layers (outermost first)
 //!
 //! status-class counting → body size limit → bearer auth (`/v1`, `/ext_authz`) →
-//! handler latency (lookup, batch, decide) → handler.
+//! readiness (503 until state is restored; `/v1/stats` exempt) → handler latency
+//! (lookup, batch, decide) → handler.
 
 mod decide;
 mod risk;
@@ -226,6 +227,22 @@ async fn require_token(State(state): State<AppState>, req: Request, next: Next) 
             );
             return resp;
         }
+    }
+    next.run(req).await
+}
+
+/// Until state is restored an absent identity may just not be loaded yet, so answering
+/// `unknown` (or deciding on it) would be wrong: 503 lets the caller retry or apply its
+/// own failure mode (Envoy: `failure_mode_allow`). `/v1/stats` still answers.
+async fn require_ready(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.table.is_ready() && req.uri().path() != "/v1/stats" {
+        let mut resp = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: identity state is still being restored",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
     }
     next.run(req).await
 }
