@@ -560,6 +560,19 @@ async fn health_readiness_metrics_and_unknown_routes() {
             .status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
+    // Not ready: no answers that could be mistaken for "never seen".
+    let resp = c.get(s.url("/v1/risk/a")).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(json_of(resp).await["error"].is_string());
+    let resp = c
+        .get(s.url("/ext_authz/x"))
+        .header("x-riskd-identity", "a")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let stats = json_of(c.get(s.url("/v1/stats")).send().await.expect("request")).await;
+    assert_eq!(stats["ready"], false);
     s.table.set_ready(true);
     assert_eq!(
         c.get(s.url("/readyz"))

@@ -157,6 +157,7 @@ pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiErro
             "/ext_authz/{*path}",
             any(decide::ext_authz.layer(timed(Endpoint::Decide))),
         )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_ready))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
 
     let open = Router::new()
