@@ -384,6 +384,15 @@ pub struct DemoConfig {
     pub speedup: f64,
     /// Cap on events fed per real second.
     pub max_events_per_second: u64,
+    /// Days of simulated activity the generator produces (the demo keeps serving after).
+    pub days: u32,
+    /// Stop by itself after this long; "0s" runs until Ctrl-C (tests use a few seconds).
+    pub duration: HumanDuration,
+    /// Simulated history before now, fed as fast as `max_events_per_second` allows at
+    /// start, so baselines exist and attacks show up sooner; "0s" starts the fleet now.
+    pub backfill: HumanDuration,
+    /// Rows in the terminal live view.
+    pub top: usize,
 }
 
 impl Config {
@@ -486,6 +495,27 @@ impl Config {
         }
         if self.api.max_batch == 0 {
             return Err(ConfigError::invalid("api.max_batch", "must be at least 1"));
+        }
+        if axum::http::HeaderName::from_bytes(self.api.identity_header.trim().as_bytes()).is_err() {
+            return Err(ConfigError::invalid(
+                "api.identity_header",
+                format!(
+                    "`{}` is not a valid HTTP header name",
+                    self.api.identity_header
+                ),
+            ));
+        }
+        if !self.api.token.is_empty() && self.api.token.trim() != self.api.token {
+            // Trailing newlines from `$(cat token-file)` would make every request fail.
+            return Err(ConfigError::invalid(
+                "api.token",
+                "has leading or trailing whitespace",
+            ));
+        }
+        if !self.api.policy_file.trim().is_empty() {
+            // Load it now so `riskd check-config` catches a broken policy, not start-up.
+            crate::policy::Policy::load(&self.api.policy_file, &self.sensitivity)
+                .map_err(|e| ConfigError::invalid("api.policy_file", e.to_string()))?;
         }
         if self.decode.max_record_bytes < 64 {
             return Err(ConfigError::invalid(
@@ -636,6 +666,27 @@ impl Config {
             return Err(ConfigError::invalid(
                 "demo.identities",
                 "must be at least 1",
+            ));
+        }
+        if self.demo.max_events_per_second == 0 {
+            return Err(ConfigError::invalid(
+                "demo.max_events_per_second",
+                "must be at least 1",
+            ));
+        }
+        if self.demo.days == 0 {
+            return Err(ConfigError::invalid("demo.days", "must be at least 1"));
+        }
+        if self.demo.backfill.0 >= Duration::from_secs(u64::from(self.demo.days) * 86_400) {
+            return Err(ConfigError::invalid(
+                "demo.backfill",
+                "must be shorter than demo.days",
+            ));
+        }
+        if !(1..=200).contains(&self.demo.top) {
+            return Err(ConfigError::invalid(
+                "demo.top",
+                "must be between 1 and 200",
             ));
         }
         Ok(())

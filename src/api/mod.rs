@@ -1,18 +1,52 @@
-//! The HTTP API (design §6): risk lookups, decisions, Envoy ext_authz, health and metrics.
+//! The HTTP API (design §6): risk lookups, decisions, Envoy `ext_authz`, health and
+//! metrics. Read-only by construction: handlers only read the [`RiskTable`] and the
+//! policy, so no request can change what riskd believes about an identity.
 //!
-//! MINIMAL until the enforcement API issue lands: only `/healthz`, `/readyz` and
-//! `/metrics`. The `serve` signature is the contract `riskd run` and `riskd demo` use.
+//! # Endpoints
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/risk/{identity}` | one identity (percent-encode it; unencoded `/` also works) |
+//! | `POST /v1/risk:batch` | `{"identities":[...]}` → `{"results":[...]}`, same order |
+//! | `GET /v1/risk?min_level=&limit=` | riskiest identities first |
+//! | `GET /v1/stats` | handler latency quantiles, identities per level |
+//! | `POST /v1/decide` | allow / step_up / deny from the score and the policy |
+//! | `ANY /ext_authz/*` | Envoy HTTP `ext_authz` check: 200 allow, 403 otherwise |
+//! | `GET /healthz`, `/readyz`, `/metrics` | liveness, readiness (state restored), Prometheus |
+//!
+//! `/v1` and `/ext_authz` require `Authorization: Bearer <api.token>` when a token is set.
+//! Every error is a JSON `{"error": "..."}` with a 4xx/5xx status.
+//!
+//! # Layers (outermost first)
+//!
+//! status-class counting → body size limit → bearer auth (`/v1`, `/ext_authz`) →
+//! readiness (503 until state is restored; `/v1/stats` exempt) → handler latency
+//! (lookup, batch, decide) → handler.
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
+mod decide;
+mod risk;
+pub mod stats;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::handler::Handler;
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use prometheus::IntCounter;
+use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::policy::{Policy, PolicyError};
 use crate::risk_table::SharedRiskTable;
+
+use stats::{ApiStats, Endpoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -23,12 +57,28 @@ pub enum ApiError {
     },
     #[error("API server failed: {0}")]
     Serve(std::io::Error),
+    #[error("cannot load the decision policy (api.policy_file): {0}")]
+    Policy(#[from] PolicyError),
+    #[error("invalid value for `{key}`: {message}")]
+    Config { key: String, message: String },
 }
 
-#[derive(Clone)]
-struct AppState {
-    table: SharedRiskTable,
+/// Everything a handler reads; shared, never mutated after start-up (apart from stats).
+pub(crate) struct Inner {
+    pub(crate) table: SharedRiskTable,
+    pub(crate) policy: Policy,
+    pub(crate) stats: ApiStats,
+    /// `None` disables auth.
+    token: Option<Vec<u8>>,
+    pub(crate) max_batch: usize,
+    pub(crate) identity_header: HeaderName,
+    /// Pre-resolved `riskd_api_requests_total{status}` handles: an atomic add per response.
+    status_2xx: IntCounter,
+    status_4xx: IntCounter,
+    status_5xx: IntCounter,
 }
+
+pub(crate) type AppState = Arc<Inner>;
 
 /// Binds `config.api.listen`.
 pub async fn bind(config: &Config) -> Result<TcpListener, ApiError> {
@@ -41,31 +91,183 @@ pub async fn bind(config: &Config) -> Result<TcpListener, ApiError> {
 }
 
 /// Serves the API on `listener` until `shutdown` is cancelled, reading `table`.
+///
+/// The policy (`api.policy_file`) is loaded here, so a broken policy stops start-up with
+/// an error naming the rule and key instead of serving with no policy.
 pub async fn serve(
     listener: TcpListener,
     table: SharedRiskTable,
     config: &Config,
     shutdown: CancellationToken,
 ) -> Result<(), ApiError> {
-    let _ = config;
-    let app = Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async { crate::metrics::metrics().render() }),
-        )
-        .with_state(AppState { table });
+    let app = router(table, config)?;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, auth = !config.api.token.is_empty(), "API listening");
+    }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .map_err(ApiError::Serve)
 }
 
-async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+/// The full application, for `serve` and for in-process embedding.
+pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiError> {
+    let policy = Policy::load(&config.api.policy_file, &config.sensitivity)?;
+    let identity_header = HeaderName::from_bytes(config.api.identity_header.trim().as_bytes())
+        .map_err(|e| ApiError::Config {
+            key: "api.identity_header".into(),
+            message: e.to_string(),
+        })?;
+    let requests = &crate::metrics::metrics().api_requests;
+    let state: AppState = Arc::new(Inner {
+        table,
+        policy,
+        stats: ApiStats::default(),
+        token: (!config.api.token.is_empty()).then(|| config.api.token.as_bytes().to_vec()),
+        max_batch: config.api.max_batch,
+        identity_header,
+        status_2xx: requests.with_label_values(&["2xx"]),
+        status_4xx: requests.with_label_values(&["4xx"]),
+        status_5xx: requests.with_label_values(&["5xx"]),
+    });
+
+    let timed = |endpoint: Endpoint| {
+        middleware::from_fn_with_state((state.clone(), endpoint), record_latency)
+    };
+    let protected = Router::new()
+        .route(
+            "/v1/risk/{*identity}",
+            get(risk::lookup).route_layer(timed(Endpoint::Lookup)),
+        )
+        .route(
+            "/v1/risk:batch",
+            post(risk::batch).route_layer(timed(Endpoint::Batch)),
+        )
+        .route("/v1/risk", get(risk::top))
+        .route("/v1/stats", get(risk::stats))
+        .route(
+            "/v1/decide",
+            post(decide::decide).route_layer(timed(Endpoint::Decide)),
+        )
+        .route(
+            "/ext_authz",
+            any(decide::ext_authz.layer(timed(Endpoint::Decide))),
+        )
+        .route(
+            "/ext_authz/{*path}",
+            any(decide::ext_authz.layer(timed(Endpoint::Decide))),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_ready))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+
+    let open = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|| async {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4"),
+                    )],
+                    crate::metrics::metrics().render(),
+                )
+            }),
+        );
+
+    Ok(open
+        .merge(protected)
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(DefaultBodyLimit::max(config.api.max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), count_status))
+        .with_state(state))
+}
+
+/// A JSON error body with a reason, the one shape every failure has.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
     if state.table.is_ready() {
-        (StatusCode::OK, "ready")
+        (StatusCode::OK, "ready").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "restoring state")
+        (StatusCode::SERVICE_UNAVAILABLE, "restoring state").into_response()
     }
+}
+
+/// Bearer-token check. The comparison is constant-time in the token's content (its length
+/// can still leak, as with any such compare; tokens should be long random strings).
+async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(expected) = &state.token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let ok = presented.is_some_and(|p| bool::from(p.as_bytes().ct_eq(expected)));
+        if !ok {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "missing or invalid bearer token (Authorization: Bearer <token>)",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"riskd\""),
+            );
+            return resp;
+        }
+    }
+    next.run(req).await
+}
+
+/// Until state is restored an absent identity may just not be loaded yet, so answering
+/// `unknown` (or deciding on it) would be wrong: 503 lets the caller retry or apply its
+/// own failure mode (Envoy: `failure_mode_allow`). `/v1/stats` still answers.
+async fn require_ready(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.table.is_ready() && req.uri().path() != "/v1/stats" {
+        let mut resp = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: identity state is still being restored",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
+    next.run(req).await
+}
+
+async fn record_latency(
+    State((state, endpoint)): State<(AppState, Endpoint)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state.stats.record(endpoint, started.elapsed());
+    resp
+}
+
+async fn count_status(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if status.is_server_error() {
+        state.status_5xx.inc();
+    } else if status.is_client_error() {
+        state.status_4xx.inc();
+    } else {
+        state.status_2xx.inc();
+    }
+    resp
 }
