@@ -113,6 +113,10 @@ pub struct KafkaConfig {
     pub follow_signals: bool,
     /// How many recent `event_id`s per partition are remembered to drop redeliveries.
     pub dedupe_window: usize,
+    /// How often stored (fully acknowledged) input offsets are committed.
+    pub commit_interval: HumanDuration,
+    /// Most records the producer may hold unacknowledged; when full, consumption waits.
+    pub producer_queue: usize,
     /// Partitions used when riskd creates a missing topic.
     pub topic_partitions: i32,
     pub topic_replication: i32,
@@ -359,6 +363,36 @@ impl Config {
             return Err(ConfigError::invalid(
                 "kafka.session_timeout",
                 "must be at least 1s",
+            ));
+        }
+        if self.kafka.state_flush_interval.0 < Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                "kafka.state_flush_interval",
+                "must be at least 10ms",
+            ));
+        }
+        if self.kafka.state_flush_interval.0 >= self.kafka.session_timeout.0 {
+            return Err(ConfigError::invalid(
+                "kafka.state_flush_interval",
+                "must be shorter than kafka.session_timeout (a revocation flushes within it)",
+            ));
+        }
+        if self.kafka.commit_interval.0 < Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                "kafka.commit_interval",
+                "must be at least 10ms",
+            ));
+        }
+        if !(1_000..=10_000_000).contains(&self.kafka.producer_queue) {
+            return Err(ConfigError::invalid(
+                "kafka.producer_queue",
+                "must be between 1000 and 10000000",
+            ));
+        }
+        if self.kafka.dedupe_window > 10_000_000 {
+            return Err(ConfigError::invalid(
+                "kafka.dedupe_window",
+                "must be at most 10000000 (it is held per partition in memory)",
             ));
         }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
