@@ -3,16 +3,28 @@
 //! the signals, so `replay`, `run` and `demo` share exactly this code and tests need no
 //! sleeping.
 //!
-//! PLACEHOLDER SCORER: until the baselines/detectors issue lands this only tracks the
-//! lifecycle and the failure ratio; the interface below is the contract the runtime,
-//! replay and demo build on.
+//! Per event: generalise the fields once ([`crate::state::generalize`]), look at the
+//! identity's state *before* the event with every detector, discount fleet-wide changes,
+//! fold the event in, update the score and apply the emission rule. Identities with a
+//! non-normal score sit in a schedule ordered by when their decay next warrants a signal,
+//! so advancing the watermark touches only those. Output is deterministic: maps use a
+//! fixed hasher, due signals are ordered by (time, identity), scores have one decimal.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashSet};
 
 use crate::config::Config;
 use crate::decode::{RejectReason, Rejection};
-use crate::event::ActivityEvent;
+use crate::detect::{self, Context, FleetView, Texts};
+use crate::event::{ActivityEvent, Sensitivity};
+use crate::score::{round1, Scorer};
 use crate::signal::{format_time_ms, model_name, IdentityState, Level, Reason, Signal};
+use crate::state::fleet::{FleetNovelty, FleetPulse};
+use crate::state::generalize::{
+    destination_class, generalise_destination, source_network, user_agent_family,
+};
+use crate::state::hash::{stable_hash, StableBuildHasher, StableMap};
+use crate::state::identity::DecodeError;
+use crate::state::{Identity, IdentityTable, Observation, StateParams};
 
 /// Counters the engine keeps for summaries and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,33 +35,81 @@ pub struct EngineStats {
     pub too_far_ahead: u64,
     /// Times each detector contributed to a signal, in `metrics::DETECTORS` order.
     pub detector_fired: [u64; 8],
+    /// Signals emitted by event processing and by watermark-driven decay.
+    pub signals: u64,
+    pub decay_signals: u64,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct IdentityEntry {
-    first_ms: i64,
-    events: u64,
-    failures: u64,
-    last_score: f64,
-    last_level: Level,
+/// Seeds separating the hash spaces of the generalised fields (also the fleet keys).
+const SEED_DEST: u64 = 1;
+const SEED_CLASS: u64 = 2;
+const SEED_ACTION: u64 = 3;
+const SEED_NETWORK: u64 = 4;
+const SEED_UA: u64 = 5;
+
+/// Detectors whose fleet-wide firing (many identities at once) is discounted.
+const PULSED: [usize; 5] = [
+    detect::VOLUME_SPIKE,
+    detect::DATA_VOLUME_SPIKE,
+    detect::DESTINATION_BURST,
+    detect::OFF_HOURS,
+    detect::FAILURE_BURST,
+];
+/// Strength at which a firing counts toward the fleet pulse.
+const PULSE_MIN_STRENGTH: f64 = 0.3;
+
+/// Reasons behind a non-normal score, and when its decay next needs a signal. Kept only
+/// for identities above `normal` (a small set), not in the snapshot.
+struct Hot {
+    due_ms: Option<i64>,
+    reasons: Vec<Reason>,
 }
 
 pub struct Engine {
-    config: Config,
-    identities: HashMap<String, IdentityEntry>,
-    dirty: std::collections::HashSet<String>,
+    params: StateParams,
+    max_lateness_ms: i64,
+    max_lookahead_ms: i64,
+    lateness_text: String,
+    lookahead_text: String,
+    window_label: String,
+    scorer: Scorer,
+    table: IdentityTable,
+    fleet_novelty: FleetNovelty,
+    pulse: FleetPulse,
+    schedule: BTreeSet<(i64, Box<str>)>,
+    hot: StableMap<Box<str>, Hot>,
+    dirty: Vec<Box<str>>,
+    dirty_set: HashSet<Box<str>, StableBuildHasher>,
     watermark_ms: i64,
     stats: EngineStats,
+    texts: Texts,
+    model: String,
 }
 
 impl Engine {
     pub fn new(config: &Config) -> Self {
         Engine {
-            config: config.clone(),
-            identities: HashMap::new(),
-            dirty: std::collections::HashSet::new(),
+            params: StateParams::from_config(&config.state),
+            max_lateness_ms: config.decode.max_lateness.as_millis_i64(),
+            max_lookahead_ms: config.decode.max_lookahead.as_millis_i64(),
+            lateness_text: config.decode.max_lateness.to_string(),
+            lookahead_text: config.decode.max_lookahead.to_string(),
+            window_label: config.state.window.to_string(),
+            scorer: Scorer::new(config),
+            table: IdentityTable::new(
+                config.state.max_identities,
+                config.state.idle_ttl.as_millis_i64(),
+            ),
+            fleet_novelty: FleetNovelty::default(),
+            pulse: FleetPulse::default(),
+            schedule: BTreeSet::new(),
+            hot: StableMap::default(),
+            dirty: Vec::new(),
+            dirty_set: HashSet::default(),
             watermark_ms: i64::MIN,
             stats: EngineStats::default(),
+            texts: Texts::default(),
+            model: model_name(),
         }
     }
 
@@ -60,94 +120,359 @@ impl Engine {
         event: &ActivityEvent,
         out: &mut Vec<Signal>,
     ) -> Result<(), Rejection> {
+        let t = event.time_ms;
         if self.watermark_ms != i64::MIN {
-            let late = self.config.decode.max_lateness.as_millis_i64();
-            let ahead = self.config.decode.max_lookahead.as_millis_i64();
-            if event.time_ms < self.watermark_ms.saturating_sub(late) {
+            if t < self.watermark_ms.saturating_sub(self.max_lateness_ms) {
                 self.stats.too_late += 1;
                 return Err(Rejection::new(
                     RejectReason::TooLate,
                     format!(
                         "event time {} is more than {} behind the watermark",
-                        format_time_ms(event.time_ms),
-                        self.config.decode.max_lateness
+                        format_time_ms(t),
+                        self.lateness_text
                     ),
                 ));
             }
-            if event.time_ms > self.watermark_ms.saturating_add(ahead) {
+            if t > self.watermark_ms.saturating_add(self.max_lookahead_ms) {
                 self.stats.too_far_ahead += 1;
                 return Err(Rejection::new(
                     RejectReason::TooFarAhead,
                     format!(
                         "event time {} is more than {} ahead of the watermark",
-                        format_time_ms(event.time_ms),
-                        self.config.decode.max_lookahead
+                        format_time_ms(t),
+                        self.lookahead_text
                     ),
                 ));
             }
         }
-        self.watermark_ms = self.watermark_ms.max(event.time_ms);
-        self.stats.events += 1;
-        let entry = self
-            .identities
-            .entry(event.identity.clone())
-            .or_insert(IdentityEntry {
-                first_ms: event.time_ms,
-                events: 0,
-                failures: 0,
-                last_score: -1.0,
-                last_level: Level::Normal,
-            });
-        entry.events += 1;
-        self.dirty.insert(event.identity.clone());
-        if event.outcome.is_failure() {
-            entry.failures += 1;
+        if t > self.watermark_ms {
+            self.advance_to(t, out);
         }
-        let ratio = entry.failures as f64 / entry.events as f64;
-        let score = (ratio * 100.0).clamp(0.0, 100.0);
-        let level = level_for(&self.config, score);
-        if entry.last_score < 0.0
-            || level != entry.last_level
-            || (score - entry.last_score).abs() >= self.config.score.emit_step
-        {
-            entry.last_score = score;
-            entry.last_level = level;
-            let state = if entry.events >= self.config.state.learning_min_events
-                && event.time_ms - entry.first_ms
-                    >= self.config.state.learning_min_span.as_millis_i64()
-            {
-                IdentityState::Active
-            } else {
-                IdentityState::Learning
-            };
-            let mut reasons = Vec::new();
-            if entry.failures > 0 {
-                self.stats.detector_fired[7] += 1;
-                reasons.push(Reason {
-                    detector: "failure_burst".into(),
-                    strength: ratio,
-                    detail: format!("{} of {} calls failed", entry.failures, entry.events),
-                });
+        self.stats.events += 1;
+
+        let obs = self.observe(event);
+        if self.table.get(&event.identity).is_none() {
+            let evicted = self.table.make_room();
+            self.drop_evicted(evicted);
+            self.table
+                .insert(&event.identity, Identity::new(t, &self.params));
+        }
+        let Some(state) = self.table.get_mut(&event.identity) else {
+            return Ok(());
+        };
+
+        // Detectors look at the state before the event.
+        let novelty = state.novelty(&obs);
+        let learning = !state.is_active();
+        let fleet = if learning {
+            FleetView::default()
+        } else {
+            let f = &self.fleet_novelty;
+            FleetView {
+                destination: if novelty.dest {
+                    f.others(obs.dest, t)
+                } else {
+                    0
+                },
+                class: if novelty.class {
+                    f.others(obs.class, t)
+                } else {
+                    0
+                },
+                action: if novelty.action {
+                    f.others(obs.action, t)
+                } else {
+                    0
+                },
+                user_agent: match obs.user_agent {
+                    Some(h) if novelty.user_agent => f.others(h, t),
+                    _ => 0,
+                },
             }
+        };
+        // Rule matching is the costliest per-event step left; only pay for it when a
+        // detector may use it.
+        let mut sensitivity: Option<Sensitivity> =
+            (!learning && novelty.dest).then(|| self.scorer.sensitivity(event));
+        let mut findings = {
+            let ctx = Context {
+                event,
+                obs: &obs,
+                state,
+                novelty: &novelty,
+                params: &self.params,
+                learning,
+                texts: &self.texts,
+                fleet,
+                sensitivity: sensitivity.unwrap_or_default(),
+                window_label: &self.window_label,
+            };
+            detect::run_all(&ctx)
+        };
+        for d in PULSED {
+            let Some(f) = findings[d].as_mut() else {
+                continue;
+            };
+            let factor = self.pulse.factor(d, t);
+            if f.strength >= PULSE_MIN_STRENGTH {
+                self.pulse
+                    .record(d, t, (&mut state.pulse_window, &mut state.pulse_bits));
+            }
+            if factor < 1.0 {
+                f.strength *= factor;
+                f.detail.push_str(&format!("; fleet-wide (×{factor:.2})"));
+                if f.strength < 0.02 {
+                    findings[d] = None;
+                }
+            }
+        }
+        if !learning {
+            let f = &mut self.fleet_novelty;
+            if novelty.dest {
+                f.record(obs.dest, t);
+            }
+            if novelty.class {
+                f.record(obs.class, t);
+            }
+            if novelty.action {
+                f.record(obs.action, t);
+            }
+            if let (Some(h), true) = (obs.user_agent, novelty.user_agent) {
+                f.record(h, t);
+            }
+        }
+        state.fold(&obs, &novelty, &self.params);
+
+        // Score: max of the instantaneous risk and the decayed previous score.
+        let any = findings.iter().any(Option::is_some);
+        let instant = if any {
+            let s = *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event));
+            self.scorer.combine(&findings, s)
+        } else {
+            0.0
+        };
+        let previous = round1(
+            self.scorer
+                .decayed(f64::from(state.score), state.score_ms, t),
+        );
+        let score = instant.max(previous);
+        if t >= state.score_ms || instant >= previous {
+            state.score = score as f32;
+            state.score_ms = state.score_ms.max(t);
+        }
+        let key: &str = &event.identity;
+        if any && instant >= previous && instant > 0.0 {
+            let reasons = self.scorer.reasons(&findings);
+            match self.hot.get_mut(key) {
+                Some(h) => h.reasons = reasons,
+                None => {
+                    self.hot.insert(
+                        key.into(),
+                        Hot {
+                            due_ms: None,
+                            reasons,
+                        },
+                    );
+                }
+            }
+        }
+        let level = self.scorer.level(score);
+        let active = state.is_active();
+        let emit = state.emitted_level == u8::MAX
+            || state.emitted_active != active
+            || state.emitted_level != level as u8
+            || (score - f64::from(state.emitted_score)).abs() >= self.scorer.emit_step;
+        if emit {
+            state.emitted_score = score as f32;
+            state.emitted_level = level as u8;
+            state.emitted_active = active;
+            let reasons = if level == Level::Normal && !any {
+                Vec::new()
+            } else if let Some(h) = self.hot.get(key) {
+                h.reasons.clone()
+            } else {
+                self.scorer.reasons(&findings)
+            };
+            for r in &reasons {
+                if let Some(i) = detect::NAMES.iter().position(|n| *n == r.detector) {
+                    self.stats.detector_fired[i] += 1;
+                }
+            }
+            self.stats.signals += 1;
             out.push(Signal {
                 identity: event.identity.clone(),
-                time: format_time_ms(event.time_ms),
-                score: (score * 10.0).round() / 10.0,
+                time: format_time_ms(t),
+                score,
                 level,
-                state,
-                events_seen: entry.events,
+                state: if active {
+                    IdentityState::Active
+                } else {
+                    IdentityState::Learning
+                },
+                events_seen: state.events,
                 reasons,
                 event_id: event.event_id.clone(),
-                model: model_name(),
+                model: self.model.clone(),
             });
+        }
+        let (anchor, anchor_ms, emitted) = (
+            f64::from(state.score),
+            state.score_ms,
+            f64::from(state.emitted_score),
+        );
+        let due = self.scorer.next_decay_due(anchor, anchor_ms, emitted);
+        self.reschedule(key, due);
+        if !self.dirty_set.contains(key) {
+            self.dirty_set.insert(key.into());
+            self.dirty.push(key.into());
         }
         Ok(())
     }
 
+    /// Generalises the event's fields into the scratch texts and hashes them.
+    fn observe(&mut self, event: &ActivityEvent) -> Observation {
+        let texts = &mut self.texts;
+        generalise_destination(&event.destination, &mut texts.destination);
+        texts.class.clear();
+        texts.class.push_str(destination_class(&texts.destination));
+        let network = source_network(
+            event.source_network.as_deref(),
+            event.source_ip.as_deref(),
+            &mut texts.network,
+        );
+        let ua = event.user_agent.as_deref().filter(|u| !u.is_empty());
+        if let Some(ua) = ua {
+            user_agent_family(ua, &mut texts.user_agent);
+        } else {
+            texts.user_agent.clear();
+        }
+        let records = event.records.unwrap_or(0).saturating_mul(256);
+        Observation {
+            time_ms: event.time_ms,
+            dest: stable_hash(SEED_DEST, texts.destination.as_bytes()),
+            class: stable_hash(SEED_CLASS, texts.class.as_bytes()),
+            action: stable_hash(SEED_ACTION, event.action.as_bytes()),
+            network: network.map(|c| (stable_hash(SEED_NETWORK, texts.network.as_bytes()), c)),
+            user_agent: ua.map(|_| stable_hash(SEED_UA, texts.user_agent.as_bytes())),
+            failure: event.outcome.is_failure(),
+            data: event.bytes.unwrap_or(0).saturating_add(records),
+        }
+    }
+
+    /// Puts `identity` in the decay schedule at `due` (or takes it out).
+    fn reschedule(&mut self, identity: &str, due: Option<i64>) {
+        match self.hot.get_mut(identity) {
+            Some(h) => {
+                if h.due_ms == due {
+                    return;
+                }
+                if let Some(old) = h.due_ms {
+                    self.schedule.remove(&(old, Box::from(identity)));
+                }
+                h.due_ms = due;
+                match due {
+                    Some(d) => {
+                        self.schedule.insert((d, identity.into()));
+                    }
+                    None => {
+                        self.hot.remove(identity);
+                    }
+                }
+            }
+            None => {
+                if let Some(d) = due {
+                    self.hot.insert(
+                        identity.into(),
+                        Hot {
+                            due_ms: Some(d),
+                            reasons: Vec::new(),
+                        },
+                    );
+                    self.schedule.insert((d, identity.into()));
+                }
+            }
+        }
+    }
+
+    fn drop_evicted(&mut self, evicted: Vec<Box<str>>) {
+        for name in evicted {
+            self.stats.evicted += 1;
+            if let Some(h) = self.hot.remove(&name) {
+                if let Some(d) = h.due_ms {
+                    self.schedule.remove(&(d, name.clone()));
+                }
+            }
+            self.dirty_set.remove(&name);
+        }
+    }
+
     /// Advances the event-time watermark with no event (end of input, idle stream) and
-    /// appends decay signals.
-    pub fn advance_to(&mut self, time_ms: i64, _out: &mut Vec<Signal>) {
-        self.watermark_ms = self.watermark_ms.max(time_ms);
+    /// appends decay signals for identities whose decay is due, in (time, identity) order.
+    pub fn advance_to(&mut self, time_ms: i64, out: &mut Vec<Signal>) {
+        if time_ms <= self.watermark_ms {
+            return;
+        }
+        self.watermark_ms = time_ms;
+        while let Some((due, name)) = self.schedule.first().cloned() {
+            if due > time_ms {
+                break;
+            }
+            self.schedule.remove(&(due, name.clone()));
+            let Some(state) = self.table.get_mut(&name) else {
+                self.hot.remove(&name);
+                continue;
+            };
+            let score = round1(
+                self.scorer
+                    .decayed(f64::from(state.score), state.score_ms, due),
+            );
+            let level = self.scorer.level(score);
+            state.emitted_score = score as f32;
+            state.emitted_level = level as u8;
+            let reasons = if level == Level::Normal {
+                Vec::new()
+            } else {
+                self.hot
+                    .get(&name)
+                    .map(|h| h.reasons.clone())
+                    .unwrap_or_default()
+            };
+            self.stats.signals += 1;
+            self.stats.decay_signals += 1;
+            out.push(Signal {
+                identity: name.to_string(),
+                time: format_time_ms(due),
+                score,
+                level,
+                state: if state.is_active() {
+                    IdentityState::Active
+                } else {
+                    IdentityState::Learning
+                },
+                events_seen: state.events,
+                reasons,
+                event_id: None,
+                model: self.model.clone(),
+            });
+            let next = self.scorer.next_decay_due(
+                f64::from(state.score),
+                state.score_ms,
+                f64::from(state.emitted_score),
+            );
+            if let Some(h) = self.hot.get_mut(&name) {
+                h.due_ms = None;
+            }
+            self.reschedule(&name, next.map(|n| n.max(due + 1)));
+            if self.hot.get(&name).is_some_and(|h| h.due_ms.is_none()) {
+                self.hot.remove(&name);
+            }
+            if !self.dirty_set.contains(&name) {
+                self.dirty_set.insert(name.clone());
+                self.dirty.push(name);
+            }
+        }
+        let evicted = self.table.sweep_idle(time_ms);
+        self.drop_evicted(evicted);
     }
 
     pub fn watermark_ms(&self) -> i64 {
@@ -155,7 +480,7 @@ impl Engine {
     }
 
     pub fn identities(&self) -> usize {
-        self.identities.len()
+        self.table.len()
     }
 
     pub fn stats(&self) -> &EngineStats {
@@ -163,14 +488,14 @@ impl Engine {
     }
 
     /// Drains the identities whose state changed since the last call, with their state
-    /// encoded for the changelog topic (key = identity, value = these bytes).
+    /// encoded for the changelog topic (key = identity, value = these bytes), in the
+    /// order they first changed.
     pub fn take_dirty(&mut self) -> Vec<(String, Vec<u8>)> {
+        self.dirty_set.clear();
         let mut changed = Vec::with_capacity(self.dirty.len());
-        for identity in self.dirty.drain() {
-            if let Some(entry) = self.identities.get(&identity) {
-                if let Ok(bytes) = postcard::to_stdvec(entry) {
-                    changed.push((identity, bytes));
-                }
+        for identity in self.dirty.drain(..) {
+            if let Some(state) = self.table.get(&identity) {
+                changed.push((identity.to_string(), state.encode()));
             }
         }
         changed
@@ -178,21 +503,71 @@ impl Engine {
 
     /// Installs an identity's state from the changelog (restore on partition assignment).
     pub fn restore(&mut self, identity: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let entry: IdentityEntry =
-            postcard::from_bytes(bytes).map_err(|e| SnapshotError(e.to_string()))?;
-        self.identities.insert(identity.to_string(), entry);
+        let state = Identity::decode(bytes, &self.params).map_err(SnapshotError::from)?;
+        if self.table.get(identity).is_none() {
+            let evicted = self.table.make_room();
+            self.drop_evicted(evicted);
+        }
+        let due = self.scorer.next_decay_due(
+            f64::from(state.score),
+            state.score_ms,
+            f64::from(state.emitted_score),
+        );
+        self.table.insert(identity, state);
+        self.reschedule(identity, due);
         Ok(())
     }
 
     /// Drops an identity's state (partition revoked: another instance owns it now).
     pub fn forget(&mut self, identity: &str) -> bool {
-        self.dirty.remove(identity);
-        self.identities.remove(identity).is_some()
+        self.reschedule(identity, None);
+        self.hot.remove(identity);
+        if self.dirty_set.remove(identity) {
+            self.dirty.retain(|d| &**d != identity);
+        }
+        self.table.remove(identity).is_some()
     }
 
     /// Events folded into this identity's state so far, if tracked.
     pub fn events_seen(&self, identity: &str) -> Option<u64> {
-        self.identities.get(identity).map(|e| e.events)
+        self.table.get(identity).map(|e| e.events)
+    }
+
+    /// Lifecycle of a tracked identity (`learning` or `active`).
+    pub fn snapshot_state(&self, identity: &str) -> Option<IdentityState> {
+        self.table.get(identity).map(|s| {
+            if s.is_active() {
+                IdentityState::Active
+            } else {
+                IdentityState::Learning
+            }
+        })
+    }
+
+    /// Current (decayed to the watermark) score of a tracked identity.
+    pub fn score_of(&self, identity: &str) -> Option<f64> {
+        self.table.get(identity).map(|s| {
+            round1(self.scorer.decayed(
+                f64::from(s.score),
+                s.score_ms,
+                self.watermark_ms.max(s.score_ms),
+            ))
+        })
+    }
+
+    /// The identity's state, for inspection and tests.
+    pub fn identity(&self, identity: &str) -> Option<&Identity> {
+        self.table.get(identity)
+    }
+
+    /// Estimated heap bytes held by identity state (table, keys, per-identity data).
+    pub fn state_heap_bytes(&self) -> usize {
+        self.table.heap_bytes()
+    }
+
+    /// Identities waiting for a decay signal (non-normal scores).
+    pub fn scheduled(&self) -> usize {
+        self.schedule.len()
     }
 }
 
@@ -200,6 +575,12 @@ impl Engine {
 #[derive(Debug, thiserror::Error)]
 #[error("corrupt identity state: {0}")]
 pub struct SnapshotError(pub String);
+
+impl From<DecodeError> for SnapshotError {
+    fn from(e: DecodeError) -> Self {
+        SnapshotError(e.to_string())
+    }
+}
 
 /// Maps a score to its level with the configured thresholds.
 pub fn level_for(config: &Config, score: f64) -> Level {
@@ -211,5 +592,127 @@ pub fn level_for(config: &Config, score: f64) -> Level {
         Level::Elevated
     } else {
         Level::Normal
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::testkit::{event, T0};
+
+    fn engine() -> Engine {
+        Engine::new(&Config::default_config().expect("defaults"))
+    }
+
+    /// Ten days of a quiet service account: a few calls every 10 minutes, private IPs.
+    fn history(e: &mut Engine, out: &mut Vec<Signal>) -> i64 {
+        let mut t = T0;
+        for k in 0..(10 * 144) {
+            t = T0 + k * 600_000;
+            let mut ev = event(
+                t,
+                "s3:GetObject",
+                &format!("arn:aws:s3:::orders/{k}.json"),
+                &format!("10.1.{}.{}", k % 200, k % 250),
+                "aws-sdk-go/1.44",
+            );
+            ev.identity = "svc".into();
+            e.process(&ev, out).expect("in order");
+        }
+        t
+    }
+
+    #[test]
+    fn quiet_history_then_attack_reaches_high_then_decays() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        assert!(
+            out.iter().all(|s| s.level == Level::Normal),
+            "{:?}",
+            out.last()
+        );
+        assert_eq!(e.snapshot_state("svc"), Some(IdentityState::Active));
+        out.clear();
+        // Stolen key: public IP, curl, recon calls.
+        for (k, action) in ["sts:GetCallerIdentity", "iam:ListRoles", "s3:ListBuckets"]
+            .iter()
+            .enumerate()
+        {
+            let mut ev = event(
+                t + 60_000 + k as i64 * 1000,
+                action,
+                "arn:aws:iam::1:role/x",
+                "203.0.113.7",
+                "curl/8.1",
+            );
+            ev.identity = "svc".into();
+            e.process(&ev, &mut out).expect("in order");
+        }
+        let top = out.iter().map(|s| s.score).fold(0.0, f64::max);
+        assert!(top >= 60.0, "{out:#?}");
+        let last = out.last().expect("signals").clone();
+        assert!(!last.reasons.is_empty());
+        out.clear();
+        e.advance_to(t + 24 * 3_600_000, &mut out);
+        assert!(!out.is_empty());
+        let scores: Vec<f64> = out.iter().map(|s| s.score).collect();
+        assert!(scores.windows(2).all(|w| w[1] <= w[0]), "{scores:?}");
+        assert_eq!(out.last().map(|s| s.level), Some(Level::Normal));
+        assert_eq!(e.scheduled(), 0);
+    }
+
+    #[test]
+    fn late_and_early_events_are_rejected_without_state() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        e.process(&event(T0, "a", "b", "10.0.0.1", "x"), &mut out)
+            .expect("first");
+        let err = e
+            .process(
+                &event(T0 - 2 * 3_600_000, "a", "b", "10.0.0.1", "x"),
+                &mut out,
+            )
+            .expect_err("late");
+        assert_eq!(err.reason, RejectReason::TooLate);
+        let err = e
+            .process(&event(T0 + 3_600_000, "a", "b", "10.0.0.1", "x"), &mut out)
+            .expect_err("ahead");
+        assert_eq!(err.reason, RejectReason::TooFarAhead);
+        assert_eq!(e.events_seen("test-identity"), Some(1));
+    }
+
+    #[test]
+    fn snapshot_round_trip_restores_same_behaviour() {
+        let mut a = engine();
+        let mut out = Vec::new();
+        let t = history(&mut a, &mut out);
+        let dirty = a.take_dirty();
+        assert_eq!(dirty.len(), 1);
+        let mut b = engine();
+        for (k, v) in &dirty {
+            b.restore(k, v).expect("restores");
+        }
+        assert_eq!(a.identity("svc"), b.identity("svc"));
+        assert!(a.take_dirty().is_empty());
+        assert!(b.restore("x", &[1, 2, 3]).is_err());
+        assert!(b.forget("svc"));
+        assert_eq!(b.events_seen("svc"), None);
+        let _ = t;
+    }
+
+    #[test]
+    fn cap_is_enforced_and_counted() {
+        let mut config = Config::default_config().expect("defaults");
+        config.state.max_identities = 100;
+        let mut e = Engine::new(&config);
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            let mut ev = event(T0 + i, "a", "b", "10.0.0.1", "x");
+            ev.identity = format!("id-{i}");
+            e.process(&ev, &mut out).expect("ok");
+        }
+        assert!(e.identities() <= 100);
+        assert_eq!(e.stats().evicted, 900);
     }
 }

@@ -1,2 +1,238 @@
-//! Score combination, decay, levels and the emission rule (design §4, §5). Placeholder
-//! until the scoring issue lands; `engine::level_for` maps scores to levels meanwhile.
+//! Score combination, decay, levels and the emission rule (design §4, §5).
+//!
+//! Detector strengths are weighted (`[detectors]`) and scaled by the destination's
+//! sensitivity (`[sensitivity]`), then combined with a noisy-OR: each finding is an
+//! independent chance that something is wrong, so two or three moderate signs together
+//! reach `high` while one weak sign stays low. The identity's score is the maximum of
+//! that and its previous score decayed with `score.half_life` in event time; it is never
+//! renormalised afterwards, so the same history always gives the same answer.
+
+use wildmatch::WildMatch;
+
+use crate::config::Config;
+use crate::detect::{Finding, COUNT, NAMES};
+use crate::event::{ActivityEvent, Sensitivity};
+use crate::signal::{Level, Reason};
+
+/// Highest probability one finding may contribute: keeps the noisy-OR below 100 unless
+/// several signs agree.
+const MAX_P: f64 = 0.95;
+
+pub struct Scorer {
+    weights: [f64; COUNT],
+    rules: Vec<(WildMatch, Sensitivity)>,
+    default: Sensitivity,
+    scales: [f64; 4],
+    half_life_ms: f64,
+    pub emit_step: f64,
+    thresholds: [f64; 3],
+}
+
+impl Scorer {
+    pub fn new(config: &Config) -> Self {
+        let mut weights = [0.0; COUNT];
+        for (i, (_, w)) in config.detectors.weights().iter().enumerate() {
+            weights[i] = *w;
+        }
+        let s = &config.sensitivity;
+        Scorer {
+            weights,
+            rules: s
+                .rules
+                .iter()
+                .map(|r| (WildMatch::new(&r.pattern), r.level))
+                .collect(),
+            default: s.default,
+            scales: [
+                s.scale_public,
+                s.scale_internal,
+                s.scale_confidential,
+                s.scale_restricted,
+            ],
+            half_life_ms: config.score.half_life.as_millis_i64().max(1) as f64,
+            emit_step: config.score.emit_step,
+            thresholds: [
+                config.score.elevated,
+                config.score.high,
+                config.score.critical,
+            ],
+        }
+    }
+
+    /// The event's own sensitivity, else the first matching rule, else the default.
+    pub fn sensitivity(&self, event: &ActivityEvent) -> Sensitivity {
+        if let Some(s) = event.sensitivity {
+            return s;
+        }
+        self.rules
+            .iter()
+            .find(|(p, _)| p.matches(&event.destination))
+            .map_or(self.default, |(_, s)| *s)
+    }
+
+    fn scale(&self, s: Sensitivity) -> f64 {
+        self.scales[s as usize]
+    }
+
+    /// Instantaneous risk in [0, 100] from the findings (noisy-OR of weighted, scaled
+    /// strengths).
+    pub fn combine(&self, findings: &[Option<Finding>; COUNT], sensitivity: Sensitivity) -> f64 {
+        let scale = self.scale(sensitivity);
+        let mut keep = 1.0;
+        for (i, f) in findings.iter().enumerate() {
+            if let Some(f) = f {
+                let p = (self.weights[i] * f.strength * scale).clamp(0.0, MAX_P);
+                keep *= 1.0 - p;
+            }
+        }
+        round1((1.0 - keep) * 100.0).clamp(0.0, 100.0)
+    }
+
+    /// Reasons for a signal: non-zero-weight findings, strongest first (name breaks ties).
+    pub fn reasons(&self, findings: &[Option<Finding>; COUNT]) -> Vec<Reason> {
+        let mut out: Vec<Reason> = findings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let f = f.as_ref()?;
+                (self.weights[i] > 0.0).then(|| Reason {
+                    detector: NAMES[i].to_string(),
+                    strength: (f.strength * 100.0).round() / 100.0,
+                    detail: f.detail.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.strength
+                .total_cmp(&a.strength)
+                .then_with(|| a.detector.cmp(&b.detector))
+        });
+        out
+    }
+
+    /// Whether detector `i` counts (weight above zero).
+    pub fn enabled(&self, i: usize) -> bool {
+        self.weights[i] > 0.0
+    }
+
+    /// `score` set at `from_ms`, decayed to `to_ms` (never grows; earlier times return
+    /// the score unchanged).
+    pub fn decayed(&self, score: f64, from_ms: i64, to_ms: i64) -> f64 {
+        let dt = (to_ms - from_ms).max(0) as f64;
+        score * 0.5f64.powf(dt / self.half_life_ms)
+    }
+
+    pub fn level(&self, score: f64) -> Level {
+        if score >= self.thresholds[2] {
+            Level::Critical
+        } else if score >= self.thresholds[1] {
+            Level::High
+        } else if score >= self.thresholds[0] {
+            Level::Elevated
+        } else {
+            Level::Normal
+        }
+    }
+
+    /// Lower bound of `level`'s band.
+    fn floor_of(&self, level: Level) -> f64 {
+        match level {
+            Level::Normal => 0.0,
+            Level::Elevated => self.thresholds[0],
+            Level::High => self.thresholds[1],
+            Level::Critical => self.thresholds[2],
+        }
+    }
+
+    /// When the decay of `score` (set at `score_ms`, last published as `emitted`) next
+    /// warrants a signal: it drops `emit_step` below `emitted` or leaves its level band.
+    /// `None` once the score is `normal` (decay within `normal` is not published).
+    pub fn next_decay_due(&self, score: f64, score_ms: i64, emitted: f64) -> Option<i64> {
+        let level = self.level(emitted);
+        if level == Level::Normal || score <= 0.0 {
+            return None;
+        }
+        // Just below the band floor, or one step below the published value.
+        let target = (emitted - self.emit_step).max(self.floor_of(level) - 0.05);
+        if target <= 0.0 {
+            return None;
+        }
+        let dt = self.half_life_ms * (score / target).log2().max(0.0);
+        Some(score_ms.saturating_add(dt.ceil() as i64 + 1))
+    }
+}
+
+/// Scores are published with one decimal, and compared as published.
+pub fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scorer() -> Scorer {
+        Scorer::new(&Config::default_config().expect("defaults"))
+    }
+
+    fn finding(s: f64) -> Option<Finding> {
+        Finding::new(s, "x".into())
+    }
+
+    fn with(pairs: &[(usize, f64)]) -> [Option<Finding>; COUNT] {
+        let mut f: [Option<Finding>; COUNT] = Default::default();
+        for &(i, s) in pairs {
+            f[i] = finding(s);
+        }
+        f
+    }
+
+    #[test]
+    fn single_weak_sign_stays_below_high_and_combination_reaches_it() {
+        let s = scorer();
+        use crate::detect::*;
+        for i in 0..COUNT {
+            let one = s.combine(&with(&[(i, 0.6)]), Sensitivity::Internal);
+            assert!(one < 60.0, "{} alone at 0.6 gives {one}", NAMES[i]);
+        }
+        let attack = with(&[(NEW_SOURCE, 0.9), (NEW_ACTION, 0.6), (OFF_HOURS, 0.6)]);
+        let score = s.combine(&attack, Sensitivity::Internal);
+        assert!(score >= 60.0, "{score}");
+        let two = with(&[(NEW_DESTINATION, 0.7), (OFF_HOURS, 0.8)]);
+        assert!(s.combine(&two, Sensitivity::Internal) >= 55.0);
+    }
+
+    #[test]
+    fn sensitivity_scales_and_rules_match() {
+        let s = scorer();
+        let f = with(&[(crate::detect::NEW_DESTINATION, 0.8)]);
+        assert!(s.combine(&f, Sensitivity::Restricted) > s.combine(&f, Sensitivity::Internal));
+        let e = ActivityEvent {
+            destination: "arn:aws:s3:::payroll-exports/x".into(),
+            ..ActivityEvent::default()
+        };
+        assert_eq!(s.sensitivity(&e), Sensitivity::Restricted);
+    }
+
+    #[test]
+    fn decay_halves_per_half_life_and_schedules() {
+        let s = scorer();
+        let hl = 30 * 60_000;
+        assert!((s.decayed(80.0, 0, hl) - 40.0).abs() < 1e-9);
+        assert_eq!(s.decayed(80.0, 100, 0), 80.0);
+        let due = s.next_decay_due(80.0, 0, 80.0).expect("scheduled");
+        assert!((s.decayed(80.0, 0, due) - 75.0).abs() < 0.01);
+        assert_eq!(s.next_decay_due(20.0, 0, 20.0), None);
+        // Elevated at 32: next due is leaving the band (just under 30), not 27.
+        let due = s.next_decay_due(32.0, 0, 32.0).expect("scheduled");
+        assert!(s.decayed(32.0, 0, due) < 30.0);
+    }
+
+    #[test]
+    fn reasons_sorted_by_strength() {
+        let s = scorer();
+        let r = s.reasons(&with(&[(0, 0.3), (5, 0.9), (2, 0.3)]));
+        let names: Vec<&str> = r.iter().map(|r| r.detector.as_str()).collect();
+        assert_eq!(names, ["new_source", "new_destination", "volume_spike"]);
+    }
+}

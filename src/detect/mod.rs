@@ -1,1 +1,281 @@
-//! Detectors (design §4), one file each, no IO. Placeholder until the scoring issue lands.
+//! Detectors (design §4), one file each, no IO. Each looks at one event against its
+//! identity's state *before* the event is folded in and returns a strength in [0, 1]
+//! with a readable detail, or `None` when it has nothing to say.
+//!
+//! Shared principles (design §3, real NHI traffic):
+//! - novelty is judged against the identity's own learned novelty rate ([`rarity`]),
+//!   at the generalised granularity (see `state::generalize`);
+//! - a novelty many other identities met recently is weak evidence ([`fleet_discount`]);
+//! - identities still `learning` get no novelty or volume findings;
+//! - one detector alone rarely reaches `high`: attacks combine weak signs in the score.
+
+pub mod data_volume_spike;
+pub mod destination_burst;
+pub mod failure_burst;
+pub mod new_action;
+pub mod new_destination;
+pub mod new_source;
+pub mod off_hours;
+pub mod volume_spike;
+
+use crate::event::{ActivityEvent, Sensitivity};
+use crate::state::generalize::SourceClass;
+use crate::state::{Identity, Novelty, Observation, StateParams};
+
+/// Detector indices, in the fixed order of design §4 and `metrics::DETECTORS`.
+pub const VOLUME_SPIKE: usize = 0;
+pub const DATA_VOLUME_SPIKE: usize = 1;
+pub const NEW_DESTINATION: usize = 2;
+pub const DESTINATION_BURST: usize = 3;
+pub const NEW_ACTION: usize = 4;
+pub const NEW_SOURCE: usize = 5;
+pub const OFF_HOURS: usize = 6;
+pub const FAILURE_BURST: usize = 7;
+pub const COUNT: usize = 8;
+
+pub const NAMES: [&str; COUNT] = crate::metrics::DETECTORS;
+
+/// What one detector found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub strength: f64,
+    pub detail: String,
+}
+
+impl Finding {
+    pub fn new(strength: f64, detail: String) -> Option<Finding> {
+        let strength = if strength.is_finite() {
+            strength.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        // Below this a finding is noise: it would neither move a score nor help a reader.
+        (strength >= 0.02).then_some(Finding { strength, detail })
+    }
+}
+
+/// Readable forms of the generalised fields, for details.
+#[derive(Debug, Clone, Default)]
+pub struct Texts {
+    pub destination: String,
+    pub class: String,
+    pub network: String,
+    pub user_agent: String,
+}
+
+/// Other identities that met the same novelty recently (0 when not new).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FleetView {
+    pub destination: u32,
+    pub class: u32,
+    pub action: u32,
+    pub user_agent: u32,
+}
+
+/// Everything a detector may look at.
+pub struct Context<'a> {
+    pub event: &'a ActivityEvent,
+    pub obs: &'a Observation,
+    /// State before this event.
+    pub state: &'a Identity,
+    pub novelty: &'a Novelty,
+    pub params: &'a StateParams,
+    pub learning: bool,
+    pub texts: &'a Texts,
+    pub fleet: FleetView,
+    pub sensitivity: Sensitivity,
+    pub window_label: &'a str,
+}
+
+impl Context<'_> {
+    pub fn source_class(&self) -> Option<SourceClass> {
+        self.obs.network.map(|n| n.1)
+    }
+}
+
+/// Runs every detector in index order.
+pub fn run_all(ctx: &Context<'_>) -> [Option<Finding>; COUNT] {
+    [
+        volume_spike::detect(ctx),
+        data_volume_spike::detect(ctx),
+        new_destination::detect(ctx),
+        destination_burst::detect(ctx),
+        new_action::detect(ctx),
+        new_source::detect(ctx),
+        off_hours::detect(ctx),
+        failure_burst::detect(ctx),
+    ]
+}
+
+/// How surprising one more novelty is for an identity that meets `rate_per_day` new
+/// things of this kind a day: 1 for an identity that never changes, 1/2 at one a day,
+/// ~0.1 at ten a day.
+pub fn rarity(rate_per_day: f64) -> f64 {
+    1.0 / (1.0 + rate_per_day.max(0.0))
+}
+
+/// Weight of a novelty that `others` identities met recently: halves at two, ~1/6 at ten.
+pub fn fleet_discount(others: u32) -> f64 {
+    1.0 / (1.0 + f64::from(others) / 2.0)
+}
+
+/// 0 at `lo`, 1 at `hi`, linear in log space between (ratios).
+pub fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
+    if !(x > lo) {
+        return 0.0;
+    }
+    ((x / lo).ln() / (hi / lo).ln()).clamp(0.0, 1.0)
+}
+
+/// 0 at `lo`, 1 at `hi`, linear between.
+pub fn lin_ramp(x: f64, lo: f64, hi: f64) -> f64 {
+    ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+pub(crate) mod testkit {
+    //! A small harness: build an identity from synthetic history, then ask a detector
+    //! about one more event.
+
+    use super::*;
+    use crate::state::fleet::FleetNovelty;
+    use crate::state::generalize::{
+        destination_class, generalise_destination, source_network, user_agent_family,
+    };
+    use crate::state::hash::stable_hash;
+
+    pub const T0: i64 = 1_763_942_400_000; // Monday 2025-11-24 00:00 UTC
+
+    pub fn params() -> StateParams {
+        StateParams {
+            bucket_ms: 60_000,
+            window_buckets: 5,
+            max_seen_entries: 64,
+            learning_min_events: 50,
+            learning_min_span_ms: 86_400_000,
+        }
+    }
+
+    pub fn event(t: i64, action: &str, dest: &str, ip: &str, ua: &str) -> ActivityEvent {
+        ActivityEvent {
+            time_ms: t,
+            identity: "test-identity".into(),
+            action: action.into(),
+            destination: dest.into(),
+            source_ip: Some(ip.into()),
+            user_agent: Some(ua.into()),
+            ..ActivityEvent::default()
+        }
+    }
+
+    pub fn observe(e: &ActivityEvent, texts: &mut Texts) -> Observation {
+        generalise_destination(&e.destination, &mut texts.destination);
+        texts.class = destination_class(&texts.destination).to_string();
+        let class = source_network(
+            e.source_network.as_deref(),
+            e.source_ip.as_deref(),
+            &mut texts.network,
+        );
+        if let Some(ua) = &e.user_agent {
+            user_agent_family(ua, &mut texts.user_agent);
+        }
+        Observation {
+            time_ms: e.time_ms,
+            dest: stable_hash(1, texts.destination.as_bytes()),
+            class: stable_hash(2, texts.class.as_bytes()),
+            action: stable_hash(3, e.action.as_bytes()),
+            network: class.map(|c| (stable_hash(4, texts.network.as_bytes()), c)),
+            user_agent: e
+                .user_agent
+                .as_ref()
+                .map(|_| stable_hash(5, texts.user_agent.as_bytes())),
+            failure: e.outcome.is_failure(),
+            data: e.bytes.unwrap_or(0) + e.records.unwrap_or(0) * 256,
+        }
+    }
+
+    pub struct Harness {
+        pub state: Identity,
+        pub params: StateParams,
+        pub fleet: FleetNovelty,
+    }
+
+    impl Harness {
+        pub fn new() -> Self {
+            let params = params();
+            Harness {
+                state: Identity::new(T0, &params),
+                params,
+                fleet: FleetNovelty::default(),
+            }
+        }
+
+        pub fn feed(&mut self, e: &ActivityEvent) {
+            let mut texts = Texts::default();
+            let obs = observe(e, &mut texts);
+            let n = self.state.novelty(&obs);
+            self.state.fold(&obs, &n, &self.params);
+        }
+
+        /// Runs detector `f` on `e` against the current state (without folding it).
+        pub fn ask(
+            &self,
+            e: &ActivityEvent,
+            fleet: FleetView,
+            f: fn(&Context<'_>) -> Option<Finding>,
+        ) -> Option<Finding> {
+            let mut texts = Texts::default();
+            let obs = observe(e, &mut texts);
+            let novelty = self.state.novelty(&obs);
+            let ctx = Context {
+                event: e,
+                obs: &obs,
+                state: &self.state,
+                novelty: &novelty,
+                params: &self.params,
+                learning: !self.state.is_active(),
+                texts: &texts,
+                fleet,
+                sensitivity: e.sensitivity.unwrap_or_default(),
+                window_label: "5m",
+            };
+            f(&ctx)
+        }
+    }
+
+    /// Two weeks of a CI runner: weekday working hours, a few events every ten minutes,
+    /// a fresh private IP each time, one UA family across versions.
+    pub fn ci_runner() -> Harness {
+        let mut h = Harness::new();
+        let mut n = 0u64;
+        for day in 0..14i64 {
+            if day % 7 >= 5 {
+                continue;
+            }
+            for slot in 0..(9 * 6) {
+                let t = T0 + day * 86_400_000 + 8 * 3_600_000 + slot * 600_000;
+                for k in 0..3 {
+                    n += 1;
+                    let ip = format!("10.{}.{}.{}", 20 + n % 3, n % 250, (n * 7) % 250);
+                    let ua = format!("GitHubActionsRunner/2.{}.0 Linux", 300 + day);
+                    let dest = format!(
+                        "arn:aws:s3:::ci-artifacts/builds/{:x}/out.tar",
+                        n * 0x9e3779b9
+                    );
+                    let action = if k == 0 {
+                        "s3:PutObject"
+                    } else {
+                        "s3:GetObject"
+                    };
+                    let mut e = event(t + k * 1000, action, &dest, &ip, &ua);
+                    e.bytes = Some(10_000 + (n % 7) * 1000);
+                    h.feed(&e);
+                }
+            }
+        }
+        h
+    }
+
+    /// A Monday 10:00 in week three, right after `ci_runner`'s history.
+    pub const WEEK3_WORKDAY: i64 = T0 + 14 * 86_400_000 + 10 * 3_600_000;
+}

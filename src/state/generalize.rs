@@ -1,0 +1,360 @@
+//! Generalisation of raw event fields into the granularity novelty is judged at (design
+//! §3, "What real NHI traffic looks like"): ids, hashes, UUIDs, dates and random tokens
+//! become placeholders so a copilot reading a different customer record on every call, or
+//! a pod name that changes with every rollout, is not "new" each time; source addresses
+//! become private/public network prefixes; user agents become their family.
+
+use std::net::IpAddr;
+
+/// Longest destination prefix considered: keeps the work per event bounded on hostile
+/// input, and nothing past it distinguishes resources in practice.
+const MAX_DEST_LEN: usize = 512;
+
+fn is_hex(b: u8) -> bool {
+    b.is_ascii_hexdigit()
+}
+
+/// Classifies one alphanumeric token; `None` keeps it verbatim.
+fn placeholder(token: &[u8]) -> Option<&'static str> {
+    let len = token.len();
+    let digits = token.iter().filter(|b| b.is_ascii_digit()).count();
+    if digits == len {
+        return Some("{n}");
+    }
+    let letters = len - digits;
+    if len >= 6 && digits >= 1 && token.iter().all(|&b| is_hex(b)) {
+        return Some("{hex}");
+    }
+    if len >= 16 && digits >= 1 && letters >= 1 {
+        return Some("{id}");
+    }
+    // Short mixed tokens with several digits (`x2k4q`, `cus9f3`) are generated suffixes.
+    if len >= 5 && digits >= 2 && letters >= 1 {
+        return Some("{id}");
+    }
+    // Long tokens without vowels are random strings, not words (`bqxztkw`).
+    if len >= 6 && !token.iter().any(|b| b"aeiouyAEIOUY".contains(b)) {
+        return Some("{id}");
+    }
+    if len >= 24 {
+        return Some("{id}");
+    }
+    None
+}
+
+/// Length of a UUID (8-4-4-4-12 hex) at the start of `s`, if there is one.
+fn uuid_at(s: &[u8]) -> Option<usize> {
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    let mut i = 0;
+    for (g, &n) in GROUPS.iter().enumerate() {
+        if s.len() < i + n || !s[i..i + n].iter().all(|&b| is_hex(b)) {
+            return None;
+        }
+        i += n;
+        if g < 4 {
+            if s.get(i) != Some(&b'-') {
+                return None;
+            }
+            i += 1;
+        }
+    }
+    if s.get(i).is_some_and(|b| b.is_ascii_alphanumeric()) {
+        return None;
+    }
+    Some(i)
+}
+
+/// Writes the generalised form of `dest` into `out` (cleared first): separators and
+/// words are kept, variable tokens become `{n}`, `{hex}`, `{uuid}` or `{id}`.
+///
+/// `arn:aws:s3:::payroll-exports/2026/11/25/run-8f3a9c2e.csv` →
+/// `arn:aws:s3:::payroll-exports/{n}/{n}/{n}/run-{hex}.csv`
+pub fn generalise_destination(dest: &str, out: &mut String) {
+    out.clear();
+    let bytes = &dest.as_bytes()[..dest.len().min(MAX_DEST_LEN)];
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if !b.is_ascii_alphanumeric() {
+            // Separators and non-ASCII bytes are copied through (lossy for a cut
+            // multi-byte character at the end, which only affects display).
+            let start = i;
+            while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            out.push_str(&String::from_utf8_lossy(&bytes[start..i]));
+            continue;
+        }
+        if let Some(n) = uuid_at(&bytes[i..]) {
+            out.push_str("{uuid}");
+            i += n;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        let token = &bytes[start..i];
+        match placeholder(token) {
+            Some(p) => out.push_str(p),
+            None => out.push_str(&String::from_utf8_lossy(token)),
+        }
+    }
+}
+
+/// The destination's class: the part that names the resource container, so a new object
+/// in a known bucket is weaker evidence than a new bucket. Works on the generalised form.
+///
+/// - S3 ARN: the bucket (`arn:aws:s3:::payroll-exports`);
+/// - other ARNs: service, region, account and resource type (`arn:aws:iam::123:role`);
+/// - URLs: scheme and host; routes and paths: the first two segments;
+/// - anything else: up to the second `/` or `:`.
+pub fn destination_class(general: &str) -> &str {
+    if let Some(rest) = general.strip_prefix("arn:") {
+        // arn:partition:service:region:account:resource
+        let mut colons = 0;
+        for (i, b) in rest.bytes().enumerate() {
+            if b == b':' {
+                colons += 1;
+            }
+            let end_of_type = colons >= 4 && (b == b'/' || (b == b':' && colons >= 5));
+            if end_of_type {
+                return &general[..4 + i];
+            }
+        }
+        return general;
+    }
+    if let Some(pos) = general.find("://") {
+        let after = pos + 3;
+        return match general[after..].find('/') {
+            Some(slash) => &general[..after + slash],
+            None => general,
+        };
+    }
+    let mut seps = 0;
+    for (i, b) in general.bytes().enumerate() {
+        if (b == b'/' || b == b':') && i > 0 {
+            seps += 1;
+            if seps == 2 {
+                return &general[..i];
+            }
+        }
+    }
+    general
+}
+
+/// Where a call came from, at the granularity novelty is judged at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceClass {
+    /// Producer-named network (VPC, runner pool): compared by name.
+    Named,
+    /// RFC 1918 / ULA / loopback / link-local / CGNAT: churns with every pod and runner.
+    Private,
+    /// Routable address: a new one is meaningful.
+    Public,
+}
+
+/// Key of the source network: the named network if given, else the IP's /24 (v4) or /64
+/// (v6) prefix, written into `out`. Returns the class, or `None` with no usable source.
+pub fn source_network(
+    named: Option<&str>,
+    ip: Option<&str>,
+    out: &mut String,
+) -> Option<SourceClass> {
+    use std::fmt::Write as _;
+    out.clear();
+    let parsed = ip.and_then(|s| s.trim().parse::<IpAddr>().ok());
+    let class = parsed.map(|a| {
+        if is_private(a) {
+            SourceClass::Private
+        } else {
+            SourceClass::Public
+        }
+    });
+    if let Some(name) = named.filter(|n| !n.is_empty()) {
+        out.push_str("net:");
+        out.push_str(name);
+        // A named network is what we compare, but a public caller address still counts
+        // as public: stolen credentials keep the label of no network.
+        return Some(match class {
+            Some(SourceClass::Public) => SourceClass::Public,
+            _ => SourceClass::Named,
+        });
+    }
+    let addr = parsed?;
+    match addr {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            if is_private(addr) {
+                // Private space churns inside large ranges (runner pools, pod CIDRs): the
+                // /16 is the stable unit there.
+                let _ = write!(out, "{}.{}.0.0/16", o[0], o[1]);
+            } else {
+                let _ = write!(out, "{}.{}.{}.0/24", o[0], o[1], o[2]);
+            }
+        }
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            let _ = write!(out, "{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+        }
+    }
+    class
+}
+
+fn is_private(addr: IpAddr) -> bool {
+    match addr {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_private(IpAddr::V4(v4));
+            }
+            let s0 = v6.segments()[0];
+            v6.is_loopback() || (s0 & 0xfe00) == 0xfc00 || (s0 & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// The user agent's family: product tokens without versions, so an SDK upgrade across
+/// the fleet is not a new client. `aws-cli/2.15.1 Python/3.11.6 Linux/6.1` →
+/// `aws-cli python linux`; `Boto3/1.34.2 md/Botocore#1.34.2` → `boto3`.
+pub fn user_agent_family(ua: &str, out: &mut String) {
+    out.clear();
+    let mut words = 0;
+    for part in ua.split([' ', ';', '(', ')', ',']) {
+        if words == 3 {
+            break;
+        }
+        // `md/...`, `os/...`, `exec-env/...` and similar metadata after the product are
+        // detail, not family.
+        let product = part.split('/').next().unwrap_or("");
+        if product.is_empty()
+            || product.len() < 2
+            || product.starts_with(|c: char| c.is_ascii_digit())
+            || matches!(
+                product,
+                "md" | "ua" | "os" | "lang" | "cfg" | "api" | "exec-env" | "m"
+            )
+        {
+            continue;
+        }
+        let mut word = String::with_capacity(product.len());
+        for c in product.chars() {
+            if c.is_ascii_digit() || c == '.' || c == '_' {
+                // Version-like tails glued to the name (`Go-http-client`, `python3.11`).
+                if word.len() >= 2 {
+                    break;
+                }
+            }
+            word.push(c.to_ascii_lowercase());
+        }
+        let word = word.trim_end_matches(['-', '.', '_']);
+        if word.len() < 2 {
+            continue;
+        }
+        if words > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+        words += 1;
+    }
+    if out.is_empty() {
+        out.push_str("unknown");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn g(s: &str) -> String {
+        let mut out = String::new();
+        generalise_destination(s, &mut out);
+        out
+    }
+
+    #[test]
+    fn ids_hashes_and_dates_become_placeholders() {
+        assert_eq!(
+            g("arn:aws:s3:::build-artifacts/2026-11-25/app-3f9a2c1e7b.tar.gz"),
+            "arn:aws:s3:::build-artifacts/{n}-{n}-{n}/app-{hex}.tar.gz"
+        );
+        assert_eq!(
+            g("/v1/customers/8d2f1c3a-1b2c-4d5e-8f90-123456789abc/orders/99812"),
+            "/v1/customers/{uuid}/orders/{n}"
+        );
+        assert_eq!(
+            g("prod/pods/checkout-7d9f8c6b5-x2k4q"),
+            "prod/pods/checkout-{hex}-{id}"
+        );
+        assert_eq!(
+            g("api.github.com/repos/acme/web"),
+            "api.github.com/repos/acme/web"
+        );
+        assert_eq!(g("tok_9aZkQ2mN7pL4xW8vR3"), "tok_{id}");
+    }
+
+    #[test]
+    fn classes_keep_container_structure() {
+        assert_eq!(
+            destination_class("arn:aws:s3:::payroll-exports/{n}/x.csv"),
+            "arn:aws:s3:::payroll-exports"
+        );
+        assert_eq!(
+            destination_class("arn:aws:iam::123:role/admin"),
+            "arn:aws:iam::123:role"
+        );
+        assert_eq!(
+            destination_class("https://api.stripe.com/v1/charges"),
+            "https://api.stripe.com"
+        );
+        assert_eq!(destination_class("/v1/payments/export/{n}"), "/v1/payments");
+        assert_eq!(destination_class("prod/secrets/db"), "prod/secrets");
+    }
+
+    #[test]
+    fn sources_by_space_and_prefix() {
+        let mut s = String::new();
+        assert_eq!(
+            source_network(None, Some("10.4.17.200"), &mut s),
+            Some(SourceClass::Private)
+        );
+        assert_eq!(s, "10.4.0.0/16");
+        assert_eq!(
+            source_network(None, Some("203.0.113.9"), &mut s),
+            Some(SourceClass::Public)
+        );
+        assert_eq!(s, "203.0.113.0/24");
+        assert_eq!(
+            source_network(None, Some("2001:db8:1:2:3::4"), &mut s),
+            Some(SourceClass::Public)
+        );
+        assert_eq!(s, "2001:db8:1:2::/64");
+        assert_eq!(
+            source_network(Some("runners"), Some("10.0.0.1"), &mut s),
+            Some(SourceClass::Named)
+        );
+        assert_eq!(source_network(None, Some("not-an-ip"), &mut s), None);
+    }
+
+    #[test]
+    fn user_agent_family_strips_versions() {
+        let mut s = String::new();
+        user_agent_family("aws-cli/2.15.1 Python/3.11.6 Linux/6.1", &mut s);
+        assert_eq!(s, "aws-cli python linux");
+        let mut t = String::new();
+        user_agent_family("aws-cli/2.16.0 Python/3.12.1 Linux/6.5", &mut t);
+        assert_eq!(s, t);
+        user_agent_family("Boto3/1.34.2 md/Botocore#1.34.2", &mut s);
+        assert_eq!(s, "boto");
+        user_agent_family("curl/7.68.0", &mut s);
+        assert_eq!(s, "curl");
+        user_agent_family("", &mut s);
+        assert_eq!(s, "unknown");
+    }
+}

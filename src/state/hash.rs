@@ -1,0 +1,90 @@
+//! Stable hashing: seen-set entries are persisted in the changelog, so their hashes must
+//! not change between runs, processes or Rust versions (std's `DefaultHasher` promises
+//! none of that, and `RandomState` would also make map iteration order, and so output,
+//! differ between runs).
+
+use std::hash::{BuildHasher, Hasher};
+
+const K: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// A fixed 64-bit hash of `bytes` under `seed` (word-at-a-time multiply-rotate with a
+/// final avalanche). Not cryptographic: inputs are not adversarial for correctness, only
+/// for memory, which the per-identity bounds cap regardless of collisions.
+pub fn stable_hash(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = seed ^ K.wrapping_mul(bytes.len() as u64 + 1);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 8];
+        w[..rest.len()].copy_from_slice(rest);
+        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+    }
+    mix(h)
+}
+
+/// Final avalanche (from splitmix64) so every input bit affects the high bits we keep.
+pub fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Deterministic, fast hasher for the engine's in-memory maps (identity table, fleet
+/// tracker): same input order → same iteration order → byte-identical output.
+#[derive(Default, Clone, Copy)]
+pub struct StableBuildHasher;
+
+impl BuildHasher for StableBuildHasher {
+    type Hasher = StableHasher;
+    fn build_hasher(&self) -> StableHasher {
+        StableHasher(K)
+    }
+}
+
+pub struct StableHasher(u64);
+
+impl Hasher for StableHasher {
+    fn finish(&self) -> u64 {
+        mix(self.0)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = stable_hash(self.0, bytes);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(K);
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+}
+
+pub type StableMap<K, V> = std::collections::HashMap<K, V, StableBuildHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    const PINNED: u64 = 12_018_424_613_051_363_694;
+
+    #[test]
+    fn hash_is_stable_and_seeded() {
+        // Pinned value: changing the hash silently invalidates every stored snapshot.
+        assert_eq!(
+            stable_hash(0, b"s3:GetObject"),
+            stable_hash(0, b"s3:GetObject")
+        );
+        assert_ne!(
+            stable_hash(0, b"s3:GetObject"),
+            stable_hash(1, b"s3:GetObject")
+        );
+        assert_ne!(stable_hash(0, b"a"), stable_hash(0, b"a\0"));
+        assert_eq!(stable_hash(7, b"riskd"), PINNED);
+    }
+}

@@ -1,0 +1,783 @@
+//! One identity's behavioural state (design §3): rate window, seasonal peak baseline,
+//! hour-of-week profile, outcome rate, seen-sets with learned novelty rates, lifecycle and
+//! score. Everything advances in event time; the struct is the changelog value, encoded
+//! compactly by [`Identity::encode`].
+//!
+//! Memory is the design constraint (< 1 KiB on average, millions of identities), so:
+//! the five seen-sets share one sorted `Vec<u64>` of packed entries; seasonal baselines
+//! are log-quantised to `u16`; the hour-of-week profile is one byte per slot.
+
+use serde::{Deserialize, Serialize};
+
+use super::generalize::SourceClass;
+
+/// Seen-set kinds. The discriminant is stored in snapshots: never renumber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeenKind {
+    Destination = 0,
+    DestinationClass = 1,
+    Action = 2,
+    Network = 3,
+    UserAgent = 4,
+}
+
+pub const SEEN_KINDS: usize = 5;
+
+/// Bits of the packed seen entry: kind (3) | hash (37) | first seen, hours since the
+/// identity's first event (24, saturating: ~1,900 years).
+const FIRST_SEEN_BITS: u32 = 24;
+const KEY_SHIFT: u32 = FIRST_SEEN_BITS;
+const HASH_BITS: u32 = 37;
+/// Bloom sketch words once a set overflows `max_seen_entries` (512 bits, 3 probes).
+const SKETCH_WORDS: usize = 8;
+
+/// Novelty-rate memory: a new thing last week still says this identity churns.
+pub const NOVELTY_HALF_LIFE_MS: f64 = 7.0 * 86_400_000.0;
+const PEAK_HALF_LIFE_HOURS: f64 = 7.0 * 24.0;
+/// EWMA weight of one day's sample in an hour-of-day slot (~4 days of memory).
+const SLOT_ALPHA: f64 = 0.25;
+const HOUR_MS: i64 = 3_600_000;
+const PROFILE_SLOTS: usize = 168;
+
+pub const FLAG_PRIVATE: u8 = 1;
+pub const FLAG_PUBLIC: u8 = 2;
+pub const FLAG_NAMED: u8 = 4;
+pub const FLAG_ACTIVE: u8 = 8;
+
+/// Counts of one rate bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bucket {
+    pub count: u32,
+    pub fails: u32,
+    /// Generalised destinations first met in this bucket (enumeration, exfiltration).
+    pub new_dests: u32,
+    /// Data moved: bytes, plus records at a nominal 256 bytes each when given (one
+    /// consistent per-identity measure; only its ratio to the baseline matters).
+    pub data: u64,
+}
+
+impl Bucket {
+    fn add(&mut self, o: &Bucket) {
+        self.count = self.count.saturating_add(o.count);
+        self.fails = self.fails.saturating_add(o.fails);
+        self.new_dests = self.new_dests.saturating_add(o.new_dests);
+        self.data = self.data.saturating_add(o.data);
+    }
+}
+
+/// The event as the state sees it: hashes of generalised fields plus time keys. Built
+/// once per event by the engine, read by detectors and by [`Identity::fold`].
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
+    pub time_ms: i64,
+    pub dest: u64,
+    pub class: u64,
+    pub action: u64,
+    pub network: Option<(u64, SourceClass)>,
+    pub user_agent: Option<u64>,
+    pub failure: bool,
+    pub data: u64,
+}
+
+impl Observation {
+    pub fn hour(&self) -> i64 {
+        self.time_ms.div_euclid(HOUR_MS)
+    }
+    pub fn hour_of_day(&self) -> usize {
+        hour_of_day(self.hour())
+    }
+    pub fn hour_of_week(&self) -> usize {
+        hour_of_week(self.hour())
+    }
+}
+
+pub fn hour_of_day(hour: i64) -> usize {
+    hour.rem_euclid(24) as usize
+}
+
+/// 0 = Monday 00:00 UTC (1970-01-01 was a Thursday).
+pub fn hour_of_week(hour: i64) -> usize {
+    (hour + 72).rem_euclid(168) as usize
+}
+
+/// Which seen-sets the event is new to, computed before folding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Novelty {
+    pub dest: bool,
+    pub class: bool,
+    pub action: bool,
+    pub network: bool,
+    pub user_agent: bool,
+}
+
+/// Config the state needs, resolved to milliseconds once.
+#[derive(Debug, Clone, Copy)]
+pub struct StateParams {
+    pub bucket_ms: i64,
+    pub window_buckets: usize,
+    pub max_seen_entries: usize,
+    pub learning_min_events: u64,
+    pub learning_min_span_ms: i64,
+}
+
+impl StateParams {
+    pub fn from_config(c: &crate::config::StateConfig) -> Self {
+        let bucket_ms = c.bucket.as_millis_i64().max(1);
+        StateParams {
+            bucket_ms,
+            window_buckets: (c.window.as_millis_i64() / bucket_ms).clamp(1, 60) as usize,
+            max_seen_entries: c.max_seen_entries,
+            learning_min_events: c.learning_min_events,
+            learning_min_span_ms: c.learning_min_span.as_millis_i64(),
+        }
+    }
+}
+
+/// Log quantiser for non-negative magnitudes: 0.05% resolution over [0, 7e13] in 16 bits.
+pub fn q16(x: f64) -> u16 {
+    ((x.max(0.0).ln_1p() * 2048.0).round()).clamp(0.0, 65535.0) as u16
+}
+pub fn dq16(q: u16) -> f64 {
+    (f64::from(q) / 2048.0).exp_m1()
+}
+
+/// Per-identity state. Field order is the snapshot layout (postcard, varints).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub events: u64,
+    pub flags: u8,
+    /// Absolute index (time / bucket) of the newest bucket in `ring`.
+    pub ring_head: i64,
+    /// `window_buckets` buckets, newest at `ring_head % len`.
+    pub ring: Vec<Bucket>,
+    /// Absolute hour currently being measured, and its peak window totals so far.
+    pub hour: i64,
+    pub hour_peak_count: u32,
+    pub hour_peak_data: u64,
+    /// Per hour of day: peak-window count mean, its mean absolute deviation, then the
+    /// same for data; `q16`-quantised. Empty until the first hour completes.
+    pub slots: Vec<u16>,
+    /// Decayed maximum of hourly peak window count and data (half-life a week).
+    pub peak_max_count: f32,
+    pub peak_max_data: f32,
+    /// Active buckets per hour of week (halved when one saturates).
+    pub profile: Vec<u8>,
+    /// EWMA of the failure indicator per event.
+    pub fail_rate: f32,
+    #[serde(with = "le_words")]
+    pub seen: Vec<u64>,
+    pub seen_counts: [u16; SEEN_KINDS],
+    #[serde(with = "le_words")]
+    pub sketch: Vec<u64>,
+    /// Decayed count of novelties per kind (see [`Identity::novelty_rate_per_day`]).
+    pub novelty: [f32; SEEN_KINDS],
+    pub novelty_ms: i64,
+    /// Score state: value at `score_ms`, and what the last signal said.
+    pub score: f32,
+    pub score_ms: i64,
+    pub emitted_score: f32,
+    /// `Level as u8`, or `u8::MAX` before the first signal.
+    pub emitted_level: u8,
+    pub emitted_active: bool,
+    /// Fleet pulse bookkeeping: window index and detectors already counted in it.
+    pub pulse_window: i64,
+    pub pulse_bits: u8,
+}
+
+mod le_words {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    // Packed entries have their high bits set, so varints would take 10 bytes each;
+    // little-endian bytes take 8.
+    pub fn serialize<S: Serializer>(words: &[u64], s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(words.len() * 8);
+        for w in words {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        bytes.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        if bytes.len() % 8 != 0 {
+            return Err(serde::de::Error::custom(
+                "word array length not a multiple of 8",
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(8)
+            .map(|c| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(c);
+                u64::from_le_bytes(w)
+            })
+            .collect())
+    }
+}
+
+/// Snapshot format version, first byte of every encoded identity.
+pub const SNAPSHOT_VERSION: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("empty snapshot")]
+    Empty,
+    #[error("unsupported snapshot version {0}")]
+    Version(u8),
+    #[error("{0}")]
+    Postcard(#[from] postcard::Error),
+    #[error("inconsistent snapshot: {0}")]
+    Inconsistent(&'static str),
+}
+
+fn seen_key(kind: SeenKind, hash: u64) -> u64 {
+    ((kind as u64) << HASH_BITS) | (hash >> (64 - HASH_BITS))
+}
+
+impl Identity {
+    pub fn new(time_ms: i64, params: &StateParams) -> Self {
+        Identity {
+            first_ms: time_ms,
+            last_ms: time_ms,
+            events: 0,
+            flags: 0,
+            ring_head: time_ms.div_euclid(params.bucket_ms),
+            ring: vec![Bucket::default(); params.window_buckets],
+            hour: time_ms.div_euclid(HOUR_MS),
+            hour_peak_count: 0,
+            hour_peak_data: 0,
+            slots: Vec::new(),
+            peak_max_count: 0.0,
+            peak_max_data: 0.0,
+            profile: Vec::new(),
+            fail_rate: 0.0,
+            seen: Vec::new(),
+            seen_counts: [0; SEEN_KINDS],
+            sketch: Vec::new(),
+            novelty: [0.0; SEEN_KINDS],
+            novelty_ms: time_ms,
+            score: 0.0,
+            score_ms: time_ms,
+            emitted_score: 0.0,
+            emitted_level: u8::MAX,
+            emitted_active: false,
+            pulse_window: i64::MIN,
+            pulse_bits: 0,
+        }
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.flags & FLAG_ACTIVE != 0
+    }
+
+    /// Whether `hash` of `kind` has been seen (exactly, or probably, once the set
+    /// overflowed into the sketch: a false "seen" only makes us quieter).
+    pub fn has_seen(&self, kind: SeenKind, hash: u64) -> bool {
+        let key = seen_key(kind, hash);
+        if self
+            .seen
+            .binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key))
+            .is_ok()
+        {
+            return true;
+        }
+        !self.sketch.is_empty() && self.sketch_contains(key)
+    }
+
+    fn sketch_probes(key: u64) -> [usize; 3] {
+        let h = super::hash::mix(key);
+        let bits = (SKETCH_WORDS * 64) as u64;
+        [
+            (h % bits) as usize,
+            ((h >> 21) % bits) as usize,
+            ((h >> 42) % bits) as usize,
+        ]
+    }
+
+    fn sketch_contains(&self, key: u64) -> bool {
+        Self::sketch_probes(key).iter().all(|&b| {
+            self.sketch
+                .get(b / 64)
+                .is_some_and(|w| w & (1 << (b % 64)) != 0)
+        })
+    }
+
+    fn remember(&mut self, kind: SeenKind, hash: u64, time_ms: i64, max_entries: usize) {
+        let key = seen_key(kind, hash);
+        let k = kind as usize;
+        if usize::from(self.seen_counts[k]) < max_entries {
+            let hours =
+                ((time_ms - self.first_ms).max(0) / HOUR_MS).min((1 << FIRST_SEEN_BITS) - 1);
+            let entry = (key << KEY_SHIFT) | hours as u64;
+            if let Err(pos) = self.seen.binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key)) {
+                self.seen.insert(pos, entry);
+                self.seen_counts[k] += 1;
+            }
+        } else {
+            if self.sketch.is_empty() {
+                self.sketch = vec![0; SKETCH_WORDS];
+            }
+            for b in Self::sketch_probes(key) {
+                if let Some(w) = self.sketch.get_mut(b / 64) {
+                    *w |= 1 << (b % 64);
+                }
+            }
+        }
+    }
+
+    /// First-seen time of an exactly tracked entry (for details and tests).
+    pub fn first_seen_ms(&self, kind: SeenKind, hash: u64) -> Option<i64> {
+        let key = seen_key(kind, hash);
+        self.seen
+            .binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key))
+            .ok()
+            .map(|i| self.first_ms + (self.seen[i] & ((1 << FIRST_SEEN_BITS) - 1)) as i64 * HOUR_MS)
+    }
+
+    pub fn seen_count(&self, kind: SeenKind) -> usize {
+        usize::from(self.seen_counts[kind as usize])
+    }
+
+    /// Novelty of `obs` against this state (before folding).
+    pub fn novelty(&self, obs: &Observation) -> Novelty {
+        Novelty {
+            dest: !self.has_seen(SeenKind::Destination, obs.dest),
+            class: !self.has_seen(SeenKind::DestinationClass, obs.class),
+            action: !self.has_seen(SeenKind::Action, obs.action),
+            network: obs
+                .network
+                .is_some_and(|(h, _)| !self.has_seen(SeenKind::Network, h)),
+            user_agent: obs
+                .user_agent
+                .is_some_and(|h| !self.has_seen(SeenKind::UserAgent, h)),
+        }
+    }
+
+    /// Learned rate at which this identity meets new things of `kind`, per day.
+    ///
+    /// Novelties are counted from the middle of the learning span on (first contact
+    /// while the sets fill is not churn), with exponential forgetting; dividing by the
+    /// effective observation time makes it a Poisson rate estimate.
+    pub fn novelty_rate_per_day(&self, kind: SeenKind, now_ms: i64, params: &StateParams) -> f64 {
+        let start = self.first_ms + params.learning_min_span_ms / 2;
+        let t = (now_ms - start) as f64;
+        if t <= 0.0 {
+            return 0.0;
+        }
+        let decayed = f64::from(self.novelty[kind as usize])
+            * 0.5f64.powf((now_ms - self.novelty_ms).max(0) as f64 / NOVELTY_HALF_LIFE_MS);
+        let h = NOVELTY_HALF_LIFE_MS / std::f64::consts::LN_2;
+        // Effective window; at least half a day so two novelties in the first hour do not
+        // read as 48 per day.
+        let effective_days = ((1.0 - (-t / h).exp()) * h / 86_400_000.0).max(0.5);
+        decayed / effective_days
+    }
+
+    /// Window totals (before this event), over the ring as of `time_ms`.
+    pub fn window(&self, time_ms: i64, params: &StateParams) -> Bucket {
+        let b = time_ms.div_euclid(params.bucket_ms);
+        let n = self.ring.len() as i64;
+        let mut total = Bucket::default();
+        if n == 0 {
+            return total;
+        }
+        // Buckets older than `b - n + 1` have left the window.
+        let oldest = b - n + 1;
+        for abs in oldest.max(self.ring_head - n + 1)..=self.ring_head.min(b) {
+            total.add(&self.ring[abs.rem_euclid(n) as usize]);
+        }
+        total
+    }
+
+    /// Seasonal expectation of the peak window count and data for `hour_of_day`:
+    /// (mean, deviation) pairs, or `None` before a full day of history.
+    pub fn seasonal(&self, hour_of_day: usize) -> Option<((f64, f64), (f64, f64))> {
+        if self.slots.len() != 96 {
+            return None;
+        }
+        let s = &self.slots[hour_of_day * 4..hour_of_day * 4 + 4];
+        Some(((dq16(s[0]), dq16(s[1])), (dq16(s[2]), dq16(s[3]))))
+    }
+
+    /// Decayed recent maxima of the hourly peak window (count, data) over completed
+    /// hours, as of `hour`. The hour in progress is left out: a spike must not be
+    /// measured against itself.
+    pub fn peak_max(&self, hour: i64) -> (f64, f64) {
+        let f = 0.5f64.powf((hour - self.hour).max(0) as f64 / PEAK_HALF_LIFE_HOURS);
+        (
+            f64::from(self.peak_max_count) * f,
+            f64::from(self.peak_max_data) * f,
+        )
+    }
+
+    /// Active-bucket counts per hour of week (empty before any activity).
+    pub fn profile(&self) -> &[u8] {
+        &self.profile
+    }
+
+    /// Span of history covered by the profile, in whole weeks (for off-hours confidence).
+    pub fn history_ms(&self, now_ms: i64) -> i64 {
+        (now_ms - self.first_ms).max(0)
+    }
+
+    /// Folds `obs` into the state. `novelty` is what [`Identity::novelty`] returned for it.
+    pub fn fold(&mut self, obs: &Observation, novelty: &Novelty, params: &StateParams) {
+        let t = obs.time_ms;
+        self.events += 1;
+        self.last_ms = self.last_ms.max(t);
+        let hour = obs.hour();
+        if hour > self.hour {
+            self.roll_hours(hour);
+        }
+        // Rate window.
+        let b = t.div_euclid(params.bucket_ms);
+        let n = self.ring.len() as i64;
+        let mut entered_bucket = false;
+        if n > 0 {
+            if b > self.ring_head {
+                let gap = (b - self.ring_head).min(n);
+                for k in 0..gap {
+                    let idx = (b - k).rem_euclid(n) as usize;
+                    self.ring[idx] = Bucket::default();
+                }
+                self.ring_head = b;
+                entered_bucket = true;
+            }
+            if b > self.ring_head - n {
+                let slot = &mut self.ring[b.rem_euclid(n) as usize];
+                slot.count = slot.count.saturating_add(1);
+                slot.fails = slot.fails.saturating_add(u32::from(obs.failure));
+                slot.new_dests = slot.new_dests.saturating_add(u32::from(novelty.dest));
+                slot.data = slot.data.saturating_add(obs.data);
+            }
+        }
+        if hour == self.hour {
+            let w = self.window(t, params);
+            self.hour_peak_count = self.hour_peak_count.max(w.count);
+            self.hour_peak_data = self.hour_peak_data.max(w.data);
+        }
+        // Profile counts active buckets, not events, so one busy minute does not
+        // outweigh a regular schedule.
+        if entered_bucket || self.events == 1 {
+            if self.profile.len() != PROFILE_SLOTS {
+                self.profile = vec![0; PROFILE_SLOTS];
+            }
+            let how = obs.hour_of_week();
+            if self.profile[how] == u8::MAX {
+                for c in &mut self.profile {
+                    *c /= 2;
+                }
+            }
+            self.profile[how] += 1;
+        }
+        // Outcomes: a running mean at first, then an EWMA with ~200 events of memory.
+        let alpha = (1.0 / self.events as f32).max(0.005);
+        self.fail_rate += alpha * (f32::from(u8::from(obs.failure)) - self.fail_rate);
+        // Seen-sets and novelty rates.
+        let counting = t >= self.first_ms + params.learning_min_span_ms / 2
+            && self.events * 2 >= params.learning_min_events;
+        let decay = 0.5f32.powf((t - self.novelty_ms).max(0) as f32 / NOVELTY_HALF_LIFE_MS as f32);
+        if decay < 1.0 {
+            for v in &mut self.novelty {
+                *v *= decay;
+            }
+            self.novelty_ms = t;
+        }
+        let items = [
+            (SeenKind::Destination, Some(obs.dest), novelty.dest),
+            (SeenKind::DestinationClass, Some(obs.class), novelty.class),
+            (SeenKind::Action, Some(obs.action), novelty.action),
+            (SeenKind::Network, obs.network.map(|n| n.0), novelty.network),
+            (SeenKind::UserAgent, obs.user_agent, novelty.user_agent),
+        ];
+        for (kind, hash, new) in items {
+            if let (Some(h), true) = (hash, new) {
+                self.remember(kind, h, t, params.max_seen_entries);
+                if counting {
+                    self.novelty[kind as usize] += 1.0;
+                }
+            }
+        }
+        if let Some((_, class)) = obs.network {
+            self.flags |= match class {
+                SourceClass::Private => FLAG_PRIVATE,
+                SourceClass::Public => FLAG_PUBLIC,
+                SourceClass::Named => FLAG_NAMED,
+            };
+        }
+        if !self.is_active()
+            && self.events >= params.learning_min_events
+            && t - self.first_ms >= params.learning_min_span_ms
+        {
+            self.flags |= FLAG_ACTIVE;
+        }
+    }
+
+    /// Closes the measured hour(s) up to `hour`: their peaks (zero for idle hours) go into
+    /// the hour-of-day slots and the decayed maximum.
+    fn roll_hours(&mut self, hour: i64) {
+        if self.slots.len() != 96 {
+            self.slots = vec![0; 96];
+            // Seed each slot with the first hour's peak as a level, so a new identity's
+            // first day is not measured against zeros.
+            let c = q16(f64::from(self.hour_peak_count));
+            let d = q16(self.hour_peak_data as f64);
+            for s in self.slots.chunks_exact_mut(4) {
+                s[0] = c;
+                s[1] = c;
+                s[2] = d;
+                s[3] = d;
+            }
+        }
+        let elapsed = hour - self.hour;
+        // After a week of idle hours every slot has been folded with zeros once; more
+        // iterations change little, so the work per event stays bounded.
+        let steps = elapsed.min(168);
+        for k in 0..steps {
+            let h = self.hour + k;
+            let (pc, pd) = if k == 0 {
+                (f64::from(self.hour_peak_count), self.hour_peak_data as f64)
+            } else {
+                (0.0, 0.0)
+            };
+            let i = hour_of_day(h) * 4;
+            let s = &mut self.slots[i..i + 4];
+            for (mean_i, x) in [(0usize, pc), (2usize, pd)] {
+                let mean = dq16(s[mean_i]);
+                let dev = dq16(s[mean_i + 1]);
+                let new_mean = mean + SLOT_ALPHA * (x - mean);
+                let new_dev = dev + SLOT_ALPHA * ((x - mean).abs() - dev);
+                s[mean_i] = q16(new_mean);
+                s[mean_i + 1] = q16(new_dev);
+            }
+        }
+        // An hour that spiked raises the reference at most to twice the previous one
+        // (plus a floor), so an attack does not become the baseline for the next one,
+        // while real growth (a sale day) is absorbed within hours.
+        let f = 0.5f64.powf(elapsed as f64 / PEAK_HALF_LIFE_HOURS);
+        let grow = |prev: f64, peak: f64, floor: f64| (prev * f).max(peak.min(2.0 * prev + floor));
+        self.peak_max_count = grow(
+            f64::from(self.peak_max_count),
+            f64::from(self.hour_peak_count),
+            10.0,
+        ) as f32;
+        self.peak_max_data = grow(
+            f64::from(self.peak_max_data),
+            self.hour_peak_data as f64,
+            1_048_576.0,
+        ) as f32;
+        self.hour = hour;
+        self.hour_peak_count = 0;
+        self.hour_peak_data = 0;
+    }
+
+    /// Compact binary encoding for the changelog: a version byte, then postcard.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = vec![SNAPSHOT_VERSION];
+        // Serialising plain data into a Vec cannot fail; keep the byte on the off chance.
+        if let Ok(body) = postcard::to_stdvec(self) {
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    /// Decodes [`Identity::encode`] output, checking what later code relies on.
+    pub fn decode(bytes: &[u8], params: &StateParams) -> Result<Self, DecodeError> {
+        let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
+        if version != SNAPSHOT_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let mut id: Identity = postcard::from_bytes(body)?;
+        if !id.slots.is_empty() && id.slots.len() != 96 {
+            return Err(DecodeError::Inconsistent("slots"));
+        }
+        if !id.profile.is_empty() && id.profile.len() != PROFILE_SLOTS {
+            return Err(DecodeError::Inconsistent("profile"));
+        }
+        if !id.sketch.is_empty() && id.sketch.len() != SKETCH_WORDS {
+            return Err(DecodeError::Inconsistent("sketch"));
+        }
+        if id
+            .seen
+            .windows(2)
+            .any(|w| w[0] >> KEY_SHIFT >= w[1] >> KEY_SHIFT)
+        {
+            return Err(DecodeError::Inconsistent("seen entries not sorted"));
+        }
+        let mut counts = [0u16; SEEN_KINDS];
+        for e in &id.seen {
+            let kind = (e >> (KEY_SHIFT + HASH_BITS)) as usize;
+            let c = counts
+                .get_mut(kind)
+                .ok_or(DecodeError::Inconsistent("seen kind"))?;
+            *c = c.saturating_add(1);
+        }
+        if counts != id.seen_counts {
+            return Err(DecodeError::Inconsistent("seen counts"));
+        }
+        // A changed `state.window`/`state.bucket` invalidates the ring, not the baseline.
+        if id.ring.len() != params.window_buckets {
+            id.ring = vec![Bucket::default(); params.window_buckets];
+        }
+        Ok(id)
+    }
+
+    /// Estimated heap bytes owned by this state (capacity, not length).
+    pub fn heap_bytes(&self) -> usize {
+        self.ring.capacity() * std::mem::size_of::<Bucket>()
+            + self.slots.capacity() * 2
+            + self.profile.capacity()
+            + self.seen.capacity() * 8
+            + self.sketch.capacity() * 8
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn params() -> StateParams {
+        StateParams {
+            bucket_ms: 60_000,
+            window_buckets: 5,
+            max_seen_entries: 4,
+            learning_min_events: 10,
+            learning_min_span_ms: 3_600_000,
+        }
+    }
+
+    fn obs(t: i64, dest: u64, action: u64) -> Observation {
+        use crate::state::hash::mix;
+        Observation {
+            time_ms: t,
+            dest: mix(dest),
+            class: mix(dest / 10),
+            action: mix(action),
+            network: Some((7, SourceClass::Private)),
+            user_agent: Some(9),
+            failure: false,
+            data: 100,
+        }
+    }
+
+    fn fold(id: &mut Identity, o: &Observation, p: &StateParams) -> Novelty {
+        let n = id.novelty(o);
+        id.fold(o, &n, p);
+        n
+    }
+
+    #[test]
+    fn seen_sets_are_exact_then_sketched() {
+        let p = params();
+        let mut id = Identity::new(0, &p);
+        for d in 0..10u64 {
+            let n = fold(&mut id, &obs(d as i64 * 1000, d << 40, 1), &p);
+            assert!(n.dest, "{d} new");
+        }
+        assert_eq!(id.seen_count(SeenKind::Destination), 4);
+        assert!(!id.sketch.is_empty());
+        for d in 0..10u64 {
+            assert!(
+                id.has_seen(SeenKind::Destination, crate::state::hash::mix(d << 40)),
+                "{d} remembered"
+            );
+        }
+        assert!(!id.has_seen(SeenKind::Action, crate::state::hash::mix(2)));
+        assert_eq!(
+            id.first_seen_ms(SeenKind::Destination, crate::state::hash::mix(0)),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn window_slides_in_event_time() {
+        let p = params();
+        let mut id = Identity::new(0, &p);
+        for k in 0..10 {
+            fold(&mut id, &obs(k * 10_000, 1, 1), &p);
+        }
+        assert_eq!(id.window(100_000, &p).count, 10);
+        // Six minutes later the first two buckets have left the 5-minute window.
+        assert_eq!(id.window(360_000, &p).count, 0);
+        assert_eq!(id.window(300_000, &p).count, 4);
+    }
+
+    #[test]
+    fn lifecycle_needs_events_and_span() {
+        let p = params();
+        let mut id = Identity::new(0, &p);
+        for k in 0..20 {
+            fold(&mut id, &obs(k * 1000, 1, 1), &p);
+        }
+        assert!(!id.is_active(), "enough events but not enough span");
+        fold(&mut id, &obs(3_600_000, 1, 1), &p);
+        assert!(id.is_active());
+    }
+
+    #[test]
+    fn seasonal_baseline_learns_hourly_peaks() {
+        let p = params();
+        let mut id = Identity::new(0, &p);
+        // 30 events in one minute at the top of every hour for three days.
+        for h in 0..240 {
+            for k in 0..30 {
+                fold(&mut id, &obs(h * HOUR_MS + k * 1000, 1, 1), &p);
+            }
+        }
+        let ((mean, dev), _) = id.seasonal(5).expect("a day of history");
+        assert!((mean - 30.0).abs() < 3.0, "mean {mean}");
+        assert!(dev < 5.0, "dev {dev}");
+        assert!((id.peak_max(240).0 - 30.0).abs() < 1.0);
+    }
+
+    #[test]
+    fn novelty_rate_tracks_churn() {
+        let p = params();
+        let mut stable = Identity::new(0, &p);
+        let mut churn = Identity::new(0, &p);
+        for k in 0..(48 * 6) {
+            let t = k * 600_000;
+            fold(&mut stable, &obs(t, 1 << 40, 1), &p);
+            fold(&mut churn, &obs(t, (k as u64 / 6) << 40, 1), &p);
+        }
+        let now = 48 * HOUR_MS;
+        let r0 = stable.novelty_rate_per_day(SeenKind::Destination, now, &p);
+        let r1 = churn.novelty_rate_per_day(SeenKind::Destination, now, &p);
+        assert!(r0 < 0.01, "stable {r0}");
+        assert!(r1 > 10.0, "churn {r1}");
+    }
+
+    #[test]
+    fn encoding_round_trips_and_is_compact() {
+        let p = params();
+        let mut id = Identity::new(1_700_000_000_000, &p);
+        for k in 0..500 {
+            fold(
+                &mut id,
+                &obs(
+                    1_700_000_000_000 + k * 120_000,
+                    (k as u64 % 3) << 40,
+                    k as u64 % 2,
+                ),
+                &p,
+            );
+        }
+        let bytes = id.encode();
+        let back = Identity::decode(&bytes, &p).expect("decodes");
+        assert_eq!(back, id);
+        assert!(bytes.len() < 700, "{} bytes", bytes.len());
+        assert!(Identity::decode(&bytes[..bytes.len() / 2], &p).is_err());
+        assert!(Identity::decode(&[9, 1, 2], &p).is_err());
+        assert!(Identity::decode(&[], &p).is_err());
+    }
+
+    #[test]
+    fn quantiser_is_precise() {
+        for x in [0.0, 1.0, 3.5, 40.0, 1e6, 3e9] {
+            let y = dq16(q16(x));
+            assert!((y - x).abs() <= x * 0.001 + 1e-3, "{x} -> {y}");
+        }
+    }
+}
