@@ -9,7 +9,7 @@
 //!   separately from scoring);
 //! - [`record_lag`]: per-partition consumer lag from librdkafka's statistics.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,6 +94,14 @@ impl ClientContext for ReaderContext {
         forward_log("reader", level, fac, log_message);
     }
     fn error(&self, error: KafkaError, reason: &str) {
+        // End-of-partition also arrives here as a "global error"; it is how readers
+        // know they are done (handled in `poll`), not a problem.
+        if matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::PartitionEOF)
+        ) {
+            return;
+        }
         tracing::warn!(client = "reader", %error, reason, "kafka client error");
     }
 }
@@ -111,6 +119,9 @@ fn reader_config(kafka: &KafkaConfig, purpose: &str) -> ClientConfig {
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("enable.partition.eof", "true")
+        // Tansu holds a fetch for the full wait when there is nothing new; a short wait
+        // makes the end of a restore (partition EOF) show up quickly.
+        .set("fetch.wait.max.ms", "100")
         .set("auto.offset.reset", "earliest");
     config
 }
@@ -145,6 +156,11 @@ pub fn read_partitions(
 /// One attempt of [`read_partitions`]. A failed attempt has applied a prefix of the
 /// records; applying them again on retry is harmless because later records overwrite
 /// earlier ones per key (last write wins, as in the compacted topic itself).
+///
+/// The end of each partition is detected by librdkafka's partition-EOF event (fetch
+/// position reached the high watermark of a fetch response), not by asking for the
+/// watermarks up front: Tansu answers ListOffsets(latest) with one past the base offset
+/// of the last record *batch*, which would end a restore early.
 fn read_partitions_once(
     kafka: &KafkaConfig,
     topic: &str,
@@ -156,28 +172,22 @@ fn read_partitions_once(
         topic: topic.to_string(),
         source,
     };
+    if partitions.is_empty() {
+        return Ok(0);
+    }
     let consumer: BaseConsumer<ReaderContext> = reader_config(kafka, "restore")
         .create_with_context(ReaderContext)
         .map_err(SourceError::Create)?;
-    // The end is fixed up front: records written after this call belong to this
-    // instance's own future (it owns these partitions now), not to the restore.
-    let mut remaining: HashMap<i32, i64> = HashMap::new();
     let mut assignment = TopicPartitionList::new();
     for &p in partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
             .map_err(read_err)?;
-        if high > low {
-            remaining.insert(p, high);
-            assignment
-                .add_partition_offset(topic, p, Offset::Beginning)
-                .map_err(read_err)?;
-        }
-    }
-    if remaining.is_empty() {
-        return Ok(0);
     }
     consumer.assign(&assignment).map_err(read_err)?;
+    // Partitions not yet read to their end. Records written after the end was seen
+    // belong to this instance's own future (it owns these partitions now).
+    let mut remaining: HashSet<i32> = partitions.iter().copied().collect();
     let mut records = 0u64;
     let mut idle_since = Instant::now();
     while !remaining.is_empty() {
@@ -187,23 +197,22 @@ fn read_partitions_once(
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
                 idle_since = Instant::now();
-                let p = message.partition();
-                apply(p, message.offset(), message.key(), message.payload());
+                apply(
+                    message.partition(),
+                    message.offset(),
+                    message.key(),
+                    message.payload(),
+                );
                 records += 1;
-                if remaining
-                    .get(&p)
-                    .is_some_and(|&end| message.offset() + 1 >= end)
-                {
-                    remaining.remove(&p);
-                }
             }
             Some(Err(KafkaError::PartitionEOF(p))) => {
+                idle_since = Instant::now();
                 remaining.remove(&p);
             }
             Some(Err(err)) => return Err(read_err(err)),
             None => {
-                // A stalled read (broker paused) restarts from scratch with a fresh
-                // client rather than waiting on a connection that may never answer.
+                // A stalled read (broker paused) restarts with a fresh client rather
+                // than waiting on a connection that may never answer again.
                 if idle_since.elapsed() > Duration::from_secs(30) {
                     return Err(read_err(KafkaError::MessageConsumption(
                         RDKafkaErrorCode::OperationTimedOut,
@@ -247,27 +256,24 @@ pub async fn follow_signals(
             .map_err(SourceError::Create)?,
     );
 
-    // Metadata and watermarks are blocking calls; keep them off the async workers and
-    // retry until the broker answers (it may be starting up alongside us).
+    // Metadata is a blocking call; keep it off the async workers and retry until the
+    // broker answers (it may be starting up alongside us).
     let mut backoff = Duration::from_millis(200);
-    let ends: HashMap<i32, i64> = loop {
+    let partitions: Vec<i32> = loop {
         let c = Arc::clone(&consumer);
         let t = topic.clone();
-        let attempt = tokio::task::spawn_blocking(move || -> Result<_, KafkaError> {
+        let attempt = tokio::task::spawn_blocking(move || -> Result<Vec<i32>, KafkaError> {
             let metadata = c.fetch_metadata(Some(&t), Duration::from_secs(10))?;
-            let mut ends = HashMap::new();
-            for topic_md in metadata.topics().iter().filter(|m| m.name() == t) {
-                for partition in topic_md.partitions() {
-                    let (low, high) =
-                        c.fetch_watermarks(&t, partition.id(), Duration::from_secs(10))?;
-                    ends.insert(partition.id(), if high > low { high } else { -1 });
-                }
-            }
-            Ok(ends)
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|m| m.name() == t)
+                .flat_map(|m| m.partitions().iter().map(|p| p.id()))
+                .collect())
         })
         .await;
         match attempt {
-            Ok(Ok(ends)) if !ends.is_empty() => break ends,
+            Ok(Ok(partitions)) if !partitions.is_empty() => break partitions,
             Ok(Ok(_)) => tracing::warn!(topic = %topic, "signals topic has no partitions yet"),
             Ok(Err(err)) => tracing::warn!(%err, "cannot read signals topic metadata; retrying"),
             Err(err) => tracing::warn!(%err, "metadata task failed; retrying"),
@@ -280,36 +286,23 @@ pub async fn follow_signals(
     };
 
     let mut assignment = TopicPartitionList::new();
-    for &p in ends.keys() {
+    for &p in &partitions {
         assignment
             .add_partition_offset(&topic, p, Offset::Beginning)
             .map_err(read_err)?;
     }
     consumer.assign(&assignment).map_err(read_err)?;
-    // Partitions still to read up to their start-up end; empty ones are done already.
-    let mut behind: HashMap<i32, i64> = ends.into_iter().filter(|&(_, e)| e > 0).collect();
+    // Partitions not yet read to the end (partition EOF; see `read_partitions_once` for
+    // why not watermarks). Once all have been, the view is complete.
+    let mut behind: HashSet<i32> = partitions.into_iter().collect();
     let mut caught_up = Some(caught_up);
-    if behind.is_empty() {
-        if let Some(f) = caught_up.take() {
-            f();
-        }
-    }
     loop {
         let message = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             message = consumer.recv() => message,
         };
         match message {
-            Ok(message) => {
-                apply_signal(&table, &message);
-                let p = message.partition();
-                if behind
-                    .get(&p)
-                    .is_some_and(|&end| message.offset() + 1 >= end)
-                {
-                    behind.remove(&p);
-                }
-            }
+            Ok(message) => apply_signal(&table, &message),
             Err(KafkaError::PartitionEOF(p)) => {
                 behind.remove(&p);
             }

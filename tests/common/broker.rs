@@ -75,6 +75,7 @@ impl Broker {
                 .stderr(log_file)
                 .spawn()
                 .expect("spawn tansu");
+            watchdog(child.id());
             let mut broker = Broker { child, port, log };
             if broker.wait_listening(Duration::from_secs(15)) {
                 return broker;
@@ -122,6 +123,29 @@ impl Broker {
     pub fn log_path(&self) -> &std::path::Path {
         &self.log
     }
+}
+
+/// The broker shared by the tests of one test binary (each test uses its own topics and
+/// group). Statics are never dropped, so [`watchdog`] ends it when the binary exits.
+pub fn shared() -> &'static Broker {
+    static SHARED: std::sync::OnceLock<Broker> = std::sync::OnceLock::new();
+    SHARED.get_or_init(Broker::start)
+}
+
+/// Kills the broker once this test process is gone, however it ends (a panic that
+/// aborts, a killed `cargo test`), so no Tansu outlives its tests.
+fn watchdog(broker_pid: u32) {
+    let script = format!(
+        "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9 {broker_pid} 2>/dev/null",
+        parent = std::process::id()
+    );
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
 }
 
 fn signal(pid: u32, which: &str) {
