@@ -99,6 +99,9 @@ pub struct KafkaConfig {
     /// Bootstrap servers, comma separated.
     pub brokers: String,
     pub group_id: String,
+    /// Static group membership id (`group.instance.id`), unique per instance (e.g. the
+    /// pod name); empty for dynamic membership.
+    pub group_instance_id: String,
     pub input_topic: String,
     pub signals_topic: String,
     pub state_topic: String,

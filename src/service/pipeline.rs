@@ -67,6 +67,8 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Offsets are handed to librdkafka's store at most this often (it is an FFI call that
 /// builds a partition list; auto-commit picks them up on its own timer anyway).
 const STORE_EVERY: Duration = Duration::from_millis(50);
+/// Shortest wait without a partition assignment before the group consumer is replaced.
+const REJOIN_AFTER_MIN: Duration = Duration::from_secs(15);
 /// Identities missing from the engine (evicted) are looked for this often, to write
 /// their tombstones and drop them from the ownership map.
 const EVICTION_SWEEP_EVERY: Duration = Duration::from_secs(60);
@@ -132,8 +134,13 @@ pub struct Pipeline {
 
 /// The group consumer's context: rebalance callbacks reach the pipeline through it.
 pub struct RunContext {
-    pipeline: Mutex<Pipeline>,
+    /// Shared with the next consumer if this one has to be replaced (see
+    /// [`REJOIN_AFTER_MIN`]).
+    pipeline: Arc<Mutex<Pipeline>>,
     input_topic: String,
+    /// When the consumer last left a stable generation (revocation, session loss) without
+    /// having been given a new assignment since; `None` while it holds one.
+    unassigned_since: Mutex<Option<Instant>>,
 }
 
 pub type RunConsumer = BaseConsumer<RunContext>;
@@ -143,6 +150,26 @@ impl RunContext {
         // A panic while holding the lock would have ended the pipeline thread; if we
         // get here anyway the data is still consistent enough to drain and commit.
         self.pipeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_assigned(&self, assigned: bool) {
+        let mut since = self
+            .unassigned_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *since = if assigned {
+            None
+        } else {
+            Some(since.unwrap_or_else(Instant::now))
+        };
+    }
+
+    /// How long the consumer has been without an assignment (0 while it has one).
+    fn unassigned_for(&self) -> Duration {
+        self.unassigned_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(Duration::ZERO, |t| t.elapsed())
     }
 
     fn input_partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
@@ -174,6 +201,7 @@ impl ConsumerContext for RunContext {
         // exactly where our acknowledged work ends.
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = self.input_partitions(tpl);
+            self.set_assigned(false);
             self.pipeline().on_revoke(consumer, &partitions);
         }
     }
@@ -186,6 +214,9 @@ impl ConsumerContext for RunContext {
             Rebalance::Assign(tpl) => {
                 let partitions = self.input_partitions(tpl);
                 self.pipeline().on_assign(&partitions);
+                // An empty assignment counts too: the group is stable, we are simply
+                // one instance more than there are partitions.
+                self.set_assigned(true);
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(err) => tracing::warn!(%err, "rebalance error"),
@@ -211,53 +242,79 @@ pub fn run(
     let kafka = &config.kafka;
     let (producer, acks) = create_producer(kafka)?;
     let budget = kafka.session_timeout.0;
-    let context = RunContext {
-        input_topic: kafka.input_topic.clone(),
-        pipeline: Mutex::new(Pipeline {
-            format: kafka.input_format,
-            limits: Limits::from(&config.decode),
-            engine: Engine::new(&config),
-            producer,
-            acks,
-            table,
-            readiness,
-            cancel: cancel.clone(),
-            tracks: HashMap::new(),
-            windows: HashMap::new(),
-            owners: HashMap::new(),
-            batches: VecDeque::new(),
-            next_batch: 0,
-            retries: VecDeque::new(),
-            last_flush: Instant::now(),
-            last_store: Instant::now(),
-            last_sweep: Instant::now(),
-            last_poll_warning: None,
-            decoded: Vec::with_capacity(4),
-            signals: Vec::with_capacity(4),
-            signals_topic: Arc::from(kafka.signals_topic.as_str()),
-            dead_letter_topic: Arc::from(kafka.dead_letter_topic.as_str()),
-            config: config.clone(),
-        }),
-    };
-    let consumer: RunConsumer = group_consumer_config(kafka)
-        .create_with_context(context)
-        .map_err(ServiceError::Consumer)?;
-    consumer
-        .subscribe(&[&kafka.input_topic])
-        .map_err(ServiceError::Consumer)?;
-    tracing::info!(topic = %kafka.input_topic, group = %kafka.group_id, "consuming");
+    let pipeline = Arc::new(Mutex::new(Pipeline {
+        format: kafka.input_format,
+        limits: Limits::from(&config.decode),
+        engine: Engine::new(&config),
+        producer,
+        acks,
+        table,
+        readiness,
+        cancel: cancel.clone(),
+        tracks: HashMap::new(),
+        windows: HashMap::new(),
+        owners: HashMap::new(),
+        batches: VecDeque::new(),
+        next_batch: 0,
+        retries: VecDeque::new(),
+        last_flush: Instant::now(),
+        last_store: Instant::now(),
+        last_sweep: Instant::now(),
+        last_poll_warning: None,
+        decoded: Vec::with_capacity(4),
+        signals: Vec::with_capacity(4),
+        signals_topic: Arc::from(kafka.signals_topic.as_str()),
+        dead_letter_topic: Arc::from(kafka.dead_letter_topic.as_str()),
+        config: config.clone(),
+    }));
+    let rejoin_after = (kafka.session_timeout.0 * 3).max(REJOIN_AFTER_MIN);
 
-    while !cancel.is_cancelled() {
-        // The rebalance callbacks run inside this call; the pipeline lock is free here.
-        let polled = consumer.poll(POLL_TIMEOUT);
-        let mut pipeline = consumer.context().pipeline();
-        match polled {
-            Some(Ok(message)) => pipeline.handle(&message),
-            Some(Err(err)) => pipeline.poll_error(&err),
-            None => {}
+    let consumer = loop {
+        let consumer: RunConsumer = group_consumer_config(kafka)
+            .create_with_context(RunContext {
+                pipeline: Arc::clone(&pipeline),
+                input_topic: kafka.input_topic.clone(),
+                // Not assigned yet: joining counts as being without an assignment.
+                unassigned_since: Mutex::new(Some(Instant::now())),
+            })
+            .map_err(ServiceError::Consumer)?;
+        consumer
+            .subscribe(&[&kafka.input_topic])
+            .map_err(ServiceError::Consumer)?;
+        tracing::info!(topic = %kafka.input_topic, group = %kafka.group_id, "consuming");
+
+        let mut stuck = false;
+        while !cancel.is_cancelled() {
+            // The rebalance callbacks run inside this call; the pipeline lock is free.
+            let polled = consumer.poll(POLL_TIMEOUT);
+            let mut pipeline = consumer.context().pipeline();
+            match polled {
+                Some(Ok(message)) => pipeline.handle(&message),
+                Some(Err(err)) => pipeline.poll_error(&err),
+                None => {}
+            }
+            pipeline.housekeeping(&consumer);
+            drop(pipeline);
+            if consumer.context().unassigned_for() > rejoin_after {
+                stuck = true;
+                break;
+            }
         }
-        pipeline.housekeeping(&consumer);
-    }
+        if !stuck {
+            break consumer;
+        }
+        // Without an assignment for several session timeouts: the group is not
+        // converging. Seen with Tansu after a broker freeze: the member id librdkafka
+        // abandoned on session loss stays the group leader and every rejoin waits for
+        // it. A fresh client (new connection, new member) lets the coordinator settle.
+        // Nothing is lost: no partitions are held, and their state was flushed (or is
+        // in the changelog up to the last acknowledged batch) at revocation.
+        tracing::warn!(
+            waited = ?rejoin_after,
+            "no partition assignment from the consumer group; reconnecting with a fresh consumer"
+        );
+        drop(consumer);
+    };
 
     // Shutdown, in order (the whole sequence must fit in the session timeout, after
     // which the group hands our partitions to someone else anyway):
@@ -799,6 +856,14 @@ impl Pipeline {
         let deadline = started + self.config.kafka.session_timeout.0 / 2;
         self.drain(consumer, Some(partitions), deadline);
         self.commit(consumer, Some(partitions));
+        // If the drain timed out (broker unreachable, session lost), state records of
+        // these partitions may still wait in a batch. They must not be written later,
+        // over newer state from the next owner: drop them. Their events are not
+        // committed, so the next owner replays them from the last durable state.
+        for batch in &mut self.batches {
+            batch.unsent.retain(|(_, p, _)| !partitions.contains(p));
+            batch.barrier.retain(|p, _| !partitions.contains(p));
+        }
         let mut forgotten = 0usize;
         let engine = &mut self.engine;
         self.owners.retain(|identity, owner| {

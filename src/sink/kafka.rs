@@ -188,6 +188,24 @@ pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
     for (key, value) in &kafka.properties {
         config.set(key, value);
     }
+    // rust-rdkafka derives librdkafka's log level from the `log` crate, which riskd does
+    // not use (it logs with `tracing`); without this librdkafka's warnings would vanish.
+    // A `log_level` property (0-7, syslog levels) raises it, e.g. with `debug = "cgrp"`.
+    let level = kafka
+        .properties
+        .get("log_level")
+        .and_then(|l| l.trim().parse::<u8>().ok())
+        .map_or(RDKafkaLogLevel::Warning, |l| match l {
+            0 => RDKafkaLogLevel::Emerg,
+            1 => RDKafkaLogLevel::Alert,
+            2 => RDKafkaLogLevel::Critical,
+            3 => RDKafkaLogLevel::Error,
+            4 => RDKafkaLogLevel::Warning,
+            5 => RDKafkaLogLevel::Notice,
+            6 => RDKafkaLogLevel::Info,
+            _ => RDKafkaLogLevel::Debug,
+        });
+    config.set_log_level(level);
     config
 }
 

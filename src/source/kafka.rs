@@ -64,6 +64,9 @@ pub fn group_consumer_config(kafka: &KafkaConfig) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("enable.auto.commit", "true")
         .set("auto.commit.interval.ms", commit_ms);
+    if !kafka.group_instance_id.trim().is_empty() {
+        config.set("group.instance.id", kafka.group_instance_id.trim());
+    }
     config
 }
 
