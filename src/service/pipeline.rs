@@ -127,6 +127,9 @@ pub struct Pipeline {
     last_store: Instant,
     last_sweep: Instant,
     last_poll_warning: Option<Instant>,
+    /// Pre-resolved metric handles for the per-record path (a labelled lookup per
+    /// record would cost more than the atomic add itself).
+    consumed: prometheus::IntCounter,
     /// Scratch buffers reused for every record.
     decoded: Vec<Decoded>,
     signals: Vec<Signal>,
@@ -263,6 +266,7 @@ pub fn run(
         last_poll_warning: None,
         decoded: Vec::with_capacity(4),
         signals: Vec::with_capacity(4),
+        consumed: metrics().events_consumed.with_label_values(&["kafka"]),
         signals_topic: Arc::from(kafka.signals_topic.as_str()),
         dead_letter_topic: Arc::from(kafka.dead_letter_topic.as_str()),
         config: config.clone(),
@@ -358,7 +362,7 @@ impl Pipeline {
         let started = Instant::now();
         let partition = message.partition();
         let offset = message.offset();
-        m.events_consumed.with_label_values(&["kafka"]).inc();
+        self.consumed.inc();
         self.tracks
             .entry(partition)
             .or_insert_with(|| PartitionTrack::new(offset));
