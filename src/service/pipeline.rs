@@ -31,7 +31,7 @@
 //! of the revoked partitions are forgotten.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -590,10 +590,8 @@ impl Pipeline {
     /// Applies delivery reports. With `wait`, blocks up to that long for the first one.
     fn drain_acks(&mut self, wait: Option<Duration>) {
         let mut first = match wait {
-            Some(timeout) => match self.acks.recv_timeout(timeout) {
-                Ok(ack) => Some(ack),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-            },
+            // Timeout and a gone sender (producer dropped at exit) both mean "no ack".
+            Some(timeout) => self.acks.recv_timeout(timeout).ok(),
             None => None,
         };
         loop {

@@ -26,7 +26,7 @@ use rdkafka::client::{ClientContext, DefaultClientContext};
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::Message;
 
 use crate::config::KafkaConfig;
@@ -245,15 +245,6 @@ pub fn create_producer(kafka: &KafkaConfig) -> Result<(Producer, Receiver<Ack>),
         .create_with_context(DeliveryContext { acks: tx })
         .map_err(SinkError::Create)?;
     Ok((producer, rx))
-}
-
-/// Sends `record`; on a full queue hands it back so the caller can wait for room.
-#[allow(clippy::result_large_err)]
-pub fn try_send<'a>(
-    producer: &Producer,
-    record: BaseRecord<'a, [u8], [u8], Box<Token>>,
-) -> Result<(), (KafkaError, BaseRecord<'a, [u8], [u8], Box<Token>>)> {
-    producer.send(record)
 }
 
 /// True when a send failed only because the bounded producer queue is full.
