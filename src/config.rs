@@ -616,6 +616,30 @@ mod tests {
     }
 
     #[test]
+    fn kafka_runtime_keys_are_validated_by_name() {
+        for (text, key) in [
+            ("[kafka]\nproducer_queue = 10\n", "kafka.producer_queue"),
+            (
+                "[kafka]\nstate_flush_interval = \"1m\"\n",
+                "kafka.state_flush_interval",
+            ),
+            (
+                "[kafka]\ncommit_interval = \"1ms\"\n",
+                "kafka.commit_interval",
+            ),
+            (
+                "[kafka]\ndedupe_window = 100000000\n",
+                "kafka.dedupe_window",
+            ),
+        ] {
+            let err = load_text(text).expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let config = load_text("[kafka]\ngroup_instance_id = \"riskd-0\"\n").expect("valid");
+        assert_eq!(config.kafka.group_instance_id, "riskd-0");
+    }
+
+    #[test]
     fn missing_file_is_an_error() {
         let err = Config::load(Some(Path::new("/nonexistent/riskd.toml"))).expect_err("missing");
         assert!(err.to_string().contains("/nonexistent/riskd.toml"), "{err}");
