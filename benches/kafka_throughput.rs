@@ -26,7 +26,7 @@ use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
 use common::broker::{free_port, Broker};
-use common::kafka::{committed, create_topic, end_offsets, produce_keyed, workload, Topics};
+use common::kafka::{committed, create_topic, end_offsets, produce_keyed, workload_spaced, Topics};
 use riskd::config::Config;
 use riskd::decode::{decode, Decoded, Format, Limits};
 
@@ -70,7 +70,9 @@ fn main() {
     ));
 
     let per_identity = events.div_ceil(identities);
-    let mut records = workload("bench", identities, per_identity, START_MS);
+    // 10 ms apart: 200k events span 33 minutes of event time, inside the engine's
+    // lateness bound however the partitions interleave (nothing is dead-lettered).
+    let mut records = workload_spaced("bench", identities, per_identity, START_MS, 10);
     records.truncate(events);
     let produce_started = Instant::now();
     produce_keyed(&bootstrap, &topics.input, &records);
@@ -187,11 +189,16 @@ fn riskd_end_to_end(
         .iter()
         .map(|l| m.signals_published.with_label_values(&[l.as_str()]).get())
         .sum();
+    let rejected: u64 = riskd::decode::RejectReason::ALL
+        .iter()
+        .map(|r| m.rejected(*r).get())
+        .sum();
     println!(
-        "riskd published {signals} signals ({:.1} per 100 events), {} identities",
+        "riskd published {signals} signals ({:.1} per 100 events), {} identities, {rejected} rejected",
         100.0 * signals as f64 / total as f64,
         m.identities_tracked.get()
     );
+    assert_eq!(rejected, 0, "every event must be scored, not dead-lettered");
     shutdown.cancel();
     let _ = runtime.block_on(service);
     println!(

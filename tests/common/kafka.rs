@@ -122,6 +122,22 @@ pub fn workload(
     per_identity: usize,
     start_ms: i64,
 ) -> Vec<(String, Vec<u8>)> {
+    workload_spaced(prefix, identities, per_identity, start_ms, 1000)
+}
+
+/// [`workload`] with `spacing_ms` of event time between consecutive events.
+///
+/// Keep the whole workload's event-time span well under `decode.max_lateness` (1 h)
+/// when it is read from several partitions: riskd's engine has one event-time
+/// watermark, and partitions are consumed in chunks, so a partition can run ahead of
+/// another by a large part of the span and make its events `too_late`.
+pub fn workload_spaced(
+    prefix: &str,
+    identities: usize,
+    per_identity: usize,
+    start_ms: i64,
+    spacing_ms: i64,
+) -> Vec<(String, Vec<u8>)> {
     let mut records = Vec::with_capacity(identities * per_identity);
     for seq in 0..per_identity {
         for i in 0..identities {
@@ -142,7 +158,7 @@ pub fn workload(
                 identity.clone(),
                 native_event(
                     &identity,
-                    start_ms + n as i64 * 1000,
+                    start_ms + n as i64 * spacing_ms,
                     seq,
                     action,
                     &destination,
