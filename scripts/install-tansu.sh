@@ -1,12 +1,17 @@
-#!/usr/bin/env bash
-# Installs Tansu, the Kafka-protocol broker the integration tests start (design §10),
-# only when it is missing: building it takes about ten minutes on two cores.
-set -euo pipefail
-export PATH="$HOME/.cargo/bin:$PATH"
+#!/usr/bin/env sh
+# Installs the Tansu broker used by riskd's Kafka integration tests and benchmarks
+# (a Kafka-protocol broker in Rust; in-memory storage needs the `dynostore` feature).
+# Does nothing when `tansu` is already on PATH or in ~/.cargo/bin.
+set -eu
+
 if command -v tansu >/dev/null 2>&1; then
-  echo "tansu: $(command -v tansu) already installed"
-  exit 0
+    echo "tansu already installed: $(command -v tansu)"
+    exit 0
 fi
-echo "tansu: not found, installing with cargo (about 10 minutes on 2 cores)..."
+if [ -x "${CARGO_HOME:-$HOME/.cargo}/bin/tansu" ]; then
+    echo "tansu already installed: ${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+    exit 0
+fi
+
+echo "installing tansu (this compiles a broker from source and takes several minutes)"
 cargo install tansu --locked --features dynostore
-command -v tansu

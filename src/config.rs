@@ -144,6 +144,10 @@ pub struct KafkaConfig {
     pub brokers: String,
     #[serde(deserialize_with = "lenient_string")]
     pub group_id: String,
+    /// Static group membership id (`group.instance.id`), unique per instance (e.g. the
+    /// pod name); empty for dynamic membership.
+    #[serde(deserialize_with = "lenient_string")]
+    pub group_instance_id: String,
     #[serde(deserialize_with = "lenient_string")]
     pub input_topic: String,
     #[serde(deserialize_with = "lenient_string")]
@@ -162,6 +166,10 @@ pub struct KafkaConfig {
     pub follow_signals: bool,
     /// How many recent `event_id`s per partition are remembered to drop redeliveries.
     pub dedupe_window: usize,
+    /// How often stored (fully acknowledged) input offsets are committed.
+    pub commit_interval: HumanDuration,
+    /// Most records the producer may hold unacknowledged; when full, consumption waits.
+    pub producer_queue: usize,
     /// Partitions used when riskd creates a missing topic.
     pub topic_partitions: i32,
     pub topic_replication: i32,
@@ -180,6 +188,12 @@ impl std::ops::Deref for KafkaProperties {
     type Target = BTreeMap<String, String>;
     fn deref(&self) -> &Self::Target {
         &self.0
+    }
+}
+
+impl std::ops::DerefMut for KafkaProperties {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
     }
 }
 
@@ -478,6 +492,36 @@ impl Config {
                 "must be at least 1s",
             ));
         }
+        if self.kafka.state_flush_interval.0 < Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                "kafka.state_flush_interval",
+                "must be at least 10ms",
+            ));
+        }
+        if self.kafka.state_flush_interval.0 >= self.kafka.session_timeout.0 {
+            return Err(ConfigError::invalid(
+                "kafka.state_flush_interval",
+                "must be shorter than kafka.session_timeout (a revocation flushes within it)",
+            ));
+        }
+        if self.kafka.commit_interval.0 < Duration::from_millis(10) {
+            return Err(ConfigError::invalid(
+                "kafka.commit_interval",
+                "must be at least 10ms",
+            ));
+        }
+        if !(1_000..=10_000_000).contains(&self.kafka.producer_queue) {
+            return Err(ConfigError::invalid(
+                "kafka.producer_queue",
+                "must be between 1000 and 10000000",
+            ));
+        }
+        if self.kafka.dedupe_window > 10_000_000 {
+            return Err(ConfigError::invalid(
+                "kafka.dedupe_window",
+                "must be at most 10000000 (it is held per partition in memory)",
+            ));
+        }
         if self.api.listen.parse::<std::net::SocketAddr>().is_err() {
             return Err(ConfigError::invalid(
                 "api.listen",
@@ -766,6 +810,30 @@ mod tests {
         );
         let err = load_text("[detectors]\nnew_action = 1.5\n").expect_err("weight");
         assert!(err.to_string().contains("detectors.new_action"), "{err}");
+    }
+
+    #[test]
+    fn kafka_runtime_keys_are_validated_by_name() {
+        for (text, key) in [
+            ("[kafka]\nproducer_queue = 10\n", "kafka.producer_queue"),
+            (
+                "[kafka]\nstate_flush_interval = \"1m\"\n",
+                "kafka.state_flush_interval",
+            ),
+            (
+                "[kafka]\ncommit_interval = \"1ms\"\n",
+                "kafka.commit_interval",
+            ),
+            (
+                "[kafka]\ndedupe_window = 100000000\n",
+                "kafka.dedupe_window",
+            ),
+        ] {
+            let err = load_text(text).expect_err(key);
+            assert!(err.to_string().contains(key), "{err}");
+        }
+        let config = load_text("[kafka]\ngroup_instance_id = \"riskd-0\"\n").expect("valid");
+        assert_eq!(config.kafka.group_instance_id, "riskd-0");
     }
 
     #[test]

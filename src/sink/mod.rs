@@ -1,1 +1,3 @@
 //! Where signals and rejected records go: files (replay) and Kafka (run).
+
+pub mod kafka;

@@ -2,3 +2,4 @@
 //! (generate, demo, tests, benches).
 
 pub mod generator;
+pub mod kafka;

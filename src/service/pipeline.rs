@@ -1,0 +1,973 @@
+//! The scoring pipeline of `riskd run`: one thread that polls the group consumer,
+//! decodes, scores with one [`Engine`], produces every effect, and decides which input
+//! offsets are safe to store (design §7).
+//!
+//! # Why one thread
+//!
+//! librdkafka calls the rebalance callback from inside `poll`, on the polling thread.
+//! Because that thread is also the one that processes records, a callback never runs
+//! while a record is half processed: on revocation the pipeline is between records,
+//! flushes state, waits for acknowledgements and commits before the partitions move;
+//! on assignment it restores state before the next `poll` can hand out a record of the
+//! new partitions. The [`Pipeline`] sits in a mutex inside the consumer's context only
+//! so the callback can reach it; the mutex is never contended.
+//!
+//! # The offset rule
+//!
+//! An input offset is stored (and then committed by auto-commit on a timer, or
+//! synchronously on revoke and shutdown) only when the record and every record before
+//! it on its partition are done: signals and dead-letter copies acknowledged, and the
+//! state changelog write covering it acknowledged (see [`offsets`](super::offsets)).
+//! The changelog is written in batches every `kafka.state_flush_interval`; a batch is
+//! sent only after the signals of the events it covers are acknowledged, so restored
+//! state never claims an event whose signal was lost.
+//!
+//! # Ownership
+//!
+//! The pipeline remembers, per identity, the input partition its events come from and
+//! the offset of the last one folded into its state. The state record goes to the same
+//! partition number of the changelog topic, so a restore reads exactly the changelog
+//! partitions matching the assigned input partitions, and on revocation the identities
+//! of the revoked partitions are forgotten.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::BaseRecord;
+use rdkafka::statistics::Statistics;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::changelog;
+use super::dedupe::DedupeWindow;
+use super::offsets::PartitionTrack;
+use super::{Readiness, ServiceError};
+use crate::config::Config;
+use crate::decode::{decode, Decoded, Format, Limits, Rejection};
+use crate::engine::Engine;
+use crate::metrics::metrics;
+use crate::risk_table::{wall_clock_ms, SharedRiskTable};
+use crate::signal::{parse_time_ms, Signal};
+use crate::sink::kafka::{
+    create_producer, dead_letter_headers, forward_log, is_permanent, is_queue_full, owned_headers,
+    Ack, Outgoing, Producer, Token,
+};
+use crate::source::kafka::{group_consumer_config, read_partitions, record_lag};
+
+/// How long `poll` blocks when no record is waiting; bounds how late a flush tick or a
+/// shutdown request is noticed.
+const POLL_TIMEOUT: Duration = Duration::from_millis(100);
+/// Offsets are handed to librdkafka's store at most this often (it is an FFI call that
+/// builds a partition list; auto-commit picks them up on its own timer anyway).
+const STORE_EVERY: Duration = Duration::from_millis(50);
+/// Shortest wait without a partition assignment before the group consumer is replaced.
+const REJOIN_AFTER_MIN: Duration = Duration::from_secs(15);
+/// Identities missing from the engine (evicted) are looked for this often, to write
+/// their tombstones and drop them from the ownership map.
+const EVICTION_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Where an identity's state lives and how far it goes.
+#[derive(Debug, Clone, Copy)]
+struct Owner {
+    /// Input partition its events come from = changelog partition of its state.
+    partition: i32,
+    /// Offset of the last input record folded into its state.
+    offset: i64,
+    /// Records at or below this offset were already in the state restored from the
+    /// changelog: a redelivery after a crash must not fold them in twice.
+    floor: i64,
+}
+
+/// A changelog write of every identity whose state changed before it was taken.
+struct StateBatch {
+    id: u64,
+    /// Per partition, the consumer position this batch covers.
+    barrier: HashMap<i32, i64>,
+    /// Records still to hand to the producer: (identity, partition, value or tombstone).
+    unsent: VecDeque<(String, i32, Option<Vec<u8>>)>,
+    /// Records handed to the producer and not acknowledged yet.
+    in_flight: usize,
+}
+
+/// A delivery that failed and waits for its re-send.
+struct Retry {
+    due: Instant,
+    attempt: u32,
+    record: Box<Outgoing>,
+    token: Token,
+}
+
+pub struct Pipeline {
+    config: Config,
+    /// Output topic names, shared so a record can borrow one while `self` is mutable.
+    signals_topic: Arc<str>,
+    dead_letter_topic: Arc<str>,
+    format: Format,
+    limits: Limits,
+    engine: Engine,
+    producer: Producer,
+    acks: Receiver<Ack>,
+    table: SharedRiskTable,
+    readiness: Arc<Readiness>,
+    cancel: CancellationToken,
+    tracks: HashMap<i32, PartitionTrack>,
+    windows: HashMap<i32, DedupeWindow>,
+    owners: HashMap<String, Owner>,
+    batches: VecDeque<StateBatch>,
+    next_batch: u64,
+    retries: VecDeque<Retry>,
+    last_flush: Instant,
+    last_store: Instant,
+    last_sweep: Instant,
+    last_poll_warning: Option<Instant>,
+    /// Pre-resolved metric handles for the per-record path (a labelled lookup per
+    /// record would cost more than the atomic add itself).
+    consumed: prometheus::IntCounter,
+    /// Scratch buffers reused for every record.
+    decoded: Vec<Decoded>,
+    signals: Vec<Signal>,
+}
+
+/// The group consumer's context: rebalance callbacks reach the pipeline through it.
+pub struct RunContext {
+    /// Shared with the next consumer if this one has to be replaced (see
+    /// [`REJOIN_AFTER_MIN`]).
+    pipeline: Arc<Mutex<Pipeline>>,
+    input_topic: String,
+    /// When the consumer last left a stable generation (revocation, session loss) without
+    /// having been given a new assignment since; `None` while it holds one.
+    unassigned_since: Mutex<Option<Instant>>,
+}
+
+pub type RunConsumer = BaseConsumer<RunContext>;
+
+impl RunContext {
+    fn pipeline(&self) -> MutexGuard<'_, Pipeline> {
+        // A panic while holding the lock would have ended the pipeline thread; if we
+        // get here anyway the data is still consistent enough to drain and commit.
+        self.pipeline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set_assigned(&self, assigned: bool) {
+        let mut since = self
+            .unassigned_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *since = if assigned {
+            None
+        } else {
+            Some(since.unwrap_or_else(Instant::now))
+        };
+    }
+
+    /// How long the consumer has been without an assignment (0 while it has one).
+    fn unassigned_for(&self) -> Duration {
+        self.unassigned_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(Duration::ZERO, |t| t.elapsed())
+    }
+
+    fn input_partitions(&self, tpl: &TopicPartitionList) -> Vec<i32> {
+        tpl.elements_for_topic(&self.input_topic)
+            .iter()
+            .map(|e| e.partition())
+            .collect()
+    }
+}
+
+impl ClientContext for RunContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        forward_log("consumer", level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(client = "consumer", %error, reason, "kafka client error");
+    }
+
+    fn stats(&self, statistics: Statistics) {
+        record_lag(&statistics, &self.input_topic);
+    }
+}
+
+impl ConsumerContext for RunContext {
+    fn pre_rebalance(&self, consumer: &RunConsumer, rebalance: &Rebalance<'_>) {
+        // Revocation is handled *before* librdkafka unassigns: offsets of these
+        // partitions can still be stored and committed, and the next owner will start
+        // exactly where our acknowledged work ends.
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions = self.input_partitions(tpl);
+            self.set_assigned(false);
+            self.pipeline().on_revoke(consumer, &partitions);
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &RunConsumer, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            // Restore *after* librdkafka assigned, so fetching of the new partitions
+            // runs in the background while we read the changelog; no record of them
+            // reaches the pipeline before this callback returns.
+            Rebalance::Assign(tpl) => {
+                let partitions = self.input_partitions(tpl);
+                self.pipeline().on_assign(&partitions);
+                // An empty assignment counts too: the group is stable, we are simply
+                // one instance more than there are partitions.
+                self.set_assigned(true);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(err) => tracing::warn!(%err, "rebalance error"),
+        }
+    }
+
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _: &TopicPartitionList) {
+        if let Err(err) = result {
+            // Not fatal: offsets stay stored and the next commit carries them; at worst
+            // a crash now replays a little more.
+            tracing::debug!(%err, "offset commit failed");
+        }
+    }
+}
+
+/// Runs the pipeline until `cancel`, then drains. Blocking: call from a dedicated thread.
+pub fn run(
+    config: Config,
+    table: SharedRiskTable,
+    readiness: Arc<Readiness>,
+    cancel: CancellationToken,
+) -> Result<(), ServiceError> {
+    let kafka = &config.kafka;
+    let (producer, acks) = create_producer(kafka)?;
+    let budget = kafka.session_timeout.0;
+    let pipeline = Arc::new(Mutex::new(Pipeline {
+        format: kafka.input_format,
+        limits: Limits::from(&config.decode),
+        engine: Engine::new(&config),
+        producer,
+        acks,
+        table,
+        readiness,
+        cancel: cancel.clone(),
+        tracks: HashMap::new(),
+        windows: HashMap::new(),
+        owners: HashMap::new(),
+        batches: VecDeque::new(),
+        next_batch: 0,
+        retries: VecDeque::new(),
+        last_flush: Instant::now(),
+        last_store: Instant::now(),
+        last_sweep: Instant::now(),
+        last_poll_warning: None,
+        decoded: Vec::with_capacity(4),
+        signals: Vec::with_capacity(4),
+        consumed: metrics().events_consumed.with_label_values(&["kafka"]),
+        signals_topic: Arc::from(kafka.signals_topic.as_str()),
+        dead_letter_topic: Arc::from(kafka.dead_letter_topic.as_str()),
+        config: config.clone(),
+    }));
+    let rejoin_after = (kafka.session_timeout.0 * 3).max(REJOIN_AFTER_MIN);
+
+    let consumer = loop {
+        let consumer: RunConsumer = group_consumer_config(kafka)
+            .create_with_context(RunContext {
+                pipeline: Arc::clone(&pipeline),
+                input_topic: kafka.input_topic.clone(),
+                // Not assigned yet: joining counts as being without an assignment.
+                unassigned_since: Mutex::new(Some(Instant::now())),
+            })
+            .map_err(ServiceError::Consumer)?;
+        consumer
+            .subscribe(&[&kafka.input_topic])
+            .map_err(ServiceError::Consumer)?;
+        tracing::info!(topic = %kafka.input_topic, group = %kafka.group_id, "consuming");
+
+        let mut stuck = false;
+        while !cancel.is_cancelled() {
+            // The rebalance callbacks run inside this call; the pipeline lock is free.
+            let polled = consumer.poll(POLL_TIMEOUT);
+            let mut pipeline = consumer.context().pipeline();
+            match polled {
+                Some(Ok(message)) => pipeline.handle(&message),
+                Some(Err(err)) => pipeline.poll_error(&err),
+                None => {}
+            }
+            pipeline.housekeeping(&consumer);
+            drop(pipeline);
+            if consumer.context().unassigned_for() > rejoin_after {
+                stuck = true;
+                break;
+            }
+        }
+        if !stuck {
+            break consumer;
+        }
+        // Without an assignment for several session timeouts: the group is not
+        // converging. Seen with Tansu after a broker freeze: the member id librdkafka
+        // abandoned on session loss stays the group leader and every rejoin waits for
+        // it. A fresh client (new connection, new member) lets the coordinator settle.
+        // Nothing is lost: no partitions are held, and their state was flushed (or is
+        // in the changelog up to the last acknowledged batch) at revocation.
+        tracing::warn!(
+            waited = ?rejoin_after,
+            "no partition assignment from the consumer group; reconnecting with a fresh consumer"
+        );
+        drop(consumer);
+    };
+
+    // Shutdown, in order (the whole sequence must fit in the session timeout, after
+    // which the group hands our partitions to someone else anyway):
+    let started = Instant::now();
+    {
+        let mut pipeline = consumer.context().pipeline();
+        // 1. We stopped polling above, so no new record enters; the last one was fully
+        //    processed in its loop iteration ("finish in-flight").
+        // 2. Write the state of everything processed, and wait (bounded) until every
+        //    signal, dead letter and state record is acknowledged.
+        pipeline.stage_batch();
+        pipeline.drain(&consumer, None, started + budget / 2);
+        // 3. Store what is now safe and commit it synchronously, so a restart or the
+        //    next owner resumes right after our last acknowledged record.
+        pipeline.commit(&consumer, None);
+        tracing::info!(
+            identities = pipeline.engine.identities(),
+            elapsed = ?started.elapsed(),
+            "drained; leaving the consumer group"
+        );
+    }
+    // 4. Dropping the consumer closes it: librdkafka leaves the group (the revoke
+    //    callback finds nothing left to do) so partitions move at once, without waiting
+    //    for our session to time out.
+    let producer = consumer.context().pipeline().producer.clone();
+    drop(consumer);
+    // 5. Anything the producer still holds was not covered by a committed offset; give
+    //    it what is left of the budget, then drop it (it will be redelivered).
+    let left = budget.saturating_sub(started.elapsed());
+    if let Err(err) = rdkafka::producer::Producer::flush(&producer, left.min(budget / 4)) {
+        tracing::warn!(%err, "producer not flushed at shutdown; uncommitted records will be redelivered");
+    }
+    tracing::info!(elapsed = ?started.elapsed(), "pipeline stopped");
+    Ok(())
+}
+
+impl Pipeline {
+    /// Processes one input record: decode, dedupe, score, produce effects, track.
+    fn handle(&mut self, message: &BorrowedMessage<'_>) {
+        let m = metrics();
+        let started = Instant::now();
+        let partition = message.partition();
+        let offset = message.offset();
+        self.consumed.inc();
+        self.tracks
+            .entry(partition)
+            .or_insert_with(|| PartitionTrack::new(offset));
+
+        let payload = message.payload().unwrap_or_default();
+        let mut decoded = std::mem::take(&mut self.decoded);
+        decoded.clear();
+        decode(self.format, payload, &self.limits, &mut decoded);
+        // Deliveries of this record not acknowledged yet (or never sendable, which
+        // holds its offset back for good and so gets it redelivered after a restart).
+        let mut outstanding = 0u32;
+        for item in decoded.drain(..) {
+            match item {
+                Decoded::Event(event) => {
+                    let window = self
+                        .windows
+                        .entry(partition)
+                        .or_insert_with(|| DedupeWindow::new(self.config.kafka.dedupe_window));
+                    if let Some(id) = &event.event_id {
+                        if window.check_and_insert(id) {
+                            m.events_duplicate.inc();
+                            continue;
+                        }
+                    }
+                    if let Some(owner) = self.owners.get(&event.identity) {
+                        if owner.partition == partition && offset <= owner.floor {
+                            // Already folded into the restored state before a crash.
+                            m.events_duplicate.inc();
+                            continue;
+                        }
+                    }
+                    let mut signals = std::mem::take(&mut self.signals);
+                    signals.clear();
+                    match self.engine.process(&event, &mut signals) {
+                        Ok(()) => {
+                            match self.owners.get_mut(&event.identity) {
+                                Some(owner) => {
+                                    owner.partition = partition;
+                                    owner.offset = offset;
+                                }
+                                None => {
+                                    self.owners.insert(
+                                        event.identity.clone(),
+                                        Owner {
+                                            partition,
+                                            offset,
+                                            floor: -1,
+                                        },
+                                    );
+                                }
+                            }
+                            for signal in signals.drain(..) {
+                                outstanding += 1;
+                                self.send_signal(partition, offset, signal);
+                            }
+                        }
+                        Err(rejection) => {
+                            outstanding += 1;
+                            self.send_dead_letter(message, &rejection);
+                        }
+                    }
+                    self.signals = signals;
+                }
+                Decoded::Skipped(_) => m.events_skipped.inc(),
+                Decoded::Rejected(rejection) => {
+                    outstanding += 1;
+                    self.send_dead_letter(message, &rejection);
+                }
+            }
+        }
+        self.decoded = decoded;
+        if let Some(track) = self.tracks.get_mut(&partition) {
+            track.processed(offset, outstanding);
+        }
+        m.event_processing_seconds
+            .observe(started.elapsed().as_secs_f64());
+    }
+
+    fn send_signal(&mut self, partition: i32, offset: i64, signal: Signal) {
+        let payload = match serde_json::to_vec(&signal) {
+            Ok(p) => p,
+            Err(err) => {
+                // Cannot happen for this plain struct; if it did, the offset stays
+                // held back (outstanding never acknowledged) rather than losing it.
+                tracing::error!(%err, "cannot serialise a signal");
+                return;
+            }
+        };
+        let token = Token::Signal {
+            partition,
+            offset,
+            level: signal.level,
+            time_ms: parse_time_ms(&signal.time).unwrap_or(0),
+        };
+        let topic = Arc::clone(&self.signals_topic);
+        let record = BaseRecord::with_opaque_to(&topic, Box::new(token))
+            .key(signal.identity.as_bytes())
+            .payload(payload.as_slice());
+        self.send_blocking(record);
+        // Apply our own signal at once: lookups for identities we own need not wait for
+        // the follower's round trip through the topic.
+        self.table.apply(signal);
+    }
+
+    fn send_dead_letter(&mut self, message: &BorrowedMessage<'_>, rejection: &Rejection) {
+        metrics().rejected(rejection.reason).inc();
+        let headers = dead_letter_headers(
+            rejection.reason,
+            &rejection.detail,
+            message.topic(),
+            message.partition(),
+            message.offset(),
+        );
+        let token = Token::DeadLetter {
+            partition: message.partition(),
+            offset: message.offset(),
+        };
+        let topic = Arc::clone(&self.dead_letter_topic);
+        let mut record = BaseRecord::with_opaque_to(&topic, Box::new(token))
+            .payload(message.payload().unwrap_or_default())
+            .headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        self.send_blocking(record);
+    }
+
+    /// Sends a record, waiting while the producer queue is full: that wait is the
+    /// backpressure that stops consumption when the broker is slow or away. Gives up only
+    /// on shutdown; the record's delivery then stays outstanding, so its input offset is
+    /// never stored and the record is redelivered after the restart.
+    fn send_blocking(&mut self, mut record: BaseRecord<'_, [u8], [u8], Box<Token>>) {
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((err, back)) if is_queue_full(&err) => {
+                    if self.cancel.is_cancelled() {
+                        tracing::warn!(
+                            "shutdown while the producer queue is full; record left for redelivery"
+                        );
+                        return;
+                    }
+                    record = back;
+                    // Acks free queue space; handle them while we wait.
+                    self.drain_acks(Some(Duration::from_millis(10)));
+                }
+                Err((err, back)) => {
+                    // Not a capacity problem (e.g. an unknown topic right after start):
+                    // treat like a failed delivery and re-send later.
+                    let outgoing = Outgoing {
+                        topic: back.topic.to_string(),
+                        partition: back.partition,
+                        key: back.key.map(<[u8]>::to_vec),
+                        payload: back.payload.map(<[u8]>::to_vec),
+                        headers: back
+                            .headers
+                            .as_ref()
+                            .map(crate::sink::kafka::headers_to_vec)
+                            .unwrap_or_default(),
+                    };
+                    self.schedule_retry(*back.delivery_opaque, Box::new(outgoing), 0, &err);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn schedule_retry(
+        &mut self,
+        token: Token,
+        record: Box<Outgoing>,
+        attempt: u32,
+        err: &KafkaError,
+    ) {
+        let backoff = Duration::from_millis(500) * 2u32.saturating_pow(attempt.min(6));
+        if is_permanent(err) {
+            tracing::error!(topic = %record.topic, %err, attempt, "delivery refused by the broker; will retry (fix the broker or topic settings)");
+        } else {
+            tracing::warn!(topic = %record.topic, %err, attempt, "delivery failed; will retry");
+        }
+        self.retries.push_back(Retry {
+            due: Instant::now() + backoff.min(Duration::from_secs(30)),
+            attempt: attempt + 1,
+            record,
+            token,
+        });
+    }
+
+    /// Re-sends failed deliveries whose backoff has passed.
+    fn send_retries(&mut self) {
+        let now = Instant::now();
+        let mut waiting = VecDeque::new();
+        while let Some(retry) = self.retries.pop_front() {
+            if retry.due > now {
+                waiting.push_back(retry);
+                continue;
+            }
+            let headers = owned_headers(&retry.record.headers);
+            let mut record =
+                BaseRecord::with_opaque_to(&retry.record.topic, Box::new(retry.token.clone()));
+            if let Some(p) = retry.record.partition {
+                record = record.partition(p);
+            }
+            if let Some(k) = &retry.record.key {
+                record = record.key(k.as_slice());
+            }
+            if let Some(v) = &retry.record.payload {
+                record = record.payload(v.as_slice());
+            }
+            if let Some(h) = headers {
+                record = record.headers(h);
+            }
+            if let Err((err, _)) = self.producer.send(record) {
+                let mut retry = retry;
+                if !is_queue_full(&err) {
+                    retry.attempt += 1;
+                }
+                retry.due = now + Duration::from_millis(100);
+                waiting.push_back(retry);
+            }
+        }
+        self.retries = waiting;
+    }
+
+    /// Applies delivery reports. With `wait`, blocks up to that long for the first one.
+    fn drain_acks(&mut self, wait: Option<Duration>) {
+        let mut first = match wait {
+            // Timeout and a gone sender (producer dropped at exit) both mean "no ack".
+            Some(timeout) => self.acks.recv_timeout(timeout).ok(),
+            None => None,
+        };
+        loop {
+            let ack = match first.take() {
+                Some(ack) => ack,
+                None => match self.acks.try_recv() {
+                    Ok(ack) => ack,
+                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                },
+            };
+            self.apply_ack(ack);
+        }
+        self.complete_batches();
+    }
+
+    fn apply_ack(&mut self, ack: Ack) {
+        match ack.result {
+            Ok(()) => match ack.token {
+                Token::Signal {
+                    partition,
+                    offset,
+                    level,
+                    time_ms,
+                } => {
+                    let m = metrics();
+                    m.signal_published(level);
+                    let delay_ms = wall_clock_ms().saturating_sub(time_ms).max(0);
+                    m.event_to_signal_seconds.observe(delay_ms as f64 / 1000.0);
+                    if let Some(track) = self.tracks.get_mut(&partition) {
+                        track.ack(offset);
+                    }
+                }
+                Token::DeadLetter { partition, offset } => {
+                    if let Some(track) = self.tracks.get_mut(&partition) {
+                        track.ack(offset);
+                    }
+                }
+                Token::State { batch } => {
+                    if let Some(b) = self.batches.iter_mut().find(|b| b.id == batch) {
+                        b.in_flight = b.in_flight.saturating_sub(1);
+                    }
+                }
+            },
+            Err((err, record)) => {
+                let attempt = 0;
+                self.schedule_retry(ack.token, record, attempt, &err);
+            }
+        }
+    }
+
+    /// Marks state as covered for batches that are completely acknowledged, oldest
+    /// first: coverage must never jump over an older batch still in flight.
+    fn complete_batches(&mut self) {
+        let retrying: Vec<u64> = self
+            .retries
+            .iter()
+            .filter_map(|r| match r.token {
+                Token::State { batch } => Some(batch),
+                _ => None,
+            })
+            .collect();
+        while let Some(front) = self.batches.front() {
+            let sent = front.unsent.is_empty();
+            if !(sent && front.in_flight == 0 && !retrying.contains(&front.id)) {
+                break;
+            }
+            if let Some(batch) = self.batches.pop_front() {
+                for (partition, position) in batch.barrier {
+                    if let Some(track) = self.tracks.get_mut(&partition) {
+                        track.state_covered(position);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes the changed state of every identity into a new batch. It covers every
+    /// record processed so far.
+    fn stage_batch(&mut self) {
+        self.last_flush = Instant::now();
+        let dirty = self.engine.take_dirty();
+        let mut unsent = VecDeque::with_capacity(dirty.len());
+        for (identity, snapshot) in dirty {
+            match self.owners.get(&identity) {
+                Some(owner) => {
+                    let value = changelog::encode(owner.offset, &snapshot);
+                    unsent.push_back((identity, owner.partition, Some(value)));
+                }
+                // Engine state for an identity no input record of ours touched (cannot
+                // happen today): without a partition it has no changelog home.
+                None => tracing::debug!("dirty state without an owning partition; not written"),
+            }
+        }
+        if self.last_sweep.elapsed() >= EVICTION_SWEEP_EVERY {
+            self.last_sweep = Instant::now();
+            let engine = &self.engine;
+            let mut evicted = Vec::new();
+            self.owners.retain(|identity, owner| {
+                let keep = engine.events_seen(identity).is_some();
+                if !keep {
+                    evicted.push((identity.clone(), owner.partition, None));
+                }
+                keep
+            });
+            unsent.extend(evicted);
+        }
+        let uncovered = self.tracks.values().any(|t| !t.is_settled());
+        if unsent.is_empty() && !uncovered {
+            return;
+        }
+        let barrier = self.tracks.iter().map(|(&p, t)| (p, t.next())).collect();
+        self.next_batch += 1;
+        self.batches.push_back(StateBatch {
+            id: self.next_batch,
+            barrier,
+            unsent,
+            in_flight: 0,
+        });
+    }
+
+    /// Hands staged state records to the producer, oldest batch first, once the effects
+    /// of the events each batch covers are acknowledged.
+    fn send_batches(&mut self) {
+        for i in 0..self.batches.len() {
+            let ready = {
+                let batch = &self.batches[i];
+                batch.barrier.iter().all(|(p, &barrier)| {
+                    self.tracks
+                        .get(p)
+                        .map_or(true, |t| t.effects_done_before(barrier))
+                })
+            };
+            if !ready {
+                return;
+            }
+            let id = self.batches[i].id;
+            while let Some((identity, partition, value)) = self.batches[i].unsent.pop_front() {
+                let mut record = BaseRecord::with_opaque_to(
+                    &self.config.kafka.state_topic,
+                    Box::new(Token::State { batch: id }),
+                )
+                .key(identity.as_bytes())
+                .partition(partition);
+                if let Some(v) = &value {
+                    record = record.payload(v.as_slice());
+                }
+                match self.producer.send(record) {
+                    Ok(()) => self.batches[i].in_flight += 1,
+                    Err((err, _)) => {
+                        self.batches[i]
+                            .unsent
+                            .push_front((identity, partition, value));
+                        if !is_queue_full(&err) {
+                            tracing::warn!(%err, "cannot enqueue a state record; will retry");
+                        }
+                        return;
+                    }
+                }
+            }
+            // A later batch may only start once this one is fully enqueued, which keeps
+            // the per-identity order of state records.
+        }
+    }
+
+    /// Periodic work between records.
+    fn housekeeping(&mut self, consumer: &RunConsumer) {
+        self.drain_acks(None);
+        if !self.retries.is_empty() {
+            self.send_retries();
+        }
+        if self.last_flush.elapsed() >= self.config.kafka.state_flush_interval.0 {
+            self.stage_batch();
+            metrics()
+                .identities_tracked
+                .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        }
+        if !self.batches.is_empty() {
+            self.send_batches();
+            self.complete_batches();
+        }
+        if self.last_store.elapsed() >= STORE_EVERY {
+            self.store(consumer, None);
+        }
+    }
+
+    /// Hands safe positions to librdkafka's offset store (auto-commit sends them).
+    fn store(&mut self, consumer: &RunConsumer, only: Option<&[i32]>) -> TopicPartitionList {
+        self.last_store = Instant::now();
+        let topic = &self.config.kafka.input_topic;
+        let mut tpl = TopicPartitionList::new();
+        for (&p, track) in self.tracks.iter_mut() {
+            if only.is_some_and(|ps| !ps.contains(&p)) {
+                continue;
+            }
+            if let Some(position) = track.take_storable() {
+                let _ = tpl.add_partition_offset(topic, p, Offset::Offset(position));
+            }
+        }
+        if tpl.count() > 0 {
+            if let Err(err) = consumer.store_offsets(&tpl) {
+                // Happens for a partition revoked a moment ago; its next owner replays
+                // from the last commit, which is safe.
+                tracing::debug!(%err, "cannot store offsets");
+            }
+        }
+        tpl
+    }
+
+    /// Stores and synchronously commits the safe positions of `only` (or all) partitions.
+    fn commit(&mut self, consumer: &RunConsumer, only: Option<&[i32]>) {
+        self.store(consumer, only);
+        let topic = &self.config.kafka.input_topic;
+        let mut tpl = TopicPartitionList::new();
+        for (&p, track) in &self.tracks {
+            if only.is_some_and(|ps| !ps.contains(&p)) {
+                continue;
+            }
+            let _ = tpl.add_partition_offset(topic, p, Offset::Offset(track.safe()));
+        }
+        if tpl.count() == 0 {
+            return;
+        }
+        match consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => tracing::debug!(partitions = tpl.count(), "offsets committed"),
+            // E.g. the group already moved on (our session expired): the next owner
+            // replays from the previous commit, which at-least-once allows.
+            Err(err) => tracing::warn!(%err, "cannot commit offsets"),
+        }
+    }
+
+    /// Waits until the given partitions (or all) have nothing outstanding, or until
+    /// `deadline`. Keeps re-sending and staging nothing new.
+    fn drain(&mut self, consumer: &RunConsumer, only: Option<&[i32]>, deadline: Instant) {
+        loop {
+            self.drain_acks(Some(Duration::from_millis(20)));
+            if !self.retries.is_empty() {
+                self.send_retries();
+            }
+            self.send_batches();
+            self.complete_batches();
+            self.store(consumer, only);
+            let settled = self
+                .tracks
+                .iter()
+                .filter(|(p, _)| only.map_or(true, |ps| ps.contains(p)))
+                .all(|(_, t)| t.is_settled());
+            if settled {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("drain deadline reached with deliveries outstanding; those records will be redelivered");
+                return;
+            }
+        }
+    }
+
+    fn on_revoke(&mut self, consumer: &RunConsumer, partitions: &[i32]) {
+        let started = Instant::now();
+        tracing::info!(?partitions, "partitions revoked; flushing their state");
+        // Everything processed so far goes into one last batch; then wait for it and
+        // for every signal and dead letter of these partitions, commit, and only then
+        // let go of the state: the next owner restores exactly what we acknowledged.
+        self.stage_batch();
+        let deadline = started + self.config.kafka.session_timeout.0 / 2;
+        self.drain(consumer, Some(partitions), deadline);
+        self.commit(consumer, Some(partitions));
+        // If the drain timed out (broker unreachable, session lost), state records of
+        // these partitions may still wait in a batch. They must not be written later,
+        // over newer state from the next owner: drop them. Their events are not
+        // committed, so the next owner replays them from the last durable state.
+        for batch in &mut self.batches {
+            batch.unsent.retain(|(_, p, _)| !partitions.contains(p));
+            batch.barrier.retain(|p, _| !partitions.contains(p));
+        }
+        let mut forgotten = 0usize;
+        let engine = &mut self.engine;
+        self.owners.retain(|identity, owner| {
+            if partitions.contains(&owner.partition) {
+                engine.forget(identity);
+                forgotten += 1;
+                false
+            } else {
+                true
+            }
+        });
+        for p in partitions {
+            self.tracks.remove(p);
+            self.windows.remove(p);
+            let _ = metrics()
+                .consumer_lag
+                .remove_label_values(&[&p.to_string()]);
+        }
+        metrics()
+            .identities_tracked
+            .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        tracing::info!(?partitions, forgotten, elapsed = ?started.elapsed(), "revocation done");
+    }
+
+    fn on_assign(&mut self, partitions: &[i32]) {
+        let started = Instant::now();
+        tracing::info!(?partitions, "partitions assigned; restoring state");
+        let engine = &mut self.engine;
+        let owners = &mut self.owners;
+        let mut corrupt = 0u64;
+        let result = read_partitions(
+            &self.config.kafka,
+            &self.config.kafka.state_topic,
+            partitions,
+            &self.cancel,
+            |partition, _offset, key, value| {
+                let Some(identity) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
+                    corrupt += 1;
+                    return;
+                };
+                let Some(value) = value else {
+                    // Tombstone: the identity was evicted after its last state.
+                    engine.forget(identity);
+                    owners.remove(identity);
+                    return;
+                };
+                let restored = changelog::decode(value)
+                    .map_err(|e| e.to_string())
+                    .and_then(|(last, snapshot)| {
+                        engine
+                            .restore(identity, snapshot)
+                            .map(|()| last)
+                            .map_err(|e| e.to_string())
+                    });
+                match restored {
+                    Ok(last) => {
+                        owners.insert(
+                            identity.to_string(),
+                            Owner {
+                                partition,
+                                offset: last,
+                                floor: last,
+                            },
+                        );
+                    }
+                    Err(_) => corrupt += 1,
+                }
+            },
+        );
+        match result {
+            Ok(records) => {
+                let elapsed = started.elapsed();
+                metrics().state_restore_seconds.set(elapsed.as_secs_f64());
+                metrics()
+                    .identities_tracked
+                    .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+                if corrupt > 0 {
+                    tracing::warn!(corrupt, "unreadable changelog records skipped");
+                }
+                tracing::info!(
+                    ?partitions,
+                    records,
+                    identities = self.engine.identities(),
+                    ?elapsed,
+                    "state restored"
+                );
+                self.readiness.restored();
+            }
+            Err(err) => tracing::warn!(%err, "state restore stopped"),
+        }
+    }
+
+    /// Errors surfaced by `poll`: librdkafka keeps retrying, so they are logged (rate
+    /// limited: a down broker reports the same thing many times a second).
+    fn poll_error(&mut self, err: &KafkaError) {
+        let now = Instant::now();
+        if self
+            .last_poll_warning
+            .map_or(true, |t| now.duration_since(t) > Duration::from_secs(5))
+        {
+            self.last_poll_warning = Some(now);
+            tracing::warn!(%err, "consumer error (retrying)");
+        }
+    }
+}
