@@ -131,11 +131,32 @@ impl Ord for Pending {
     }
 }
 
-/// The replay run: engine, reorder buffer, writers and counters.
+/// What the reader thread hands to the scoring thread, in input order.
+enum Item {
+    Event(Box<ActivityEvent>, Position),
+    Skipped,
+    Rejected(Rejection, Position, Vec<u8>),
+}
+
+/// Items per channel message: large enough that channel overhead vanishes, small enough
+/// that the two threads overlap.
+const BATCH: usize = 1024;
+/// Batches in flight between the threads; bounds memory when scoring is the slower side.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// Reads and decodes inputs on its own thread, so decoding (about half the per-event
+/// cost) overlaps with scoring on the other core.
+struct Reader {
+    format: Format,
+    limits: Limits,
+    batch: Vec<Item>,
+    scratch: Vec<Decoded>,
+    tx: std::sync::mpsc::SyncSender<Vec<Item>>,
+}
+
+/// The scoring side: engine, reorder buffer, writers and counters.
 struct Replay<'a> {
     engine: Engine,
-    limits: Limits,
-    format: Format,
     horizon_ms: i64,
     reorder: BinaryHeap<Reverse<Pending>>,
     newest_ms: i64,
@@ -148,7 +169,6 @@ struct Replay<'a> {
     rejected: [u64; RejectReason::ALL.len()],
     signals: [u64; 4],
     detector_fired_before: [u64; 8],
-    scratch_decoded: Vec<Decoded>,
     scratch_signals: Vec<Signal>,
     latency: hdrhistogram::Histogram<u64>,
     output_closed: bool,
@@ -200,8 +220,6 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
 
     let mut replay = Replay {
         engine: Engine::new(config),
-        limits: Limits::from(&config.decode),
-        format: options.format,
         horizon_ms: config.decode.max_lateness.as_millis_i64(),
         reorder: BinaryHeap::new(),
         newest_ms: i64::MIN,
@@ -214,7 +232,6 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
         rejected: [0; RejectReason::ALL.len()],
         signals: [0; 4],
         detector_fired_before: [0; 8],
-        scratch_decoded: Vec::new(),
         scratch_signals: Vec::new(),
         // Constant, valid bounds: this cannot fail.
         latency: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3)
@@ -224,15 +241,58 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
     replay.detector_fired_before = replay.engine.stats().detector_fired;
 
     let started = Instant::now();
-    let read_bytes = Arc::new(AtomicU64::new(0));
-    for (index, path) in inputs.iter().enumerate() {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        let reader = open_input(path, read_bytes.clone())?;
-        replay.read_input(index, reader, path, &read_bytes, progress.as_ref())?;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(BATCHES_IN_FLIGHT);
+    let format = options.format;
+    let limits = Limits::from(&config.decode);
+    let reader_progress = progress.clone();
+    let reader_inputs = inputs.clone();
+    let reader = std::thread::Builder::new()
+        .name("riskd-replay-read".into())
+        .spawn(move || {
+            let mut reader = Reader {
+                format,
+                limits,
+                batch: Vec::with_capacity(BATCH),
+                scratch: Vec::new(),
+                tx,
+            };
+            let read_bytes = Arc::new(AtomicU64::new(0));
+            for (index, path) in reader_inputs.iter().enumerate() {
+                let index = u32::try_from(index).unwrap_or(u32::MAX);
+                let input = open_input(path, read_bytes.clone())?;
+                if !reader.read_input(index, input, path, &read_bytes, reader_progress.as_ref())? {
+                    // The scoring side hung up (closed output): stop reading.
+                    return Ok(());
+                }
+            }
+            reader.flush_batch();
+            Ok(())
+        })
+        .map_err(|source| ReplayError::Input {
+            path: "<reader thread>".into(),
+            source,
+        })?;
+
+    let mut scoring_result = Ok(());
+    for batch in rx.iter() {
+        if let Err(e) = replay.consume(batch) {
+            scoring_result = Err(e);
+            break;
+        }
         if replay.output_closed {
             break;
         }
     }
+    // Dropping the receiver unblocks a reader that is still sending.
+    drop(rx);
+    let reader_result = reader.join().unwrap_or_else(|_| {
+        Err(ReplayError::Input {
+            path: "<reader thread>".into(),
+            source: io::Error::other("reader thread panicked"),
+        })
+    });
+    scoring_result?;
+    reader_result?;
     replay.drain_all()?;
     replay.flush()?;
     if let Some(bar) = &progress {
@@ -244,7 +304,8 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
     Ok(summary)
 }
 
-impl Replay<'_> {
+impl Reader {
+    /// Reads one input; false when the scoring side has gone away.
     fn read_input(
         &mut self,
         index: u32,
@@ -252,7 +313,7 @@ impl Replay<'_> {
         path: &Path,
         read_bytes: &AtomicU64,
         progress: Option<&indicatif::ProgressBar>,
-    ) -> Result<(), ReplayError> {
+    ) -> Result<bool, ReplayError> {
         let input_err = |source| ReplayError::Input {
             path: path.display().to_string(),
             source,
@@ -277,16 +338,14 @@ impl Replay<'_> {
                     RejectReason::TooLarge,
                     format!("document exceeds {cap} bytes ({DOCUMENT_FACTOR} x decode.max_record_bytes)"),
                 );
-                self.summary.records += 1;
-                self.reject(
-                    &rejection,
-                    position,
-                    &buf[..MAX_DEAD_LETTER_RAW.min(buf.len())],
-                )?;
+                buf.truncate(MAX_DEAD_LETTER_RAW);
+                if !self.push(Item::Rejected(rejection, position, buf)) {
+                    return Ok(false);
+                }
                 // Drain the rest so the byte counter and progress stay honest.
                 io::copy(&mut reader, &mut io::sink()).map_err(input_err)?;
-            } else {
-                self.decode_record(&buf, position)?;
+            } else if !self.decode_record(&buf, position) {
+                return Ok(false);
             }
         } else {
             let mut line = Vec::with_capacity(1024);
@@ -305,8 +364,7 @@ impl Replay<'_> {
                     line: line_no,
                     record: None,
                 };
-                if overflow {
-                    self.summary.records += 1;
+                let alive = if overflow {
                     let rejection = Rejection::new(
                         RejectReason::TooLarge,
                         format!(
@@ -315,16 +373,13 @@ impl Replay<'_> {
                         ),
                     );
                     let keep = MAX_DEAD_LETTER_RAW.min(line.len());
-                    self.reject(&rejection, position, &line[..keep])?;
-                    continue;
-                }
-                let trimmed = trim_ascii(&line);
-                if trimmed.is_empty() {
-                    continue;
-                }
-                self.decode_record(trimmed, position)?;
-                if self.output_closed {
-                    return Ok(());
+                    self.push(Item::Rejected(rejection, position, line[..keep].to_vec()))
+                } else {
+                    let trimmed = trim_ascii(&line);
+                    trimmed.is_empty() || self.decode_record(trimmed, position)
+                };
+                if !alive {
+                    return Ok(false);
                 }
                 if let Some(bar) = progress {
                     if line_no % 4096 == 0 {
@@ -336,37 +391,73 @@ impl Replay<'_> {
         if let Some(bar) = progress {
             bar.set_position(read_bytes.load(Ordering::Relaxed));
         }
-        Ok(())
+        Ok(true)
     }
 
-    fn decode_record(&mut self, raw: &[u8], position: Position) -> Result<(), ReplayError> {
-        let mut decoded = std::mem::take(&mut self.scratch_decoded);
+    /// Decodes one record into items; false when the scoring side has gone away.
+    fn decode_record(&mut self, raw: &[u8], position: Position) -> bool {
+        let mut decoded = std::mem::take(&mut self.scratch);
         decoded.clear();
         decode::decode(self.format, raw, &self.limits, &mut decoded);
         let multi = decoded.len() > 1;
+        let mut alive = true;
         for (i, item) in decoded.drain(..).enumerate() {
-            self.summary.records += 1;
             let position = Position {
                 record: multi.then(|| u32::try_from(i).unwrap_or(u32::MAX)),
                 ..position
             };
+            let item = match item {
+                Decoded::Event(event) => Item::Event(event, position),
+                Decoded::Skipped(_) => Item::Skipped,
+                Decoded::Rejected(rejection) => {
+                    // Inside a document the record's own bytes are not at hand; its
+                    // position says where to find it.
+                    let raw = if multi { &[][..] } else { raw };
+                    let keep = MAX_DEAD_LETTER_RAW.min(raw.len());
+                    Item::Rejected(rejection, position, raw[..keep].to_vec())
+                }
+            };
+            alive = alive && self.push(item);
+        }
+        self.scratch = decoded;
+        alive
+    }
+
+    fn push(&mut self, item: Item) -> bool {
+        self.batch.push(item);
+        if self.batch.len() >= BATCH {
+            return self.flush_batch();
+        }
+        true
+    }
+
+    fn flush_batch(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.tx.send(batch).is_ok()
+    }
+}
+
+impl Replay<'_> {
+    fn consume(&mut self, batch: Vec<Item>) -> Result<(), ReplayError> {
+        for item in batch {
+            self.summary.records += 1;
             match item {
-                Decoded::Event(event) => {
+                Item::Event(event, position) => {
                     self.summary.decoded += 1;
                     self.push(event, position)?;
                 }
-                Decoded::Skipped(_) => self.summary.skipped += 1,
-                Decoded::Rejected(rejection) => {
-                    let raw = if multi { &[][..] } else { raw };
-                    self.reject(
-                        &rejection,
-                        position,
-                        &raw[..MAX_DEAD_LETTER_RAW.min(raw.len())],
-                    )?;
+                Item::Skipped => self.summary.skipped += 1,
+                Item::Rejected(rejection, position, raw) => {
+                    self.reject(&rejection, position, &raw)?;
                 }
             }
+            if self.output_closed {
+                break;
+            }
         }
-        self.scratch_decoded = decoded;
         Ok(())
     }
 
