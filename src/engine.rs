@@ -47,6 +47,7 @@ const SEED_ACTION: u64 = 3;
 const SEED_NETWORK: u64 = 4;
 const SEED_UA: u64 = 5;
 const SEED_ENV: u64 = 6;
+const SEED_RAW_CLASS: u64 = 7;
 
 /// Detectors whose fleet-wide firing (many identities at once) is discounted.
 const PULSED: [usize; 5] = [
@@ -170,6 +171,15 @@ impl Engine {
         // Detectors look at the state before the event.
         let novelty = state.novelty(&obs);
         let learning = !state.is_active();
+        // Fleet-wide changes hit the *same* container (a release adds one route, an
+        // upgrade one bucket), so the fleet key of a class is the raw container name:
+        // generalised, every random `cdn-sync-<token>` bucket would look like one.
+        let raw_class = (!learning && novelty.class).then(|| {
+            stable_hash(
+                SEED_RAW_CLASS,
+                destination_class(&event.destination).as_bytes(),
+            )
+        });
         let fleet = if learning {
             FleetView::default()
         } else {
@@ -180,11 +190,7 @@ impl Engine {
                 } else {
                     0
                 },
-                class: if novelty.class {
-                    f.others(obs.class, t)
-                } else {
-                    0
-                },
+                class: raw_class.map_or(0, |h| f.others(h, t)),
                 action: if novelty.action {
                     f.others(obs.action, t)
                 } else {
@@ -238,8 +244,8 @@ impl Engine {
             if novelty.dest {
                 f.record(obs.dest, t);
             }
-            if novelty.class {
-                f.record(obs.class, t);
+            if let Some(h) = raw_class {
+                f.record(h, t);
             }
             if novelty.action {
                 f.record(obs.action, t);
