@@ -128,18 +128,25 @@ impl Engine {
         out: &mut Vec<Signal>,
     ) -> Result<(), Rejection> {
         let t = event.time_ms;
-        if self.watermark_ms != i64::MIN {
-            if t < self.watermark_ms.saturating_sub(self.max_lateness_ms) {
+        // Lateness is judged against the identity's own latest event, not the global
+        // watermark: with several Kafka partitions (or merged log sources) one stream
+        // can run hours ahead of another in event time, and its progress must not turn
+        // another stream's valid events into rejects. What lateness protects is the
+        // identity's baseline, and only its own history can be poisoned.
+        if let Some(last_ms) = self.table.get(&event.identity).map(|s| s.last_ms) {
+            if t < last_ms.saturating_sub(self.max_lateness_ms) {
                 self.stats.too_late += 1;
                 return Err(Rejection::new(
                     RejectReason::TooLate,
                     format!(
-                        "event time {} is more than {} behind the watermark",
+                        "event time {} is more than {} behind this identity's latest event",
                         format_time_ms(t),
                         self.lateness_text
                     ),
                 ));
             }
+        }
+        if self.watermark_ms != i64::MIN {
             if t > self.watermark_ms.saturating_add(self.max_lookahead_ms) {
                 self.stats.too_far_ahead += 1;
                 return Err(Rejection::new(
@@ -769,6 +776,28 @@ mod tests {
             .expect_err("ahead");
         assert_eq!(err.reason, RejectReason::TooFarAhead);
         assert_eq!(e.events_seen("test-identity"), Some(1));
+    }
+
+    #[test]
+    fn a_stream_running_ahead_does_not_make_another_identity_late() {
+        // Regression: one global watermark made a lagging Kafka partition's valid
+        // events too_late once another partition's backlog ran hours ahead.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let start = T0 - 3 * 3_600_000;
+        let mut behind = event(start, "a", "b", "10.0.0.1", "x");
+        behind.identity = "behind".into();
+        e.process(&behind, &mut out).expect("behind, first");
+        // The other stream's backlog advances the watermark by three hours.
+        for k in 1..=18 {
+            let mut ahead = event(start + k * 600_000, "a", "b", "10.0.0.1", "x");
+            ahead.identity = "ahead".into();
+            e.process(&ahead, &mut out).expect("ahead");
+        }
+        behind.time_ms += 60_000;
+        e.process(&behind, &mut out)
+            .expect("behind's own history is in order, so it is not late");
+        assert_eq!(e.events_seen("behind"), Some(2));
     }
 
     #[test]
