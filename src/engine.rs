@@ -146,18 +146,18 @@ impl Engine {
                 ));
             }
         }
-        if self.watermark_ms != i64::MIN {
-            if t > self.watermark_ms.saturating_add(self.max_lookahead_ms) {
-                self.stats.too_far_ahead += 1;
-                return Err(Rejection::new(
-                    RejectReason::TooFarAhead,
-                    format!(
-                        "event time {} is more than {} ahead of the watermark",
-                        format_time_ms(t),
-                        self.lookahead_text
-                    ),
-                ));
-            }
+        if self.watermark_ms != i64::MIN
+            && t > self.watermark_ms.saturating_add(self.max_lookahead_ms)
+        {
+            self.stats.too_far_ahead += 1;
+            return Err(Rejection::new(
+                RejectReason::TooFarAhead,
+                format!(
+                    "event time {} is more than {} ahead of the watermark",
+                    format_time_ms(t),
+                    self.lookahead_text
+                ),
+            ));
         }
         if t > self.watermark_ms {
             self.advance_to(t, out);
