@@ -468,7 +468,16 @@ impl Pipeline {
     }
 
     fn send_dead_letter(&mut self, message: &BorrowedMessage<'_>, rejection: &Rejection) {
+        // Logged and counted in one place (design §12), at debug: a flood of bad input
+        // must not flood the logs too; the counter and the dead-letter topic carry it.
         metrics().rejected(rejection.reason).inc();
+        tracing::debug!(
+            reason = rejection.reason.as_str(),
+            detail = %rejection.detail,
+            partition = message.partition(),
+            offset = message.offset(),
+            "record rejected and dead-lettered"
+        );
         let headers = dead_letter_headers(
             rejection.reason,
             &rejection.detail,
