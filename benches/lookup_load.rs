@@ -44,6 +44,15 @@ fn options() -> Options {
         workers: 32,
     };
     let args: Vec<String> = std::env::args().collect();
+    // `cargo test --all-targets` runs benches without `--bench`: then only smoke-test the
+    // harness briefly (a debug build cannot offer 10k req/s anyway).
+    if !args.iter().any(|a| a == "--bench") {
+        o.rate = 500;
+        o.seconds = 1;
+        o.identities = 1_000;
+        o.ingest = 1_000;
+        o.workers = 4;
+    }
     let value = |name: &str| {
         args.iter()
             .position(|a| a == name)
