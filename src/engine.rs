@@ -165,14 +165,19 @@ impl Engine {
         self.stats.events += 1;
 
         let obs = self.observe(event);
-        if self.table.get(&event.identity).is_none() {
-            let evicted = self.table.make_room();
-            self.drop_evicted(evicted);
-            self.table
-                .insert(&event.identity, Identity::new(t, &self.params));
-        }
-        let Some(state) = self.table.get_mut(&event.identity) else {
-            return Ok(());
+        // One lookup for a known identity (the common case); a new one costs a second.
+        let state = match self.table.get_mut(&event.identity) {
+            Some(state) => state,
+            None => {
+                let evicted = self.table.make_room();
+                self.drop_evicted(evicted);
+                self.table
+                    .insert(&event.identity, Identity::new(t, &self.params));
+                match self.table.get_mut(&event.identity) {
+                    Some(state) => state,
+                    None => return Ok(()),
+                }
+            }
         };
 
         // Detectors look at the state before the event.
