@@ -14,15 +14,21 @@ fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
 }
 
-/// Classifies one alphanumeric token; `None` keeps it verbatim.
+/// Classifies one alphanumeric token; `None` keeps it verbatim. One pass gathers what
+/// every rule needs (digits, all-hex, any vowel): this runs on every token of every event.
 fn placeholder(token: &[u8]) -> Option<&'static str> {
     let len = token.len();
-    let digits = token.iter().filter(|b| b.is_ascii_digit()).count();
+    let (mut digits, mut all_hex, mut vowel) = (0usize, true, false);
+    for &b in token {
+        digits += usize::from(b.is_ascii_digit());
+        all_hex &= is_hex(b);
+        vowel |= matches!(b | 0x20, b'a' | b'e' | b'i' | b'o' | b'u' | b'y');
+    }
     if digits == len {
         return Some("{n}");
     }
     let letters = len - digits;
-    if len >= 6 && digits >= 1 && token.iter().all(|&b| is_hex(b)) {
+    if len >= 6 && digits >= 1 && all_hex {
         return Some("{hex}");
     }
     if len >= 16 && digits >= 1 && letters >= 1 {
@@ -33,7 +39,7 @@ fn placeholder(token: &[u8]) -> Option<&'static str> {
         return Some("{id}");
     }
     // Long tokens without vowels are random strings, not words (`bqxztkw`).
-    if len >= 6 && !token.iter().any(|b| b"aeiouyAEIOUY".contains(b)) {
+    if len >= 6 && !vowel {
         return Some("{id}");
     }
     if len >= 24 {
@@ -45,6 +51,10 @@ fn placeholder(token: &[u8]) -> Option<&'static str> {
 /// Length of a UUID (8-4-4-4-12 hex) at the start of `s`, if there is one.
 fn uuid_at(s: &[u8]) -> Option<usize> {
     const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    // Cheap necessary conditions first: most tokens are not UUIDs.
+    if s.len() < 36 || s[8] != b'-' {
+        return None;
+    }
     let mut i = 0;
     for (g, &n) in GROUPS.iter().enumerate() {
         if s.len() < i + n || !s[i..i + n].iter().all(|&b| is_hex(b)) {
@@ -135,7 +145,11 @@ pub fn destination_class(general: &str) -> &str {
     // Byte scans (all delimiters are ASCII): the `str` pattern searchers cost more than
     // the rest of this function on every event.
     let bytes = general.as_bytes();
-    if let Some(pos) = bytes.windows(3).position(|w| w == b"://") {
+    let scheme = bytes
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b == b':' && bytes.get(i + 1..i + 3) == Some(b"//"));
+    if let Some(pos) = scheme {
         let after = pos + 3;
         return match bytes[after..].iter().position(|&b| b == b'/') {
             Some(slash) => &general[..after + slash],
