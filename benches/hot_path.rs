@@ -148,7 +148,10 @@ fn bench(c: &mut Criterion) {
             // The native wire format, as producers and `riskd generate` write it.
             let mut line = Vec::new();
             write_native(&mut line, &event(h, t, &mut rng)).expect("writes to memory");
-            String::from_utf8(line).expect("JSON is UTF-8").trim_end().to_string()
+            String::from_utf8(line)
+                .expect("JSON is UTF-8")
+                .trim_end()
+                .to_string()
         })
         .collect();
     let mut i = 0usize;

@@ -38,7 +38,10 @@ fn rhythm(slots: impl Iterator<Item = u32>) -> (f64, f64) {
     if active == 0 {
         return (0.0, 0.0);
     }
-    (f64::from(active) / f64::from(n), f64::from(sum) / f64::from(active))
+    (
+        f64::from(active) / f64::from(n),
+        f64::from(sum) / f64::from(active),
+    )
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {

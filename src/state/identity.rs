@@ -209,9 +209,7 @@ impl<T: Serialize, const N: usize> Serialize for Inline<T, N> {
     }
 }
 
-impl<'de, T: Deserialize<'de> + Copy + Default, const N: usize> Deserialize<'de>
-    for Inline<T, N>
-{
+impl<'de, T: Deserialize<'de> + Copy + Default, const N: usize> Deserialize<'de> for Inline<T, N> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let v = Vec::<T>::deserialize(d)?;
         let mut out = Inline::default();
