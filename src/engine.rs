@@ -60,6 +60,53 @@ const PULSED: [usize; 5] = [
 /// Strength at which a firing counts toward the fleet pulse.
 const PULSE_MIN_STRENGTH: f64 = 0.3;
 
+/// Slots of each generalisation memo (a power of two).
+const MEMO_SLOTS: usize = 4096;
+/// Seed of the memo index hash (not a persisted hash space).
+const SEED_MEMO: u64 = 0x6d656d6f;
+
+/// One remembered generalisation: the raw field, its readable form, and hashes.
+#[derive(Default)]
+struct MemoSlot {
+    filled: bool,
+    raw: String,
+    text: String,
+    /// Length of the prefix of `text` that is the destination class.
+    class_len: usize,
+    hash: u64,
+    class_hash: u64,
+}
+
+/// A direct-mapped memo of the generalisation of a raw field (destination or user
+/// agent). Real traffic repeats them (the same routes, the same SDK build on every
+/// call), and generalising costs far more than hashing and comparing the raw string.
+/// A pure cache: a hit returns exactly what computing afresh would, so output does not
+/// depend on it. Bounded: `MEMO_SLOTS` entries, a collision overwrites.
+struct Memo {
+    slots: Vec<MemoSlot>,
+}
+
+impl Memo {
+    fn new() -> Self {
+        Memo {
+            slots: (0..MEMO_SLOTS).map(|_| MemoSlot::default()).collect(),
+        }
+    }
+
+    /// The slot for `raw`, filled by `fill` unless it already holds `raw`.
+    fn get(&mut self, raw: &str, fill: impl FnOnce(&str, &mut MemoSlot)) -> &MemoSlot {
+        let i = stable_hash(SEED_MEMO, raw.as_bytes()) as usize & (MEMO_SLOTS - 1);
+        let slot = &mut self.slots[i];
+        if !(slot.filled && slot.raw == raw) {
+            slot.raw.clear();
+            slot.raw.push_str(raw);
+            fill(raw, slot);
+            slot.filled = true;
+        }
+        slot
+    }
+}
+
 /// Reasons behind a non-normal score, and when its decay next needs a signal. Kept only
 /// for identities above `normal` (a small set), not in the snapshot.
 struct Hot {
@@ -89,6 +136,8 @@ pub struct Engine {
     watermark_ms: i64,
     stats: EngineStats,
     texts: Texts,
+    destinations: Memo,
+    user_agents: Memo,
     model: String,
 }
 
@@ -116,6 +165,8 @@ impl Engine {
             watermark_ms: i64::MIN,
             stats: EngineStats::default(),
             texts: Texts::default(),
+            destinations: Memo::new(),
+            user_agents: Memo::new(),
             model: model_name(),
         }
     }
@@ -165,14 +216,19 @@ impl Engine {
         self.stats.events += 1;
 
         let obs = self.observe(event);
-        if self.table.get(&event.identity).is_none() {
-            let evicted = self.table.make_room();
-            self.drop_evicted(evicted);
-            self.table
-                .insert(&event.identity, Identity::new(t, &self.params));
-        }
-        let Some(state) = self.table.get_mut(&event.identity) else {
-            return Ok(());
+        // One lookup for a known identity (the common case); a new one costs a second.
+        let state = match self.table.get_mut(&event.identity) {
+            Some(state) => state,
+            None => {
+                let evicted = self.table.make_room();
+                self.drop_evicted(evicted);
+                self.table
+                    .insert(&event.identity, Identity::new(t, &self.params));
+                match self.table.get_mut(&event.identity) {
+                    Some(state) => state,
+                    None => return Ok(()),
+                }
+            }
         };
 
         // Detectors look at the state before the event.
@@ -396,28 +452,40 @@ impl Engine {
     /// Generalises the event's fields into the scratch texts and hashes them.
     fn observe(&mut self, event: &ActivityEvent) -> Observation {
         let texts = &mut self.texts;
-        generalise_destination(&event.destination, &mut texts.destination);
+        let d = self.destinations.get(&event.destination, |raw, slot| {
+            generalise_destination(raw, &mut slot.text);
+            slot.class_len = destination_class(&slot.text).len();
+            slot.hash = stable_hash(SEED_DEST, slot.text.as_bytes());
+            slot.class_hash = stable_hash(SEED_CLASS, &slot.text.as_bytes()[..slot.class_len]);
+        });
+        texts.destination.clear();
+        texts.destination.push_str(&d.text);
         texts.class.clear();
-        texts.class.push_str(destination_class(&texts.destination));
+        texts.class.push_str(&d.text[..d.class_len]);
+        let (dest, class) = (d.hash, d.class_hash);
         let network = source_network(
             event.source_network.as_deref(),
             event.source_ip.as_deref(),
             &mut texts.network,
         );
         let ua = event.user_agent.as_deref().filter(|u| !u.is_empty());
-        if let Some(ua) = ua {
-            user_agent_family(ua, &mut texts.user_agent);
-        } else {
-            texts.user_agent.clear();
-        }
+        texts.user_agent.clear();
+        let user_agent = ua.map(|ua| {
+            let f = self.user_agents.get(ua, |raw, slot| {
+                user_agent_family(raw, &mut slot.text);
+                slot.hash = stable_hash(SEED_UA, slot.text.as_bytes());
+            });
+            texts.user_agent.push_str(&f.text);
+            f.hash
+        });
         let records = event.records.unwrap_or(0).saturating_mul(256);
         Observation {
             time_ms: event.time_ms,
-            dest: stable_hash(SEED_DEST, texts.destination.as_bytes()),
-            class: stable_hash(SEED_CLASS, texts.class.as_bytes()),
+            dest,
+            class,
             action: stable_hash(SEED_ACTION, event.action.as_bytes()),
             network: network.map(|c| (stable_hash(SEED_NETWORK, texts.network.as_bytes()), c)),
-            user_agent: ua.map(|_| stable_hash(SEED_UA, texts.user_agent.as_bytes())),
+            user_agent,
             environment: event
                 .environment
                 .as_deref()

@@ -14,15 +14,21 @@ fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
 }
 
-/// Classifies one alphanumeric token; `None` keeps it verbatim.
+/// Classifies one alphanumeric token; `None` keeps it verbatim. One pass gathers what
+/// every rule needs (digits, all-hex, any vowel): this runs on every token of every event.
 fn placeholder(token: &[u8]) -> Option<&'static str> {
     let len = token.len();
-    let digits = token.iter().filter(|b| b.is_ascii_digit()).count();
+    let (mut digits, mut all_hex, mut vowel) = (0usize, true, false);
+    for &b in token {
+        digits += usize::from(b.is_ascii_digit());
+        all_hex &= is_hex(b);
+        vowel |= matches!(b | 0x20, b'a' | b'e' | b'i' | b'o' | b'u' | b'y');
+    }
     if digits == len {
         return Some("{n}");
     }
     let letters = len - digits;
-    if len >= 6 && digits >= 1 && token.iter().all(|&b| is_hex(b)) {
+    if len >= 6 && digits >= 1 && all_hex {
         return Some("{hex}");
     }
     if len >= 16 && digits >= 1 && letters >= 1 {
@@ -33,7 +39,7 @@ fn placeholder(token: &[u8]) -> Option<&'static str> {
         return Some("{id}");
     }
     // Long tokens without vowels are random strings, not words (`bqxztkw`).
-    if len >= 6 && !token.iter().any(|b| b"aeiouyAEIOUY".contains(b)) {
+    if len >= 6 && !vowel {
         return Some("{id}");
     }
     if len >= 24 {
@@ -45,6 +51,10 @@ fn placeholder(token: &[u8]) -> Option<&'static str> {
 /// Length of a UUID (8-4-4-4-12 hex) at the start of `s`, if there is one.
 fn uuid_at(s: &[u8]) -> Option<usize> {
     const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    // Cheap necessary conditions first: most tokens are not UUIDs.
+    if s.len() < 36 || s[8] != b'-' {
+        return None;
+    }
     let mut i = 0;
     for (g, &n) in GROUPS.iter().enumerate() {
         if s.len() < i + n || !s[i..i + n].iter().all(|&b| is_hex(b)) {
@@ -82,7 +92,12 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
             while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
                 i += 1;
             }
-            out.push_str(&String::from_utf8_lossy(&bytes[start..i]));
+            // Runs end at ASCII bytes, so only a run cut at `MAX_DEST_LEN` can split a
+            // character; copying the `str` slice avoids the lossy scan everywhere else.
+            match dest.get(start..i) {
+                Some(run) => out.push_str(run),
+                None => out.push_str(&String::from_utf8_lossy(&bytes[start..i])),
+            }
             continue;
         }
         if let Some(n) = uuid_at(&bytes[i..]) {
@@ -97,7 +112,8 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
         let token = &bytes[start..i];
         match placeholder(token) {
             Some(p) => out.push_str(p),
-            None => out.push_str(&String::from_utf8_lossy(token)),
+            // Tokens are ASCII alphanumerics, always a valid `str` slice.
+            None => out.push_str(dest.get(start..i).unwrap_or_default()),
         }
     }
 }
@@ -126,18 +142,26 @@ pub fn destination_class(general: &str) -> &str {
         }
         return general;
     }
-    if let Some(pos) = general.find("://") {
+    // Byte scans (all delimiters are ASCII): the `str` pattern searchers cost more than
+    // the rest of this function on every event.
+    let bytes = general.as_bytes();
+    let scheme = bytes
+        .iter()
+        .enumerate()
+        .position(|(i, &b)| b == b':' && bytes.get(i + 1..i + 3) == Some(b"//"));
+    if let Some(pos) = scheme {
         let after = pos + 3;
-        return match general[after..].find('/') {
+        return match bytes[after..].iter().position(|&b| b == b'/') {
             Some(slash) => &general[..after + slash],
             None => general,
         };
     }
-    let first = general
-        .split(['/', ':'])
+    // The first non-empty segment between `/` and `:` separators.
+    let first = bytes
+        .split(|&b| b == b'/' || b == b':')
         .find(|s| !s.is_empty())
-        .unwrap_or("");
-    let levels = if first.contains('.') && !general.starts_with('/') {
+        .unwrap_or(&[]);
+    let levels = if first.contains(&b'.') && !general.starts_with('/') {
         3
     } else {
         2
@@ -196,12 +220,18 @@ pub fn source_network(
     match addr {
         IpAddr::V4(v4) => {
             let o = v4.octets();
+            // Written digit by digit: `write!` costs more than the rest of the function.
+            push_u8(out, o[0]);
+            out.push('.');
+            push_u8(out, o[1]);
+            out.push('.');
             if is_private(addr) {
                 // Private space churns inside large ranges (runner pools, pod CIDRs): the
                 // /16 is the stable unit there.
-                let _ = write!(out, "{}.{}.0.0/16", o[0], o[1]);
+                out.push_str("0.0/16");
             } else {
-                let _ = write!(out, "{}.{}.{}.0/24", o[0], o[1], o[2]);
+                push_u8(out, o[2]);
+                out.push_str(".0/24");
             }
         }
         IpAddr::V6(v6) => {
@@ -210,6 +240,17 @@ pub fn source_network(
         }
     }
     class
+}
+
+/// Appends `n` in decimal (as `{}` would).
+fn push_u8(out: &mut String, n: u8) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + n / 10 % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
 }
 
 fn is_private(addr: IpAddr) -> bool {
@@ -236,17 +277,27 @@ fn is_private(addr: IpAddr) -> bool {
 /// `aws-cli python linux`; `Boto3/1.34.2 md/Botocore#1.34.2` → `boto3`.
 pub fn user_agent_family(ua: &str, out: &mut String) {
     out.clear();
+    // Byte scans throughout: every delimiter is ASCII, so slicing at them keeps `str`
+    // boundaries, and this runs on every event.
+    let bytes = ua.as_bytes();
     let mut words = 0;
-    for part in ua.split([' ', ';', '(', ')', ',']) {
-        if words == 3 {
-            break;
-        }
+    let mut from = 0;
+    while from <= bytes.len() && words < 3 {
+        let end = bytes[from..]
+            .iter()
+            .position(|b| matches!(b, b' ' | b';' | b'(' | b')' | b','))
+            .map_or(bytes.len(), |p| from + p);
+        let part = &ua[from..end];
+        from = end + 1;
         // `md/...`, `os/...`, `exec-env/...` and similar metadata after the product are
         // detail, not family.
-        let product = part.split('/').next().unwrap_or("");
-        if product.is_empty()
-            || product.len() < 2
-            || product.starts_with(|c: char| c.is_ascii_digit())
+        let product = match part.as_bytes().iter().position(|&b| b == b'/') {
+            Some(slash) => &part[..slash],
+            None => part,
+        };
+        let pb = product.as_bytes();
+        if pb.len() < 2
+            || pb[0].is_ascii_digit()
             || matches!(
                 product,
                 "md" | "ua" | "os" | "lang" | "cfg" | "api" | "exec-env" | "m"
@@ -254,26 +305,24 @@ pub fn user_agent_family(ua: &str, out: &mut String) {
         {
             continue;
         }
-        // Written straight into `out` (no allocation per token) and cut back if the
-        // token turns out to be too short.
-        let mark = out.len();
+        // Version-like tails glued to the name (`python3.11`, `Boto3`), after at least
+        // two bytes of name.
+        let cut = pb
+            .iter()
+            .skip(2)
+            .position(|&b| b.is_ascii_digit() || b == b'.' || b == b'_')
+            .map_or(pb.len(), |p| p + 2);
+        let name = product[..cut].trim_end_matches(['-', '.', '_']);
+        if name.len() < 2 {
+            continue;
+        }
         if words > 0 {
             out.push(' ');
         }
         let start = out.len();
-        for c in product.chars() {
-            if (c.is_ascii_digit() || c == '.' || c == '_') && out.len() - start >= 2 {
-                // Version-like tails glued to the name (`python3.11`, `Boto3`).
-                break;
-            }
-            out.push(c.to_ascii_lowercase());
-        }
-        while out.len() > start && out.ends_with(['-', '.', '_']) {
-            out.pop();
-        }
-        if out.len() - start < 2 {
-            out.truncate(mark);
-            continue;
+        out.push_str(name);
+        if let Some(written) = out.get_mut(start..) {
+            written.make_ascii_lowercase();
         }
         words += 1;
     }

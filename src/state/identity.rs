@@ -150,6 +150,77 @@ pub fn dq16(q: u16) -> f64 {
     (f64::from(q) / 2048.0).exp_m1()
 }
 
+/// A fixed-size array kept inside the state, empty until first use. It encodes exactly
+/// like the `Vec` it replaced (a length, then the elements), so snapshots are unchanged,
+/// but costs no heap allocation of its own: with more identities than fit in the cache,
+/// each separate allocation was one more dependent cache miss per event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inline<T, const N: usize> {
+    /// 0 (empty) or `N`; a decoded snapshot with another length keeps it here so
+    /// [`Identity::decode`] can reject it (the data is then all default).
+    len: usize,
+    data: [T; N],
+}
+
+impl<T: Copy + Default, const N: usize> Default for Inline<T, N> {
+    fn default() -> Self {
+        Inline {
+            len: 0,
+            data: [T::default(); N],
+        }
+    }
+}
+
+impl<T: Copy + Default, const N: usize> Inline<T, N> {
+    /// The stored length, as decoded (the slice view never exceeds `N`): what
+    /// [`Identity::decode`] checks.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Makes it `N` default elements.
+    fn reset_filled(&mut self) {
+        self.data = [T::default(); N];
+        self.len = N;
+    }
+}
+
+impl<T, const N: usize> std::ops::Deref for Inline<T, N> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.data[..self.len.min(N)]
+    }
+}
+
+impl<T, const N: usize> std::ops::DerefMut for Inline<T, N> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        &mut self.data[..self.len.min(N)]
+    }
+}
+
+impl<T: Serialize, const N: usize> Serialize for Inline<T, N> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // As `Vec<T>` serialises itself.
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de, T: Deserialize<'de> + Copy + Default, const N: usize> Deserialize<'de> for Inline<T, N> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = Vec::<T>::deserialize(d)?;
+        let mut out = Inline::default();
+        if v.len() == N {
+            out.data.copy_from_slice(&v);
+        }
+        out.len = v.len();
+        Ok(out)
+    }
+}
+
 /// Per-identity state. Field order is the snapshot layout (postcard, varints).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
@@ -177,12 +248,12 @@ pub struct Identity {
     /// Per hour of day: peak-window count mean and its mean absolute deviation,
     /// `q16`-quantised. Empty until the first hour completes. (Data has no seasonal
     /// slots: its hourly and peak references carry it, and 96 bytes per identity matter.)
-    pub slots: Vec<u16>,
+    pub slots: Inline<u16, SLOTS>,
     /// Decayed maximum of hourly peak window count and data (half-life a week).
     pub peak_max_count: f32,
     pub peak_max_data: f32,
     /// Active buckets per hour of week (halved when one saturates).
-    pub profile: Vec<u8>,
+    pub profile: Inline<u8, PROFILE_SLOTS>,
     /// EWMA of the failure indicator per event.
     pub fail_rate: f32,
     #[serde(with = "le_words")]
@@ -281,10 +352,10 @@ impl Identity {
             prev_hour_data: 0,
             hour_max_count: 0.0,
             hour_max_data: 0.0,
-            slots: Vec::new(),
+            slots: Inline::default(),
             peak_max_count: 0.0,
             peak_max_data: 0.0,
-            profile: Vec::new(),
+            profile: Inline::default(),
             fail_rate: 0.0,
             seen: Vec::new(),
             seen_counts: [0; SEEN_KINDS],
@@ -537,11 +608,11 @@ impl Identity {
         // outweigh a regular schedule.
         if entered_bucket || self.events == 1 {
             if self.profile.len() != PROFILE_SLOTS {
-                self.profile = vec![0; PROFILE_SLOTS];
+                self.profile.reset_filled();
             }
             let how = obs.hour_of_week();
             if self.profile[how] == u8::MAX {
-                for c in &mut self.profile {
+                for c in self.profile.iter_mut() {
                     *c /= 2;
                 }
             }
@@ -631,7 +702,7 @@ impl Identity {
     /// the hour-of-day slots and the decayed maximum.
     fn roll_hours(&mut self, hour: i64) {
         if self.slots.len() != SLOTS {
-            self.slots = vec![0; SLOTS];
+            self.slots.reset_filled();
             // Seed each slot with the first hour's peak as a level, so a new identity's
             // first day is not measured against zeros.
             let c = q16(f64::from(self.hour_peak_count));
@@ -758,8 +829,6 @@ impl Identity {
     /// Estimated heap bytes owned by this state (capacity, not length).
     pub fn heap_bytes(&self) -> usize {
         self.ring.capacity() * std::mem::size_of::<Bucket>()
-            + self.slots.capacity() * 2
-            + self.profile.capacity()
             + self.seen.capacity() * 8
             + self.sketch.capacity() * 8
     }
@@ -904,6 +973,34 @@ mod tests {
         assert!(Identity::decode(&bytes[..bytes.len() / 2], &p).is_err());
         assert!(Identity::decode(&[9, 1, 2], &p).is_err());
         assert!(Identity::decode(&[], &p).is_err());
+    }
+
+    #[test]
+    fn inline_arrays_encode_like_vecs_and_reject_bad_lengths() {
+        let p = params();
+        let mut id = Identity::new(0, &p);
+        id.profile.reset_filled();
+        id.profile[3] = 7;
+        let as_vec = id.profile.to_vec();
+        assert_eq!(
+            postcard::to_stdvec(&as_vec).expect("encodes"),
+            postcard::to_stdvec(&id.profile).expect("encodes")
+        );
+        let bytes = id.encode();
+        assert_eq!(Identity::decode(&bytes, &p).expect("decodes"), id);
+        // The same snapshot with a profile one entry too long (varint 168 → 169, one
+        // more byte) must be rejected, not truncated.
+        let at = bytes
+            .windows(6)
+            .position(|w| w == [0xA8, 0x01, 0, 0, 0, 7])
+            .expect("profile in snapshot");
+        let mut long = bytes.clone();
+        long[at] = 0xA9;
+        long.insert(at + 2, 0);
+        assert!(matches!(
+            Identity::decode(&long, &p),
+            Err(DecodeError::Inconsistent("profile"))
+        ));
     }
 
     #[test]
