@@ -127,6 +127,8 @@ pub struct Pipeline {
     last_store: Instant,
     last_sweep: Instant,
     last_poll_warning: Option<Instant>,
+    /// `engine.stats().evicted` already added to the eviction counter.
+    evicted_exported: u64,
     /// Pre-resolved metric handles for the per-record path (a labelled lookup per
     /// record would cost more than the atomic add itself).
     consumed: prometheus::IntCounter,
@@ -264,6 +266,7 @@ pub fn run(
         last_store: Instant::now(),
         last_sweep: Instant::now(),
         last_poll_warning: None,
+        evicted_exported: 0,
         decoded: Vec::with_capacity(4),
         signals: Vec::with_capacity(4),
         consumed: metrics().events_consumed.with_label_values(&["kafka"]),
@@ -685,6 +688,21 @@ impl Pipeline {
                 None => tracing::debug!("dirty state without an owning partition; not written"),
             }
         }
+        // Identities the engine evicted (cap or idle TTL) get a tombstone, so a restore
+        // does not bring back state the cap already threw away, and they leave the
+        // ownership map at once (an identity-spraying input would otherwise grow it by
+        // one entry per sprayed name until the next sweep). An identity re-created
+        // since its eviction has fresh state in `dirty` above: no tombstone for it.
+        for identity in self.engine.take_evicted() {
+            if self.engine.events_seen(&identity).is_some() {
+                continue;
+            }
+            if let Some(owner) = self.owners.remove(&identity) {
+                unsent.push_back((identity, owner.partition, None));
+            }
+        }
+        // Safety net: the engine's eviction list is bounded and drops names if more
+        // than its bound pile up between two flushes; this sweep finds those.
         if self.last_sweep.elapsed() >= EVICTION_SWEEP_EVERY {
             self.last_sweep = Instant::now();
             let engine = &self.engine;
@@ -764,9 +782,7 @@ impl Pipeline {
         }
         if self.last_flush.elapsed() >= self.config.kafka.state_flush_interval.0 {
             self.stage_batch();
-            metrics()
-                .identities_tracked
-                .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+            self.export_identity_metrics();
         }
         if !self.batches.is_empty() {
             self.send_batches();
@@ -775,6 +791,18 @@ impl Pipeline {
         if self.last_store.elapsed() >= STORE_EVERY {
             self.store(consumer, None);
         }
+    }
+
+    /// Sets the identity gauge and adds the evictions since the last export to their
+    /// counter (per flush, not per record: the engine keeps the running total).
+    fn export_identity_metrics(&mut self) {
+        let m = metrics();
+        m.identities_tracked
+            .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        let evicted = self.engine.stats().evicted;
+        m.identities_evicted
+            .inc_by(evicted.saturating_sub(self.evicted_exported));
+        self.evicted_exported = evicted;
     }
 
     /// Hands safe positions to librdkafka's offset store (auto-commit sends them).
@@ -884,9 +912,7 @@ impl Pipeline {
                 .consumer_lag
                 .remove_label_values(&[&p.to_string()]);
         }
-        metrics()
-            .identities_tracked
-            .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        self.export_identity_metrics();
         tracing::info!(?partitions, forgotten, elapsed = ?started.elapsed(), "revocation done");
     }
 
@@ -939,9 +965,7 @@ impl Pipeline {
             Ok(records) => {
                 let elapsed = started.elapsed();
                 metrics().state_restore_seconds.set(elapsed.as_secs_f64());
-                metrics()
-                    .identities_tracked
-                    .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+                self.export_identity_metrics();
                 if corrupt > 0 {
                     tracing::warn!(corrupt, "unreadable changelog records skipped");
                 }

@@ -1,0 +1,229 @@
+//! Reliability and security hardening: hostile inputs an operator must survive.
+//!
+//! - Identity spraying: a flood of never-seen identities must not grow memory past the
+//!   configured cap (design §3), and evictions must be counted and tombstoned.
+//! - Timestamp poisoning: a record stamped far in the future must not move the service's
+//!   event-time watermark (and so decay and evict everyone else).
+//! - API limits: request bodies, headers and the batch lookup rate are bounded.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use rdkafka::Message;
+
+use common::broker;
+use common::kafka::*;
+use common::riskd::Riskd;
+use riskd::config::Config;
+use riskd::engine::Engine;
+use riskd::event::ActivityEvent;
+
+/// 2026-11-25T08:00:00Z.
+const START_MS: i64 = 1_795_593_600_000;
+
+/// Resident set size of this process in bytes (Linux `/proc/self/statm`, in pages).
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("read /proc/self/statm");
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .expect("statm has a resident field")
+        .parse()
+        .expect("resident pages");
+    pages * 4096
+}
+
+fn sprayed(limits: &riskd::decode::Limits, i: usize, time_ms: i64) -> ActivityEvent {
+    let line = format!(
+        r#"{{"time":{time_ms},"identity":"spray-{i:08}-arn:aws:iam::123456789012:role/x","action":"s3:GetObject","destination":"arn:aws:s3:::bucket/k{i}","source_ip":"203.0.113.{}"}}"#,
+        i % 250
+    );
+    let mut out = Vec::new();
+    riskd::decode::decode(
+        riskd::decode::Format::Native,
+        line.as_bytes(),
+        limits,
+        &mut out,
+    );
+    match out.pop() {
+        Some(riskd::decode::Decoded::Event(e)) => *e,
+        other => panic!("sprayed event did not decode: {other:?}"),
+    }
+}
+
+#[test]
+fn identity_spraying_keeps_the_table_and_memory_bounded() {
+    const CAP: usize = 2_000;
+    const WARMUP: usize = 50_000;
+    const TOTAL: usize = 300_000;
+    let mut config = Config::default_config().expect("defaults");
+    config.state.max_identities = CAP;
+    let mut engine = Engine::new(&config);
+    let limits = riskd::decode::Limits::from(&config.decode);
+    let mut out = Vec::new();
+    let mut rss_after_warmup = 0;
+    let mut heap_after_warmup = 0;
+    for i in 0..TOTAL {
+        let event = sprayed(&limits, i, START_MS + i as i64 * 10);
+        engine.process(&event, &mut out).expect("in order");
+        out.clear();
+        // What `riskd run` does every state flush: write the changed states and the
+        // tombstones of the evicted identities.
+        if i % 1_000 == 999 {
+            drop(engine.take_dirty());
+            drop(engine.take_evicted());
+        }
+        assert!(engine.identities() <= CAP, "cap exceeded at event {i}");
+        if i + 1 == WARMUP {
+            rss_after_warmup = rss_bytes();
+            heap_after_warmup = engine.state_heap_bytes();
+        }
+    }
+    assert_eq!(engine.stats().events, TOTAL as u64);
+    assert_eq!(
+        engine.stats().evicted,
+        (TOTAL - engine.identities()) as u64,
+        "every identity not in the table was evicted and counted"
+    );
+    // The engine's own accounting: the table does not grow once the cap is reached.
+    let heap = engine.state_heap_bytes();
+    assert!(
+        heap <= heap_after_warmup + heap_after_warmup / 4,
+        "state heap grew from {heap_after_warmup} to {heap} bytes at a constant cap"
+    );
+    assert!(
+        heap <= CAP * 4096,
+        "state heap {heap} bytes for {CAP} identities"
+    );
+    // The process: 250k more identities sprayed through a full table. Leaking even a
+    // name per identity (~50 bytes with its allocation) would add over 12 MB.
+    let growth = rss_bytes().saturating_sub(rss_after_warmup);
+    assert!(
+        growth < 8 << 20,
+        "RSS grew by {} KiB while spraying {} identities at a cap of {CAP}",
+        growth >> 10,
+        TOTAL - WARMUP
+    );
+}
+
+fn riskd_cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_riskd"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("RISKD__") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+#[test]
+fn replay_reports_evictions_under_a_small_cap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("spray.ndjson");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&path).expect("create"));
+    for i in 0..5_000 {
+        writeln!(
+            file,
+            r#"{{"time":{},"identity":"spray-{i}","action":"s3:GetObject","destination":"b/{i}"}}"#,
+            START_MS + i * 100
+        )
+        .expect("write");
+    }
+    drop(file);
+    let out = riskd_cli()
+        .args(["replay", "--format", "native", "--output", "/dev/null"])
+        .arg(&path)
+        .env("RISKD__STATE__MAX_IDENTITIES", "100")
+        .output()
+        .expect("riskd runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(" identities ("))
+        .unwrap_or_else(|| panic!("no identity line in the summary:\n{stderr}"));
+    // make_room evicts 1% of the cap at a time, so between 99 and 100 stay tracked.
+    let identities: u64 = line
+        .trim_start_matches("replay: ")
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((99..=100).contains(&identities), "{line}");
+    assert!(
+        line.contains(&format!("({} evicted)", 5_000 - identities)),
+        "{line}"
+    );
+}
+
+/// Value of an unlabelled metric in a Prometheus text exposition.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_counts_evictions_and_writes_their_tombstones() {
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("spray");
+    create_topic(&bootstrap, &topics.input, 1).await;
+    const SPRAYED: usize = 600;
+    let records: Vec<(Option<String>, Vec<u8>)> = (0..SPRAYED)
+        .map(|i| {
+            let identity = format!("spray-{i:04}");
+            let event = native_event(
+                &identity,
+                START_MS + i as i64 * 1000,
+                i,
+                "GET /v1/items",
+                "svc.internal/api/items",
+                "success",
+            );
+            (Some(identity), event)
+        })
+        .collect();
+    produce(&bootstrap, &topics.input, &records);
+    let mut env = topics.env(&bootstrap);
+    env.push(("RISKD__STATE__MAX_IDENTITIES".into(), "100".into()));
+    let mut riskd = Riskd::spawn("spray", &env);
+    riskd.wait_ready(Duration::from_secs(30));
+    wait_committed_to_end(
+        &bootstrap,
+        &topics.group,
+        &topics.input,
+        Duration::from_secs(60),
+    );
+
+    // The counter is exported per state flush (200 ms in tests).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (evicted, tracked) = loop {
+        let (_, text) = riskd.get("/metrics").expect("metrics");
+        let evicted = metric(&text, "riskd_identities_evicted_total").unwrap_or(0.0);
+        let tracked = metric(&text, "riskd_identities_tracked").unwrap_or(-1.0);
+        if evicted + tracked >= SPRAYED as f64 || Instant::now() > deadline {
+            break (evicted, tracked);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(tracked <= 100.0, "tracked {tracked}");
+    assert_eq!(evicted + tracked, SPRAYED as f64, "evicted {evicted}");
+
+    // Every evicted identity has a tombstone after its last state record, so a restart
+    // restores only what the cap kept.
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}:\n{}", riskd.log());
+    let mut last: std::collections::HashMap<String, bool> = Default::default();
+    for m in read_all(&bootstrap, &topics.state) {
+        let key = String::from_utf8_lossy(m.key().expect("keyed")).into_owned();
+        last.insert(key, m.payload().is_some());
+    }
+    let live = last.values().filter(|&&v| v).count();
+    let tombstoned = last.values().filter(|&&v| !v).count();
+    assert_eq!(last.len(), SPRAYED, "every identity reached the changelog");
+    assert!(live <= 100, "{live} identities would be restored");
+    assert_eq!(tombstoned as f64, evicted, "one tombstone per eviction");
+}
