@@ -227,3 +227,75 @@ async fn service_counts_evictions_and_writes_their_tombstones() {
     assert!(live <= 100, "{live} identities would be restored");
     assert_eq!(tombstoned as f64, evicted, "one tombstone per eviction");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn service_refuses_events_from_the_future_before_they_move_the_watermark() {
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("future");
+    create_topic(&bootstrap, &topics.input, 1).await;
+    let now_ms = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis(),
+    )
+    .expect("fits");
+    // The poison arrives first: a year ahead. Honest traffic of the last minutes follows;
+    // had the poison set the watermark, every score would have decayed at once and the
+    // next idle sweep would have evicted every identity.
+    let poison = native_event(
+        "poison",
+        now_ms + 365 * 86_400_000,
+        0,
+        "GET /",
+        "x",
+        "success",
+    );
+    let mut records = vec![(Some("poison".to_string()), poison.clone())];
+    for (k, v) in workload("honest", 5, 4, now_ms - 10 * 60_000) {
+        records.push((Some(k), v));
+    }
+    // Just inside the lookahead (15 m by default): accepted.
+    records.push((
+        Some("early".to_string()),
+        native_event("early", now_ms + 5 * 60_000, 0, "GET /", "x", "success"),
+    ));
+    produce(&bootstrap, &topics.input, &records);
+    let mut riskd = Riskd::spawn("future", &topics.env(&bootstrap));
+    riskd.wait_ready(Duration::from_secs(30));
+    wait_committed_to_end(
+        &bootstrap,
+        &topics.group,
+        &topics.input,
+        Duration::from_secs(60),
+    );
+    let dead = read_all(&bootstrap, &topics.dead_letter);
+    let reasons: Vec<String> = dead
+        .iter()
+        .map(|m| header(m, "riskd-reason").unwrap_or_default())
+        .collect();
+    assert_eq!(reasons, vec!["too_far_ahead".to_string()]);
+    assert_eq!(dead[0].payload(), Some(poison.as_slice()));
+    assert!(header(&dead[0], "riskd-detail").is_some_and(|d| d.contains("wall clock")));
+    let signals = last_signals(&bootstrap, &topics.signals);
+    assert!(!signals.contains_key("poison"));
+    assert!(signals.contains_key("early"));
+    let (_, text) = riskd.get("/metrics").expect("metrics");
+    assert!(
+        text.contains("riskd_events_rejected_total{reason=\"too_far_ahead\"} 1"),
+        "{text}"
+    );
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}:\n{}", riskd.log());
+    let seen = changelog_events_seen(
+        &bootstrap,
+        &topics.state,
+        &Config::default_config().expect("defaults"),
+    );
+    for i in 0..5 {
+        let id = format!("honest-sa-{i:04}");
+        assert_eq!(seen.get(&id), Some(&4), "{id}: every honest event scored");
+    }
+    assert!(!seen.contains_key("poison"));
+}

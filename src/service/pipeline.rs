@@ -50,7 +50,7 @@ use super::dedupe::DedupeWindow;
 use super::offsets::PartitionTrack;
 use super::{Readiness, ServiceError};
 use crate::config::Config;
-use crate::decode::{decode, Decoded, Format, Limits, Rejection};
+use crate::decode::{decode, Decoded, Format, Limits, RejectReason, Rejection};
 use crate::engine::Engine;
 use crate::metrics::metrics;
 use crate::risk_table::{wall_clock_ms, SharedRiskTable};
@@ -72,6 +72,42 @@ const REJOIN_AFTER_MIN: Duration = Duration::from_secs(15);
 /// Identities missing from the engine (evicted) are looked for this often, to write
 /// their tombstones and drop them from the ownership map.
 const EVICTION_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// How far ahead of the wall clock an event time may be, and its config text.
+#[derive(Debug, Clone)]
+struct Lookahead {
+    ms: i64,
+    text: String,
+}
+
+/// Rejects an event stamped more than `decode.max_lookahead` ahead of the wall clock.
+///
+/// Why here and not (only) in the engine: the engine bounds lookahead against its own
+/// event-time watermark, but the watermark is set by the events themselves, so a single
+/// bogus far-future record (a broken clock, a typo in a year, a hostile producer) that
+/// arrives first, or at any time later, would move the watermark for *everyone*: every
+/// score would decay to `normal` at once (an attacker could wipe the risk of the identity
+/// it is abusing), and the next idle sweep would evict every identity with its baseline,
+/// sending all of them back to `learning`. The service has a trustworthy
+/// reference the engine deliberately lacks (it is wall-clock free so replays are
+/// deterministic): real events cannot come from the future. `riskd replay` does not
+/// apply this check, since historic files are scored in their own time.
+///
+/// Events far in the *past* are not refused here: a consumer catching up on a backlog
+/// legitimately reads old events, and an old event cannot move the watermark (it only
+/// moves forward); per-identity lateness in the engine protects each baseline.
+fn beyond_wall_clock(time_ms: i64, now_ms: i64, lookahead: &Lookahead) -> Option<Rejection> {
+    (time_ms > now_ms.saturating_add(lookahead.ms)).then(|| {
+        Rejection::new(
+            RejectReason::TooFarAhead,
+            format!(
+                "event time {} is more than {} ahead of the wall clock",
+                crate::signal::format_time_ms(time_ms),
+                lookahead.text
+            ),
+        )
+    })
+}
 
 /// Where an identity's state lives and how far it goes.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +147,8 @@ pub struct Pipeline {
     dead_letter_topic: Arc<str>,
     format: Format,
     limits: Limits,
+    /// `decode.max_lookahead`, applied against the wall clock (see [`beyond_wall_clock`]).
+    max_lookahead: Lookahead,
     engine: Engine,
     producer: Producer,
     acks: Receiver<Ack>,
@@ -250,6 +288,10 @@ pub fn run(
     let pipeline = Arc::new(Mutex::new(Pipeline {
         format: kafka.input_format,
         limits: Limits::from(&config.decode),
+        max_lookahead: Lookahead {
+            ms: config.decode.max_lookahead.as_millis_i64(),
+            text: config.decode.max_lookahead.to_string(),
+        },
         engine: Engine::new(&config),
         producer,
         acks,
@@ -371,6 +413,8 @@ impl Pipeline {
             .or_insert_with(|| PartitionTrack::new(offset));
 
         let payload = message.payload().unwrap_or_default();
+        // Once per record, not per event: a CloudTrail document may hold many.
+        let now_ms = wall_clock_ms();
         let mut decoded = std::mem::take(&mut self.decoded);
         decoded.clear();
         decode(self.format, payload, &self.limits, &mut decoded);
@@ -380,6 +424,13 @@ impl Pipeline {
         for item in decoded.drain(..) {
             match item {
                 Decoded::Event(event) => {
+                    if let Some(rejection) =
+                        beyond_wall_clock(event.time_ms, now_ms, &self.max_lookahead)
+                    {
+                        outstanding += 1;
+                        self.send_dead_letter(message, &rejection);
+                        continue;
+                    }
                     let window = self
                         .windows
                         .entry(partition)
@@ -993,5 +1044,28 @@ impl Pipeline {
             self.last_poll_warning = Some(now);
             tracing::warn!(%err, "consumer error (retrying)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_beyond_the_wall_clock_lookahead_are_refused() {
+        let lookahead = Lookahead {
+            ms: 15 * 60_000,
+            text: "15m".into(),
+        };
+        let now = 1_795_593_600_000;
+        assert!(beyond_wall_clock(now, now, &lookahead).is_none());
+        assert!(beyond_wall_clock(now + 15 * 60_000, now, &lookahead).is_none());
+        // Old events (a backlog) are the engine's business, not the wall clock's.
+        assert!(beyond_wall_clock(now - 365 * 86_400_000, now, &lookahead).is_none());
+        let rejection = beyond_wall_clock(now + 15 * 60_000 + 1, now, &lookahead).expect("refused");
+        assert_eq!(rejection.reason, RejectReason::TooFarAhead);
+        assert!(rejection.detail.contains("ahead of the wall clock"));
+        assert!(beyond_wall_clock(i64::MAX, i64::MAX, &lookahead).is_none());
+        assert!(beyond_wall_clock(i64::MAX, now, &lookahead).is_some());
     }
 }
