@@ -299,3 +299,140 @@ async fn service_refuses_events_from_the_future_before_they_move_the_watermark()
     }
     assert!(!seen.contains_key("poison"));
 }
+
+/// An in-process API server on a loopback port with a configured `Config`.
+async fn api_server(
+    configure: impl FnOnce(&mut Config),
+) -> (String, tokio_util::sync::CancellationToken) {
+    let mut config = Config::default_config().expect("defaults");
+    config.api.listen = "127.0.0.1:0".into();
+    configure(&mut config);
+    let listener = riskd::api::bind(&config).await.expect("bind loopback");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let table = riskd::risk_table::RiskTable::new();
+    table.set_ready(true);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move { riskd::api::serve(listener, table, &config, shutdown).await }
+    });
+    (base, shutdown)
+}
+
+#[tokio::test]
+async fn batch_lookups_are_rate_limited_with_a_reason() {
+    let (base, shutdown) = api_server(|c| c.api.batch_rate_per_second = 5.0).await;
+    let client = reqwest::Client::new();
+    let batch = || {
+        client
+            .post(format!("{base}/v1/risk:batch"))
+            .json(&serde_json::json!({"identities": ["a", "b"]}))
+            .send()
+    };
+    let mut ok = 0;
+    let mut limited = Vec::new();
+    for _ in 0..20 {
+        let resp = batch().await.expect("request");
+        match resp.status() {
+            reqwest::StatusCode::OK => ok += 1,
+            reqwest::StatusCode::TOO_MANY_REQUESTS => limited.push(resp),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    // A burst of one second's worth (5), plus at most one more if the loop took 200 ms.
+    assert!((5..=6).contains(&ok), "{ok} admitted");
+    let resp = limited.pop().expect("some refused");
+    let retry: u64 = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds");
+    assert_eq!(retry, 1);
+    let body: serde_json::Value = resp.json().await.expect("JSON body");
+    let reason = body["error"].as_str().expect("error reason");
+    assert!(reason.contains("api.batch_rate_per_second"), "{reason}");
+    // Single lookups are not limited by it.
+    for _ in 0..20 {
+        let resp = client
+            .get(format!("{base}/v1/risk/a"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), reqwest::StatusCode::OK);
+    }
+    // The rate refills.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert_eq!(batch().await.expect("request").status(), 200);
+    shutdown.cancel();
+
+    // 0 switches it off.
+    let (base, shutdown) = api_server(|c| c.api.batch_rate_per_second = 0.0).await;
+    for _ in 0..50 {
+        let resp = client
+            .post(format!("{base}/v1/risk:batch"))
+            .json(&serde_json::json!({"identities": ["a"]}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+    }
+    shutdown.cancel();
+}
+
+#[test]
+fn negative_or_nan_batch_rate_is_a_config_error() {
+    let mut config = Config::default_config().expect("defaults");
+    config.api.batch_rate_per_second = -1.0;
+    let err = config.validate().expect_err("refused").to_string();
+    assert!(err.contains("api.batch_rate_per_second"), "{err}");
+}
+
+/// Sends raw bytes on a fresh connection and returns what the server answered.
+fn raw_http(base: &str, request: &[u8]) -> String {
+    use std::io::Read;
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // The server may answer and close before reading everything: a write error then is
+    // part of the expected outcome, the answer is what counts.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_headers_are_refused_before_any_handler() {
+    let (base, shutdown) = api_server(|_| {}).await;
+    let b = base.clone();
+    let (many, huge, normal) = tokio::task::spawn_blocking(move || {
+        let mut many = String::from("GET /v1/risk/a HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..150 {
+            many.push_str(&format!("x-h{i}: v\r\n"));
+        }
+        many.push_str("\r\n");
+        let huge = format!(
+            "GET /v1/risk/a HTTP/1.1\r\nHost: x\r\nx-big: {}\r\n\r\n",
+            "a".repeat(1 << 20)
+        );
+        let normal = "GET /v1/risk/a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        (
+            raw_http(&b, many.as_bytes()),
+            raw_http(&b, huge.as_bytes()),
+            raw_http(&b, normal.as_bytes()),
+        )
+    })
+    .await
+    .expect("client thread");
+    assert!(normal.starts_with("HTTP/1.1 200"), "{normal}");
+    assert!(many.starts_with("HTTP/1.1 431"), "150 headers: {many:?}");
+    // A megabyte of header: refused (431) or the connection closed, never served.
+    assert!(
+        huge.is_empty() || huge.starts_with("HTTP/1.1 431"),
+        "1 MiB header: {huge:?}"
+    );
+    shutdown.cancel();
+}
