@@ -211,6 +211,15 @@ async fn service_counts_evictions_and_writes_their_tombstones() {
     };
     assert!(tracked <= 100.0, "tracked {tracked}");
     assert_eq!(evicted + tracked, SPRAYED as f64, "evicted {evicted}");
+    // The read side forgot the evicted (least recently active) identities too: the API
+    // holds no more than the engine does, and says `unknown` for the evicted.
+    let (status, body) = riskd.get("/v1/risk/spray-0000").expect("lookup");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"state\":\"unknown\""), "{body}");
+    let (_, body) = riskd
+        .get(&format!("/v1/risk/spray-{:04}", SPRAYED - 1))
+        .expect("lookup");
+    assert!(!body.contains("\"state\":\"unknown\""), "{body}");
 
     // Every evicted identity has a tombstone after its last state record, so a restart
     // restores only what the cap kept.
@@ -226,6 +235,17 @@ async fn service_counts_evictions_and_writes_their_tombstones() {
     assert_eq!(last.len(), SPRAYED, "every identity reached the changelog");
     assert!(live <= 100, "{live} identities would be restored");
     assert_eq!(tombstoned as f64, evicted, "one tombstone per eviction");
+    // And on the signals topic, so every instance following it forgets them as well.
+    let mut last_signal: std::collections::HashMap<String, bool> = Default::default();
+    for m in read_all(&bootstrap, &topics.signals) {
+        let key = String::from_utf8_lossy(m.key().expect("keyed")).into_owned();
+        last_signal.insert(key, m.payload().is_some());
+    }
+    let forgotten = last_signal.values().filter(|&&v| !v).count();
+    assert_eq!(
+        forgotten as f64, evicted,
+        "one signals tombstone per eviction"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -521,6 +521,15 @@ impl Pipeline {
         self.table.apply(signal);
     }
 
+    /// Tombstone on the signals topic (same key, so the same partition and after the
+    /// identity's last signal): followers drop the identity and compaction removes it.
+    fn send_signal_tombstone(&mut self, identity: &str) {
+        let topic = Arc::clone(&self.signals_topic);
+        let record =
+            BaseRecord::with_opaque_to(&topic, Box::new(Token::Forgotten)).key(identity.as_bytes());
+        self.send_blocking(record);
+    }
+
     fn send_dead_letter(&mut self, message: &BorrowedMessage<'_>, rejection: &Rejection) {
         metrics().rejected(rejection.reason).inc();
         let headers = dead_letter_headers(
@@ -688,6 +697,7 @@ impl Pipeline {
                         b.in_flight = b.in_flight.saturating_sub(1);
                     }
                 }
+                Token::Forgotten => {}
             },
             Err((err, record)) => {
                 let attempt = 0;
@@ -744,10 +754,18 @@ impl Pipeline {
         // ownership map at once (an identity-spraying input would otherwise grow it by
         // one entry per sprayed name until the next sweep). An identity re-created
         // since its eviction has fresh state in `dirty` above: no tombstone for it.
+        //
+        // The read side forgets them too: the risk table (and, through a signals-topic
+        // tombstone, every instance following that topic) would otherwise keep one last
+        // signal per identity ever seen, so a sprayed input would grow the API's memory
+        // without bound even though the engine's is capped. A lookup then answers
+        // `unknown`, which is the truth: riskd holds no baseline for it any more.
         for identity in self.engine.take_evicted() {
             if self.engine.events_seen(&identity).is_some() {
                 continue;
             }
+            self.table.remove(&identity);
+            self.send_signal_tombstone(&identity);
             if let Some(owner) = self.owners.remove(&identity) {
                 unsent.push_back((identity, owner.partition, None));
             }
