@@ -239,6 +239,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most identities in one `POST /v1/risk:batch`.
     pub max_batch: usize,
+    /// Most `POST /v1/risk:batch` calls per second, across all clients (a burst of one
+    /// second's worth is allowed); 0 disables the limit.
+    pub batch_rate_per_second: f64,
     /// Header carrying the identity on Envoy `ext_authz` checks.
     #[serde(deserialize_with = "lenient_string")]
     pub identity_header: String,
@@ -262,6 +265,7 @@ impl fmt::Debug for ApiConfig {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_batch", &self.max_batch)
+            .field("batch_rate_per_second", &self.batch_rate_per_second)
             .field("identity_header", &self.identity_header)
             .field("policy_file", &self.policy_file)
             .finish()
@@ -539,6 +543,12 @@ impl Config {
         }
         if self.api.max_batch == 0 {
             return Err(ConfigError::invalid("api.max_batch", "must be at least 1"));
+        }
+        if !(self.api.batch_rate_per_second.is_finite() && self.api.batch_rate_per_second >= 0.0) {
+            return Err(ConfigError::invalid(
+                "api.batch_rate_per_second",
+                "must be a number of calls per second, 0 or more (0 disables the limit)",
+            ));
         }
         if axum::http::HeaderName::from_bytes(self.api.identity_header.trim().as_bytes()).is_err() {
             return Err(ConfigError::invalid(

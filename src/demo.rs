@@ -189,6 +189,8 @@ fn feed(
     let mut budget = 0.0f64;
     // Engine counters already exported, so each tick adds only the difference.
     let mut fired_exported = [0u64; 8];
+    let mut evicted_exported = 0u64;
+    let mut evicted_drained = 0u64;
     let fired: Vec<_> = crate::metrics::DETECTORS
         .iter()
         .map(|d| metrics.detector_fired.with_label_values(&[d]))
@@ -255,6 +257,20 @@ fn feed(
             table.apply(signal);
         }
         metrics.identities_tracked.set(engine.identities() as i64);
+        let evicted = engine.stats().evicted;
+        metrics
+            .identities_evicted
+            .inc_by(evicted.saturating_sub(evicted_exported));
+        if evicted.saturating_sub(evicted_drained) >= engine.identities().max(1) as u64 {
+            // No changelog here: the engine's changed-state and eviction lists are only
+            // drained by the service. Every identity created (again) after an eviction
+            // adds a name to them, so a churning fleet would grow them for ever; drop
+            // them about once per table's worth of evictions (amortised O(1) per event).
+            drop(engine.take_dirty());
+            drop(engine.take_evicted());
+            evicted_drained = evicted;
+        }
+        evicted_exported = evicted;
         let now_fired = engine.stats().detector_fired;
         for (i, counter) in fired.iter().enumerate() {
             counter.inc_by(now_fired[i].saturating_sub(fired_exported[i]));

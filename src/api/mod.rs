@@ -20,10 +20,27 @@
 //! # Layers (outermost first)
 //!
 //! status-class counting → body size limit → bearer auth (`/v1`, `/ext_authz`) →
-//! readiness (503 until state is restored; `/v1/stats` exempt) → handler latency
-//! (lookup, batch, decide) → handler.
+//! readiness (503 until state is restored; `/v1/stats` exempt) → batch rate limit
+//! (`POST /v1/risk:batch` only) → handler latency (lookup, batch, decide) → handler.
+//!
+//! # Bounds on what a client can make riskd hold
+//!
+//! - Bodies: `api.max_body_bytes` (axum `DefaultBodyLimit`, 413 beyond it); batches:
+//!   `api.max_batch` identities (413).
+//! - Headers: hyper's HTTP/1 parser, which `axum::serve` uses with its defaults (it
+//!   exposes no builder): at most 100 headers (431 beyond), and a read buffer of about
+//!   400 KiB per connection for the request line and headers (431 or a closed
+//!   connection beyond). `tests/hardening.rs` checks both, so a dependency upgrade that
+//!   loosened them would be noticed.
+//! - Rate: `api.batch_rate_per_second` for the one endpoint whose cost a caller scales
+//!   (up to `api.max_batch` lookups per call); 429 with `Retry-After` beyond it. Single
+//!   lookups and decisions are cheap and stay unlimited here: they sit on enforcement
+//!   points' request paths, where a limit belongs in the proxy in front of riskd.
+//! - Connections are not limited by riskd; deploy behind a proxy or rely on the
+//!   listener's loopback/cluster-internal address (the default binds 127.0.0.1).
 
 mod decide;
+mod limit;
 mod risk;
 pub mod stats;
 
@@ -71,6 +88,8 @@ pub(crate) struct Inner {
     /// `None` disables auth.
     token: Option<Vec<u8>>,
     pub(crate) max_batch: usize,
+    /// `api.batch_rate_per_second`; `None` when unlimited.
+    batch_limit: Option<limit::RateLimiter>,
     pub(crate) identity_header: HeaderName,
     /// Pre-resolved `riskd_api_requests_total{status}` handles: an atomic add per response.
     status_2xx: IntCounter,
@@ -125,6 +144,7 @@ pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiErro
         stats: ApiStats::default(),
         token: (!config.api.token.is_empty()).then(|| config.api.token.as_bytes().to_vec()),
         max_batch: config.api.max_batch,
+        batch_limit: limit::RateLimiter::per_second(config.api.batch_rate_per_second),
         identity_header,
         status_2xx: requests.with_label_values(&["2xx"]),
         status_4xx: requests.with_label_values(&["4xx"]),
@@ -141,7 +161,11 @@ pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiErro
         )
         .route(
             "/v1/risk:batch",
-            post(risk::batch).route_layer(timed(Endpoint::Batch)),
+            post(risk::batch)
+                .route_layer(timed(Endpoint::Batch))
+                // Outside the timing (a refusal is not a lookup) and before the body is
+                // read and parsed: a refused call costs next to nothing.
+                .route_layer(middleware::from_fn_with_state(state.clone(), limit_batch)),
         )
         .route("/v1/risk", get(risk::top))
         .route("/v1/stats", get(risk::stats))
@@ -244,6 +268,27 @@ async fn require_ready(State(state): State<AppState>, req: Request, next: Next) 
         resp.headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         return resp;
+    }
+    next.run(req).await
+}
+
+/// `api.batch_rate_per_second`: over the rate, 429 with the reason and a `Retry-After`
+/// (whole seconds, rounded up, as the header requires).
+async fn limit_batch(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if let Some(limiter) = &state.batch_limit {
+        if let Err(wait) = limiter.check() {
+            let mut resp = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "batch lookups are limited to api.batch_rate_per_second; retry in {} ms",
+                    wait.as_millis().max(1)
+                ),
+            );
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            return resp;
+        }
     }
     next.run(req).await
 }

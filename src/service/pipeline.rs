@@ -50,7 +50,7 @@ use super::dedupe::DedupeWindow;
 use super::offsets::PartitionTrack;
 use super::{Readiness, ServiceError};
 use crate::config::Config;
-use crate::decode::{decode, Decoded, Format, Limits, Rejection};
+use crate::decode::{decode, Decoded, Format, Limits, RejectReason, Rejection};
 use crate::engine::Engine;
 use crate::metrics::metrics;
 use crate::risk_table::{wall_clock_ms, SharedRiskTable};
@@ -72,6 +72,42 @@ const REJOIN_AFTER_MIN: Duration = Duration::from_secs(15);
 /// Identities missing from the engine (evicted) are looked for this often, to write
 /// their tombstones and drop them from the ownership map.
 const EVICTION_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// How far ahead of the wall clock an event time may be, and its config text.
+#[derive(Debug, Clone)]
+struct Lookahead {
+    ms: i64,
+    text: String,
+}
+
+/// Rejects an event stamped more than `decode.max_lookahead` ahead of the wall clock.
+///
+/// Why here and not (only) in the engine: the engine bounds lookahead against its own
+/// event-time watermark, but the watermark is set by the events themselves, so a single
+/// bogus far-future record (a broken clock, a typo in a year, a hostile producer) that
+/// arrives first, or at any time later, would move the watermark for *everyone*: every
+/// score would decay to `normal` at once (an attacker could wipe the risk of the identity
+/// it is abusing), and the next idle sweep would evict every identity with its baseline,
+/// sending all of them back to `learning`. The service has a trustworthy
+/// reference the engine deliberately lacks (it is wall-clock free so replays are
+/// deterministic): real events cannot come from the future. `riskd replay` does not
+/// apply this check, since historic files are scored in their own time.
+///
+/// Events far in the *past* are not refused here: a consumer catching up on a backlog
+/// legitimately reads old events, and an old event cannot move the watermark (it only
+/// moves forward); per-identity lateness in the engine protects each baseline.
+fn beyond_wall_clock(time_ms: i64, now_ms: i64, lookahead: &Lookahead) -> Option<Rejection> {
+    (time_ms > now_ms.saturating_add(lookahead.ms)).then(|| {
+        Rejection::new(
+            RejectReason::TooFarAhead,
+            format!(
+                "event time {} is more than {} ahead of the wall clock",
+                crate::signal::format_time_ms(time_ms),
+                lookahead.text
+            ),
+        )
+    })
+}
 
 /// Where an identity's state lives and how far it goes.
 #[derive(Debug, Clone, Copy)]
@@ -111,6 +147,8 @@ pub struct Pipeline {
     dead_letter_topic: Arc<str>,
     format: Format,
     limits: Limits,
+    /// `decode.max_lookahead`, applied against the wall clock (see [`beyond_wall_clock`]).
+    max_lookahead: Lookahead,
     engine: Engine,
     producer: Producer,
     acks: Receiver<Ack>,
@@ -127,6 +165,8 @@ pub struct Pipeline {
     last_store: Instant,
     last_sweep: Instant,
     last_poll_warning: Option<Instant>,
+    /// `engine.stats().evicted` already added to the eviction counter.
+    evicted_exported: u64,
     /// Pre-resolved metric handles for the per-record path (a labelled lookup per
     /// record would cost more than the atomic add itself).
     consumed: prometheus::IntCounter,
@@ -248,6 +288,10 @@ pub fn run(
     let pipeline = Arc::new(Mutex::new(Pipeline {
         format: kafka.input_format,
         limits: Limits::from(&config.decode),
+        max_lookahead: Lookahead {
+            ms: config.decode.max_lookahead.as_millis_i64(),
+            text: config.decode.max_lookahead.to_string(),
+        },
         engine: Engine::new(&config),
         producer,
         acks,
@@ -264,6 +308,7 @@ pub fn run(
         last_store: Instant::now(),
         last_sweep: Instant::now(),
         last_poll_warning: None,
+        evicted_exported: 0,
         decoded: Vec::with_capacity(4),
         signals: Vec::with_capacity(4),
         consumed: metrics().events_consumed.with_label_values(&["kafka"]),
@@ -368,6 +413,8 @@ impl Pipeline {
             .or_insert_with(|| PartitionTrack::new(offset));
 
         let payload = message.payload().unwrap_or_default();
+        // Once per record, not per event: a CloudTrail document may hold many.
+        let now_ms = wall_clock_ms();
         let mut decoded = std::mem::take(&mut self.decoded);
         decoded.clear();
         decode(self.format, payload, &self.limits, &mut decoded);
@@ -377,6 +424,13 @@ impl Pipeline {
         for item in decoded.drain(..) {
             match item {
                 Decoded::Event(event) => {
+                    if let Some(rejection) =
+                        beyond_wall_clock(event.time_ms, now_ms, &self.max_lookahead)
+                    {
+                        outstanding += 1;
+                        self.send_dead_letter(message, &rejection);
+                        continue;
+                    }
                     let window = self
                         .windows
                         .entry(partition)
@@ -465,6 +519,15 @@ impl Pipeline {
         // Apply our own signal at once: lookups for identities we own need not wait for
         // the follower's round trip through the topic.
         self.table.apply(signal);
+    }
+
+    /// Tombstone on the signals topic (same key, so the same partition and after the
+    /// identity's last signal): followers drop the identity and compaction removes it.
+    fn send_signal_tombstone(&mut self, identity: &str) {
+        let topic = Arc::clone(&self.signals_topic);
+        let record =
+            BaseRecord::with_opaque_to(&topic, Box::new(Token::Forgotten)).key(identity.as_bytes());
+        self.send_blocking(record);
     }
 
     fn send_dead_letter(&mut self, message: &BorrowedMessage<'_>, rejection: &Rejection) {
@@ -643,6 +706,7 @@ impl Pipeline {
                         b.in_flight = b.in_flight.saturating_sub(1);
                     }
                 }
+                Token::Forgotten => {}
             },
             Err((err, record)) => {
                 let attempt = 0;
@@ -694,6 +758,29 @@ impl Pipeline {
                 None => tracing::debug!("dirty state without an owning partition; not written"),
             }
         }
+        // Identities the engine evicted (cap or idle TTL) get a tombstone, so a restore
+        // does not bring back state the cap already threw away, and they leave the
+        // ownership map at once (an identity-spraying input would otherwise grow it by
+        // one entry per sprayed name until the next sweep). An identity re-created
+        // since its eviction has fresh state in `dirty` above: no tombstone for it.
+        //
+        // The read side forgets them too: the risk table (and, through a signals-topic
+        // tombstone, every instance following that topic) would otherwise keep one last
+        // signal per identity ever seen, so a sprayed input would grow the API's memory
+        // without bound even though the engine's is capped. A lookup then answers
+        // `unknown`, which is the truth: riskd holds no baseline for it any more.
+        for identity in self.engine.take_evicted() {
+            if self.engine.events_seen(&identity).is_some() {
+                continue;
+            }
+            self.table.remove(&identity);
+            self.send_signal_tombstone(&identity);
+            if let Some(owner) = self.owners.remove(&identity) {
+                unsent.push_back((identity, owner.partition, None));
+            }
+        }
+        // Safety net: the engine's eviction list is bounded and drops names if more
+        // than its bound pile up between two flushes; this sweep finds those.
         if self.last_sweep.elapsed() >= EVICTION_SWEEP_EVERY {
             self.last_sweep = Instant::now();
             let engine = &self.engine;
@@ -773,9 +860,7 @@ impl Pipeline {
         }
         if self.last_flush.elapsed() >= self.config.kafka.state_flush_interval.0 {
             self.stage_batch();
-            metrics()
-                .identities_tracked
-                .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+            self.export_identity_metrics();
         }
         if !self.batches.is_empty() {
             self.send_batches();
@@ -784,6 +869,18 @@ impl Pipeline {
         if self.last_store.elapsed() >= STORE_EVERY {
             self.store(consumer, None);
         }
+    }
+
+    /// Sets the identity gauge and adds the evictions since the last export to their
+    /// counter (per flush, not per record: the engine keeps the running total).
+    fn export_identity_metrics(&mut self) {
+        let m = metrics();
+        m.identities_tracked
+            .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        let evicted = self.engine.stats().evicted;
+        m.identities_evicted
+            .inc_by(evicted.saturating_sub(self.evicted_exported));
+        self.evicted_exported = evicted;
     }
 
     /// Hands safe positions to librdkafka's offset store (auto-commit sends them).
@@ -893,9 +990,7 @@ impl Pipeline {
                 .consumer_lag
                 .remove_label_values(&[&p.to_string()]);
         }
-        metrics()
-            .identities_tracked
-            .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        self.export_identity_metrics();
         tracing::info!(?partitions, forgotten, elapsed = ?started.elapsed(), "revocation done");
     }
 
@@ -948,9 +1043,7 @@ impl Pipeline {
             Ok(records) => {
                 let elapsed = started.elapsed();
                 metrics().state_restore_seconds.set(elapsed.as_secs_f64());
-                metrics()
-                    .identities_tracked
-                    .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+                self.export_identity_metrics();
                 if corrupt > 0 {
                     tracing::warn!(corrupt, "unreadable changelog records skipped");
                 }
@@ -978,5 +1071,28 @@ impl Pipeline {
             self.last_poll_warning = Some(now);
             tracing::warn!(%err, "consumer error (retrying)");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_beyond_the_wall_clock_lookahead_are_refused() {
+        let lookahead = Lookahead {
+            ms: 15 * 60_000,
+            text: "15m".into(),
+        };
+        let now = 1_795_593_600_000;
+        assert!(beyond_wall_clock(now, now, &lookahead).is_none());
+        assert!(beyond_wall_clock(now + 15 * 60_000, now, &lookahead).is_none());
+        // Old events (a backlog) are the engine's business, not the wall clock's.
+        assert!(beyond_wall_clock(now - 365 * 86_400_000, now, &lookahead).is_none());
+        let rejection = beyond_wall_clock(now + 15 * 60_000 + 1, now, &lookahead).expect("refused");
+        assert_eq!(rejection.reason, RejectReason::TooFarAhead);
+        assert!(rejection.detail.contains("ahead of the wall clock"));
+        assert!(beyond_wall_clock(i64::MAX, i64::MAX, &lookahead).is_none());
+        assert!(beyond_wall_clock(i64::MAX, now, &lookahead).is_some());
     }
 }

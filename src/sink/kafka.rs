@@ -83,6 +83,9 @@ pub enum Token {
     DeadLetter { partition: i32, offset: i64 },
     /// One identity's state in changelog batch `batch`.
     State { batch: u64 },
+    /// A signals-topic tombstone for an evicted identity. No offset waits for it: if it
+    /// is lost, followers keep a stale last signal until the next eviction, nothing more.
+    Forgotten,
 }
 
 /// An owned copy of a record, kept only when a delivery failed and must be re-sent.

@@ -53,6 +53,11 @@ impl Riskd {
         }
     }
 
+    /// Process id (for sampling its memory from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
