@@ -176,7 +176,8 @@ fn feed(
 ) {
     let metrics = crate::metrics::metrics();
     let consumed = metrics.events_consumed.with_label_values(&["demo"]);
-    let mut engine = Engine::new(config);
+    // The demo keeps no changelog.
+    let mut engine = Engine::new(config).without_changelog();
     let start_ms = progress.event_time_ms.load(Ordering::Relaxed);
     let speedup = config.demo.speedup;
     let max_eps = config.demo.max_events_per_second as f64;
@@ -190,7 +191,6 @@ fn feed(
     // Engine counters already exported, so each tick adds only the difference.
     let mut fired_exported = [0u64; 8];
     let mut evicted_exported = 0u64;
-    let mut evicted_drained = 0u64;
     let fired: Vec<_> = crate::metrics::DETECTORS
         .iter()
         .map(|d| metrics.detector_fired.with_label_values(&[d]))
@@ -261,15 +261,6 @@ fn feed(
         metrics
             .identities_evicted
             .inc_by(evicted.saturating_sub(evicted_exported));
-        if evicted.saturating_sub(evicted_drained) >= engine.identities().max(1) as u64 {
-            // No changelog here: the engine's changed-state and eviction lists are only
-            // drained by the service. Every identity created (again) after an eviction
-            // adds a name to them, so a churning fleet would grow them for ever; drop
-            // them about once per table's worth of evictions (amortised O(1) per event).
-            drop(engine.take_dirty());
-            drop(engine.take_evicted());
-            evicted_drained = evicted;
-        }
         evicted_exported = evicted;
         let now_fired = engine.stats().detector_fired;
         for (i, counter) in fired.iter().enumerate() {

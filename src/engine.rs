@@ -132,6 +132,9 @@ pub struct Engine {
     dirty: Vec<Box<str>>,
     /// Evicted identities not yet handed out for changelog tombstones (bounded).
     evicted: Vec<Box<str>>,
+    /// Whether `dirty`/`evicted` are kept at all: only a runtime with a changelog
+    /// drains them, and undrained they would grow with every identity ever seen.
+    track_changes: bool,
     max_identities: usize,
     watermark_ms: i64,
     stats: EngineStats,
@@ -161,6 +164,7 @@ impl Engine {
             hot: StableMap::default(),
             dirty: Vec::new(),
             evicted: Vec::new(),
+            track_changes: true,
             max_identities: config.state.max_identities.max(65_536),
             watermark_ms: i64::MIN,
             stats: EngineStats::default(),
@@ -440,7 +444,7 @@ impl Engine {
             state.score_ms,
             f64::from(state.emitted_score),
         );
-        if !state.dirty {
+        if self.track_changes && !state.dirty {
             state.dirty = true;
             self.dirty.push(key.into());
         }
@@ -539,6 +543,9 @@ impl Engine {
                     self.schedule.remove(&(d, name.clone()));
                 }
             }
+            if !self.track_changes {
+                continue;
+            }
             // Bounded: if nobody collects tombstones, forget the oldest names rather
             // than grow without limit (compaction then keeps a stale value, harmless:
             // restore re-applies the cap).
@@ -547,6 +554,15 @@ impl Engine {
             }
             self.evicted.push(name);
         }
+    }
+
+    /// Stops keeping the lists `take_dirty` and `take_evicted` drain. For pipelines
+    /// without a changelog (replay, demo): nothing would ever drain them.
+    pub fn without_changelog(mut self) -> Self {
+        self.track_changes = false;
+        self.dirty = Vec::new();
+        self.evicted = Vec::new();
+        self
     }
 
     /// Drains identities evicted (TTL or cap) since the last call, so the runtime can
@@ -616,7 +632,7 @@ impl Engine {
                 self.hot.remove(&name);
             }
             if let Some(state) = self.table.get_mut(&name) {
-                if !state.dirty {
+                if self.track_changes && !state.dirty {
                     state.dirty = true;
                     self.dirty.push(name);
                 }
@@ -844,6 +860,25 @@ mod tests {
             .expect_err("ahead");
         assert_eq!(err.reason, RejectReason::TooFarAhead);
         assert_eq!(e.events_seen("test-identity"), Some(1));
+    }
+
+    #[test]
+    fn without_changelog_keeps_no_change_lists() {
+        // Regression: replay and demo never drain take_dirty/take_evicted, so an input
+        // of many distinct identities grew those lists for ever.
+        let mut config = Config::default_config().expect("defaults");
+        config.state.max_identities = 10;
+        let mut e = Engine::new(&config).without_changelog();
+        let mut out = Vec::new();
+        for i in 0..1000 {
+            let mut ev = event(T0 + i, "a", "b", "10.0.0.1", "x");
+            ev.identity = format!("spray-{i}");
+            e.process(&ev, &mut out).expect("in order");
+        }
+        assert!(e.identities() <= 10);
+        assert!(e.stats().evicted >= 990);
+        assert!(e.take_dirty().is_empty());
+        assert!(e.take_evicted().is_empty());
     }
 
     #[test]

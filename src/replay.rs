@@ -171,8 +171,6 @@ struct Replay<'a> {
     rejected: [u64; RejectReason::ALL.len()],
     signals: [u64; 4],
     detector_fired_before: [u64; 8],
-    /// `engine.stats().evicted` when the bookkeeping lists were last dropped.
-    evicted_drained: u64,
     scratch_signals: Vec<Signal>,
     latency: hdrhistogram::Histogram<u64>,
     output_closed: bool,
@@ -223,7 +221,8 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
     };
 
     let mut replay = Replay {
-        engine: Engine::new(config),
+        // A replay writes no changelog.
+        engine: Engine::new(config).without_changelog(),
         horizon_ms: config.decode.max_lateness.as_millis_i64(),
         reorder: BinaryHeap::new(),
         newest_ms: i64::MIN,
@@ -236,7 +235,6 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
         rejected: [0; RejectReason::ALL.len()],
         signals: [0; 4],
         detector_fired_before: [0; 8],
-        evicted_drained: 0,
         scratch_signals: Vec::new(),
         // Constant, valid bounds: this cannot fail.
         latency: hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3)
@@ -463,22 +461,7 @@ impl Replay<'_> {
                 break;
             }
         }
-        self.drop_bookkeeping();
         Ok(())
-    }
-
-    /// A replay writes no changelog, so nothing drains the engine's lists of changed
-    /// and evicted identities; every identity created (again) after an eviction adds a
-    /// name to them, and an input of many distinct identities would grow them without
-    /// bound. Dropped about once per table's worth of evictions, which keeps the cost
-    /// (encoding the changed states) amortised O(1) per evicted identity.
-    fn drop_bookkeeping(&mut self) {
-        let evicted = self.engine.stats().evicted;
-        if evicted.saturating_sub(self.evicted_drained) >= self.engine.identities().max(1) as u64 {
-            drop(self.engine.take_dirty());
-            drop(self.engine.take_evicted());
-            self.evicted_drained = evicted;
-        }
     }
 
     /// Adds an event to the reorder buffer and releases what is now safely in order.
