@@ -248,6 +248,22 @@ pub struct ApiConfig {
     /// Decision policy file (TOML); empty means allow unless the level is critical.
     #[serde(deserialize_with = "lenient_string")]
     pub policy_file: String,
+    /// PEM certificate chain (leaf first) for TLS on the API; with `tls_key`. Both empty
+    /// (the default) serve plain HTTP.
+    #[serde(deserialize_with = "lenient_string")]
+    pub tls_cert: String,
+    /// PEM private key for `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(deserialize_with = "lenient_string")]
+    pub tls_key: String,
+}
+
+impl ApiConfig {
+    /// The certificate and key paths when TLS is configured (both set; `validate`
+    /// refuses exactly one).
+    pub fn tls_files(&self) -> Option<(&str, &str)> {
+        let (cert, key) = (self.tls_cert.trim(), self.tls_key.trim());
+        (!cert.is_empty() && !key.is_empty()).then_some((cert, key))
+    }
 }
 
 impl fmt::Debug for ApiConfig {
@@ -268,6 +284,8 @@ impl fmt::Debug for ApiConfig {
             .field("batch_rate_per_second", &self.batch_rate_per_second)
             .field("identity_header", &self.identity_header)
             .field("policy_file", &self.policy_file)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
             .finish()
     }
 }
@@ -566,6 +584,25 @@ impl Config {
                 "has leading or trailing whitespace",
             ));
         }
+        // Half a TLS setup must not silently fall back to plain HTTP.
+        match (
+            self.api.tls_cert.trim().is_empty(),
+            self.api.tls_key.trim().is_empty(),
+        ) {
+            (false, true) => {
+                return Err(ConfigError::invalid(
+                    "api.tls_key",
+                    "must be set when api.tls_cert is (TLS needs both; leave both empty for plain HTTP)",
+                ));
+            }
+            (true, false) => {
+                return Err(ConfigError::invalid(
+                    "api.tls_cert",
+                    "must be set when api.tls_key is (TLS needs both; leave both empty for plain HTTP)",
+                ));
+            }
+            _ => {}
+        }
         if !self.api.policy_file.trim().is_empty() {
             // Load it now so `riskd check-config` catches a broken policy, not start-up.
             crate::policy::Policy::load(&self.api.policy_file, &self.sensitivity)
@@ -844,6 +881,18 @@ mod tests {
         }
         let config = load_text("[kafka]\ngroup_instance_id = \"riskd-0\"\n").expect("valid");
         assert_eq!(config.kafka.group_instance_id, "riskd-0");
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let err = load_text("[api]\ntls_cert = \"/etc/riskd/cert.pem\"\n").expect_err("no key");
+        assert!(err.to_string().contains("api.tls_key"), "{err}");
+        let err = load_text("[api]\ntls_key = \"/etc/riskd/key.pem\"\n").expect_err("no cert");
+        assert!(err.to_string().contains("api.tls_cert"), "{err}");
+        let config = load_text("[api]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n").expect("both");
+        assert_eq!(config.api.tls_files(), Some(("c.pem", "k.pem")));
+        let config = Config::default_config().expect("defaults");
+        assert_eq!(config.api.tls_files(), None);
     }
 
     #[test]

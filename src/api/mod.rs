@@ -36,6 +36,8 @@
 //!   (up to `api.max_batch` lookups per call); 429 with `Retry-After` beyond it. Single
 //!   lookups and decisions are cheap and stay unlimited here: they sit on enforcement
 //!   points' request paths, where a limit belongs in the proxy in front of riskd.
+//! - TLS (`api.tls_cert` / `api.tls_key`, see `tls`): the same router and hyper HTTP/1
+//!   defaults; a handshake must finish within 10 s and a request head within 30 s.
 //! - Connections are not limited by riskd; deploy behind a proxy or rely on the
 //!   listener's loopback/cluster-internal address (the default binds 127.0.0.1).
 
@@ -43,6 +45,7 @@ mod decide;
 mod limit;
 mod risk;
 pub mod stats;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,6 +81,8 @@ pub enum ApiError {
     Policy(#[from] PolicyError),
     #[error("invalid value for `{key}`: {message}")]
     Config { key: String, message: String },
+    #[error("cannot set up API TLS from {path} (api.tls_cert / api.tls_key): {message}")]
+    Tls { path: String, message: String },
 }
 
 /// Everything a handler reads; shared, never mutated after start-up (apart from stats).
@@ -109,10 +114,11 @@ pub async fn bind(config: &Config) -> Result<TcpListener, ApiError> {
         })
 }
 
-/// Serves the API on `listener` until `shutdown` is cancelled, reading `table`.
+/// Serves the API on `listener` until `shutdown` is cancelled, reading `table`: over TLS
+/// when `api.tls_cert` and `api.tls_key` are set, plain HTTP otherwise.
 ///
-/// The policy (`api.policy_file`) is loaded here, so a broken policy stops start-up with
-/// an error naming the rule and key instead of serving with no policy.
+/// The policy (`api.policy_file`) and the TLS files are loaded here, so a broken policy
+/// or certificate stops start-up with an error naming it instead of serving without it.
 pub async fn serve(
     listener: TcpListener,
     table: SharedRiskTable,
@@ -120,8 +126,21 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), ApiError> {
     let app = router(table, config)?;
+    let acceptor = config
+        .api
+        .tls_files()
+        .map(|(cert, key)| tls::acceptor(cert, key))
+        .transpose()?;
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, auth = !config.api.token.is_empty(), "API listening");
+        tracing::info!(
+            %addr,
+            auth = !config.api.token.is_empty(),
+            tls = acceptor.is_some(),
+            "API listening"
+        );
+    }
+    if let Some(acceptor) = acceptor {
+        return tls::serve(listener, acceptor, app, shutdown).await;
     }
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
