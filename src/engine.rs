@@ -762,19 +762,6 @@ impl From<DecodeError> for SnapshotError {
     }
 }
 
-/// Maps a score to its level with the configured thresholds.
-pub fn level_for(config: &Config, score: f64) -> Level {
-    if score >= config.score.critical {
-        Level::Critical
-    } else if score >= config.score.high {
-        Level::High
-    } else if score >= config.score.elevated {
-        Level::Elevated
-    } else {
-        Level::Normal
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
