@@ -191,12 +191,7 @@ async fn service_counts_evictions_and_writes_their_tombstones() {
     env.push(("RISKD__STATE__MAX_IDENTITIES".into(), "100".into()));
     let mut riskd = Riskd::spawn("spray", &env);
     riskd.wait_ready(Duration::from_secs(30));
-    wait_committed_to_end(
-        &bootstrap,
-        &topics.group,
-        &topics.input,
-        Duration::from_secs(60),
-    );
+    topics.wait_input_drained(&bootstrap);
 
     // The counter is exported per state flush (200 ms in tests).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -284,12 +279,7 @@ async fn service_refuses_events_from_the_future_before_they_move_the_watermark()
     produce(&bootstrap, &topics.input, &records);
     let mut riskd = Riskd::spawn("future", &topics.env(&bootstrap));
     riskd.wait_ready(Duration::from_secs(30));
-    wait_committed_to_end(
-        &bootstrap,
-        &topics.group,
-        &topics.input,
-        Duration::from_secs(60),
-    );
+    topics.wait_input_drained(&bootstrap);
     let dead = read_all(&bootstrap, &topics.dead_letter);
     let reasons: Vec<String> = dead
         .iter()

@@ -104,12 +104,7 @@ async fn signals_agree_with_in_process_replay_and_bad_records_are_dead_lettered(
     let started = Instant::now();
     let mut riskd = Riskd::spawn("agree", &topics.env(&bootstrap));
     riskd.wait_ready(Duration::from_secs(30));
-    wait_committed_to_end(
-        &bootstrap,
-        &topics.group,
-        &topics.input,
-        Duration::from_secs(60),
-    );
+    topics.wait_input_drained(&bootstrap);
     eprintln!(
         "agree: {} records processed in {:?}",
         records.len(),
@@ -242,12 +237,7 @@ async fn kill_9_and_restart_loses_no_history() {
     // member's session.
     let mut b = Riskd::spawn("kill9-b", &topics.env(&bootstrap));
     b.wait_ready(Duration::from_secs(40));
-    wait_committed_to_end(
-        &bootstrap,
-        &topics.group,
-        &topics.input,
-        Duration::from_secs(60),
-    );
+    topics.wait_input_drained(&bootstrap);
     let status = b.terminate(Duration::from_secs(6));
     assert!(status.success(), "exit status {status}");
     assert_no_history_lost(&bootstrap, &topics, &counts(&records));
@@ -288,12 +278,7 @@ async fn two_instances_split_partitions_and_one_takes_over() {
         std::thread::sleep(Duration::from_millis(100));
     }
     produce_keyed(&bootstrap, &topics.input, first);
-    wait_committed_to_end(
-        &bootstrap,
-        &topics.group,
-        &topics.input,
-        Duration::from_secs(60),
-    );
+    topics.wait_input_drained(&bootstrap);
 
     // Both instances are ready: each restored its partitions and read the signals
     // topic to its end, so either can answer for every identity.
@@ -304,12 +289,7 @@ async fn two_instances_split_partitions_and_one_takes_over() {
     // restores b's state from the changelog and goes on.
     b.kill9();
     produce_keyed(&bootstrap, &topics.input, second);
-    wait_committed_to_end(
-        &bootstrap,
-        &topics.group,
-        &topics.input,
-        Duration::from_secs(60),
-    );
+    topics.wait_input_drained(&bootstrap);
     assert_eq!(a.assigned().map(|p| p.len()), Some(4), "{}", a.log());
     let status = a.terminate(Duration::from_secs(6));
     assert!(status.success(), "exit status {status}");

@@ -42,6 +42,12 @@ impl Topics {
         }
     }
 
+    /// Waits (up to a minute) until riskd's group has committed the end of the input
+    /// topic: every record produced so far is acknowledged end to end.
+    pub fn wait_input_drained(&self, bootstrap: &str) {
+        wait_committed_to_end(bootstrap, &self.group, &self.input, Duration::from_secs(60));
+    }
+
     /// `RISKD__KAFKA__*` variables pointing riskd at these topics.
     pub fn env(&self, bootstrap: &str) -> Vec<(String, String)> {
         [
