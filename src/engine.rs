@@ -48,6 +48,8 @@ const SEED_NETWORK: u64 = 4;
 const SEED_UA: u64 = 5;
 const SEED_ENV: u64 = 6;
 const SEED_RAW_CLASS: u64 = 7;
+/// Seed of the identity hash that fleet tracking remembers instead of names.
+const SEED_IDENTITY: u64 = 8;
 
 /// Detectors whose fleet-wide firing (many identities at once) is discounted.
 const PULSED: [usize; 5] = [
@@ -247,26 +249,31 @@ impl Engine {
                 destination_class(&event.destination).as_bytes(),
             )
         });
-        let fleet = if learning {
-            FleetView::default()
-        } else {
-            let f = &self.fleet_novelty;
-            FleetView {
-                destination: if novelty.dest {
-                    f.others(obs.dest, t)
-                } else {
-                    0
-                },
-                class: raw_class.map_or(0, |h| f.others(h, t)),
-                action: if novelty.action {
-                    f.others(obs.action, t)
-                } else {
-                    0
-                },
-                user_agent: match obs.user_agent {
-                    Some(h) if novelty.user_agent => f.others(h, t),
-                    _ => 0,
-                },
+        // Only identities meeting something new need their hash (fleet bookkeeping).
+        let who = (!learning
+            && (novelty.dest || novelty.class || novelty.action || novelty.user_agent))
+            .then(|| stable_hash(SEED_IDENTITY, event.identity.as_bytes()));
+        let fleet = match who {
+            None => FleetView::default(),
+            Some(who) => {
+                let f = &self.fleet_novelty;
+                FleetView {
+                    destination: if novelty.dest {
+                        f.others(obs.dest, who, t)
+                    } else {
+                        0
+                    },
+                    class: raw_class.map_or(0, |h| f.others(h, who, t)),
+                    action: if novelty.action {
+                        f.others(obs.action, who, t)
+                    } else {
+                        0
+                    },
+                    user_agent: match obs.user_agent {
+                        Some(h) if novelty.user_agent => f.others(h, who, t),
+                        _ => 0,
+                    },
+                }
             }
         };
         // Rule matching is the costliest per-event step left; only pay for it when a
@@ -306,19 +313,19 @@ impl Engine {
                 }
             }
         }
-        if !learning {
+        if let Some(who) = who {
             let f = &mut self.fleet_novelty;
             if novelty.dest {
-                f.record(obs.dest, t);
+                f.record(obs.dest, who, t);
             }
             if let Some(h) = raw_class {
-                f.record(h, t);
+                f.record(h, who, t);
             }
             if novelty.action {
-                f.record(obs.action, t);
+                f.record(obs.action, who, t);
             }
             if let (Some(h), true) = (obs.user_agent, novelty.user_agent) {
-                f.record(h, t);
+                f.record(h, who, t);
             }
         }
         state.fold(&obs, &novelty, &self.params);
@@ -401,6 +408,12 @@ impl Engine {
             }
         }
         let level = self.scorer.level(score);
+        if level >= Level::High {
+            // An alerting identity stops vouching for the novelties it met (a campaign
+            // is not a release; see `FleetNovelty`).
+            self.fleet_novelty
+                .flag(stable_hash(SEED_IDENTITY, key.as_bytes()), t);
+        }
         let active = state.is_active();
         let emit = state.emitted_level == u8::MAX
             || state.emitted_active != active
@@ -787,6 +800,86 @@ mod tests {
             e.process(&ev, out).expect("in order");
         }
         t
+    }
+
+    /// The same quiet history for several identities at once.
+    fn fleet_history(e: &mut Engine, names: &[&str], out: &mut Vec<Signal>) -> i64 {
+        let mut t = T0;
+        for k in 0..(3 * 144) {
+            t = T0 + k * 600_000;
+            for name in names {
+                let mut ev = event(
+                    t,
+                    "s3:GetObject",
+                    &format!("arn:aws:s3:::orders/{k}.json"),
+                    "10.1.2.3",
+                    "aws-sdk-go/1.44",
+                );
+                ev.identity = (*name).into();
+                e.process(&ev, out).expect("in order");
+            }
+        }
+        t
+    }
+
+    /// Five identities start using one new action, either all otherwise normal (a
+    /// release) or each from outside with an odd client (a campaign), then identity
+    /// `last` uses it too; returns `last`'s `new_action` reason ("strength detail").
+    fn new_action_after(campaign: bool) -> String {
+        const NEW_ACTION: &str = "s3:GetObjectTagging";
+        const UA: &str = "aws-sdk-go/1.44";
+        let names = ["a", "b", "c", "d", "e", "last"];
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = fleet_history(&mut e, &names, &mut out);
+        for (i, name) in names[..5].iter().enumerate() {
+            let at = t + 60_000 + i as i64 * 1000;
+            let mut ev = event(at, NEW_ACTION, "arn:aws:s3:::orders/1.json", "10.1.2.3", UA);
+            ev.identity = (*name).into();
+            if campaign {
+                // Stolen keys: the new action comes from outside with an odd client.
+                ev.source_ip = Some("203.0.113.7".into());
+                ev.user_agent = Some("curl/8.1".into());
+            }
+            e.process(&ev, &mut out).expect("in order");
+        }
+        let top = |who: &str, out: &[Signal]| {
+            out.iter()
+                .filter(|s| &*s.identity == who)
+                .map(|s| s.score)
+                .fold(0.0, f64::max)
+        };
+        assert_eq!(top("a", &out) >= 60.0, campaign, "{out:#?}");
+        out.clear();
+        let mut ev = event(
+            t + 120_000,
+            NEW_ACTION,
+            "arn:aws:s3:::orders/2.json",
+            "10.1.2.3",
+            UA,
+        );
+        ev.identity = "last".into();
+        e.process(&ev, &mut out).expect("in order");
+        out.iter()
+            .flat_map(|s| &s.reasons)
+            .find(|r| r.detector == "new_action")
+            .map(|r| format!("{} {}", r.strength, r.detail))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_campaign_is_not_discounted_as_a_fleet_wide_change() {
+        // Regression: five identities alerting on the same new action (one playbook,
+        // several stolen keys) made it "fleet-wide" and hid the sixth victim.
+        let release = new_action_after(false);
+        let campaign = new_action_after(true);
+        assert!(release.contains("5 other identities"), "{release}");
+        assert!(!campaign.contains("other identities"), "{campaign}");
+        let strength = |r: &str| r.split(' ').next().and_then(|x| x.parse::<f64>().ok());
+        assert!(
+            strength(&campaign) > strength(&release),
+            "{campaign} vs {release}"
+        );
     }
 
     #[test]

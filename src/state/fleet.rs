@@ -5,6 +5,8 @@
 //! - [`FleetNovelty`]: how many *other* active identities met the same generalised
 //!   novelty (a new action, destination class or user-agent family) within about a day;
 //!   a release adding a route to forty integrations is weak evidence on each of them.
+//!   Identities that are themselves alerting do not count: that is a campaign, not a
+//!   release.
 //! - [`FleetPulse`]: per detector, how many distinct identities it fired on in the last
 //!   ten minutes, against its own long-run level; a cluster incident that makes every
 //!   controller see errors, or a sale day lifting every payment key, is discounted.
@@ -15,17 +17,33 @@ use super::hash::StableMap;
 pub const NOVELTY_WINDOW_MS: i64 = 86_400_000;
 /// Most distinct novelties tracked; stale ones are swept first.
 const NOVELTY_CAP: usize = 200_000;
+/// Identities remembered per novelty. Beyond this many the change is fleet-wide however
+/// many of them are flagged, and the discount is already at its floor.
+const MEMBERS_CAP: usize = 12;
+/// Most identities remembered as flagged (at `high` or above) at once.
+const FLAGGED_CAP: usize = 100_000;
 
+/// One identity meeting a novelty.
 #[derive(Debug, Clone, Copy)]
-struct Count {
-    epoch: i64,
-    current: u32,
-    previous: u32,
+struct Met {
+    who: u64,
+    at_ms: i64,
 }
 
+/// How many *other* identities met the same novelty recently, not counting identities
+/// that are themselves alerting.
+///
+/// Why the exclusion: a release that adds a route to forty integrations leaves each of
+/// them otherwise normal, so every one of them is evidence that the change is benign. An
+/// attacker running the same playbook with several stolen identities (a campaign) makes
+/// each of them alert; counting those as "fleet-wide" would let every extra victim hide
+/// the next one. So an identity at `high` or above stops vouching for the novelties it
+/// met, until it has been calm for a window.
 #[derive(Debug)]
 pub struct FleetNovelty {
-    counts: StableMap<u64, Count>,
+    members: StableMap<u64, Vec<Met>>,
+    /// Identity hash → last time it was at `high` or above.
+    flagged: StableMap<u64, i64>,
     window_ms: i64,
 }
 
@@ -38,52 +56,83 @@ impl Default for FleetNovelty {
 impl FleetNovelty {
     pub fn new(window_ms: i64) -> Self {
         FleetNovelty {
-            counts: StableMap::default(),
+            members: StableMap::default(),
+            flagged: StableMap::default(),
             window_ms: window_ms.max(1),
         }
     }
 
-    /// Identities that met `key` in this or the previous window.
-    pub fn others(&self, key: u64, now_ms: i64) -> u32 {
-        let epoch = now_ms.div_euclid(self.window_ms);
-        match self.counts.get(&key) {
-            Some(c) if c.epoch == epoch => c.current + c.previous,
-            Some(c) if c.epoch == epoch - 1 => c.current,
-            _ => 0,
-        }
+    fn recent(&self, at_ms: i64, now_ms: i64) -> bool {
+        now_ms.saturating_sub(at_ms) < self.window_ms
     }
 
-    pub fn record(&mut self, key: u64, now_ms: i64) {
-        let epoch = now_ms.div_euclid(self.window_ms);
-        if self.counts.len() >= NOVELTY_CAP && !self.counts.contains_key(&key) {
+    fn is_flagged(&self, who: u64, now_ms: i64) -> bool {
+        self.flagged
+            .get(&who)
+            .is_some_and(|&at| self.recent(at, now_ms))
+    }
+
+    /// Identities other than `who` that met `key` within the window and are not
+    /// flagged.
+    pub fn others(&self, key: u64, who: u64, now_ms: i64) -> u32 {
+        let Some(list) = self.members.get(&key) else {
+            return 0;
+        };
+        let n = list
+            .iter()
+            .filter(|m| {
+                m.who != who && self.recent(m.at_ms, now_ms) && !self.is_flagged(m.who, now_ms)
+            })
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// `who` met `key` at `now_ms`.
+    pub fn record(&mut self, key: u64, who: u64, now_ms: i64) {
+        if self.members.len() >= NOVELTY_CAP && !self.members.contains_key(&key) {
             // Deterministic sweep (criteria, not iteration order, decide what goes).
-            self.counts.retain(|_, c| c.epoch >= epoch - 1);
-            if self.counts.len() >= NOVELTY_CAP {
-                self.counts.retain(|_, c| c.current + c.previous > 1);
+            let window = self.window_ms;
+            self.members
+                .retain(|_, list| list.iter().any(|m| now_ms.saturating_sub(m.at_ms) < window));
+            if self.members.len() >= NOVELTY_CAP {
+                self.members.retain(|_, list| list.len() > 1);
             }
-            if self.counts.len() >= NOVELTY_CAP {
+            if self.members.len() >= NOVELTY_CAP {
                 return;
             }
         }
-        let c = self.counts.entry(key).or_insert(Count {
-            epoch,
-            current: 0,
-            previous: 0,
-        });
-        if c.epoch < epoch {
-            c.previous = if c.epoch == epoch - 1 { c.current } else { 0 };
-            c.current = 0;
-            c.epoch = epoch;
+        let window = self.window_ms;
+        let list = self.members.entry(key).or_default();
+        list.retain(|m| m.who != who && now_ms.saturating_sub(m.at_ms) < window);
+        if list.len() >= MEMBERS_CAP {
+            // Keep the most recent: the oldest leaves the window first anyway.
+            if let Some(oldest) = (0..list.len()).min_by_key(|&i| (list[i].at_ms, list[i].who)) {
+                list.swap_remove(oldest);
+            }
         }
-        c.current = c.current.saturating_add(1);
+        list.push(Met { who, at_ms: now_ms });
+    }
+
+    /// `who` is at `high` or above at `now_ms`: its novelties stop counting as benign.
+    pub fn flag(&mut self, who: u64, now_ms: i64) {
+        if self.flagged.len() >= FLAGGED_CAP && !self.flagged.contains_key(&who) {
+            let window = self.window_ms;
+            self.flagged
+                .retain(|_, at| now_ms.saturating_sub(*at) < window);
+            if self.flagged.len() >= FLAGGED_CAP {
+                return;
+            }
+        }
+        let at = self.flagged.entry(who).or_insert(now_ms);
+        *at = (*at).max(now_ms);
     }
 
     pub fn len(&self) -> usize {
-        self.counts.len()
+        self.members.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.counts.is_empty()
+        self.members.is_empty()
     }
 }
 
@@ -184,15 +233,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn novelty_counts_within_window() {
+    fn novelty_counts_other_identities_within_window() {
         let mut f = FleetNovelty::default();
-        for _ in 0..5 {
-            f.record(42, 1000);
+        for who in 0..5 {
+            f.record(42, who, 1000);
+            // Meeting it again does not count twice.
+            f.record(42, who, 1500);
         }
-        assert_eq!(f.others(42, 2000), 5);
-        assert_eq!(f.others(42, NOVELTY_WINDOW_MS + 5), 5);
-        assert_eq!(f.others(42, 3 * NOVELTY_WINDOW_MS), 0);
-        assert_eq!(f.others(7, 2000), 0);
+        assert_eq!(f.others(42, 99, 2000), 5);
+        assert_eq!(
+            f.others(42, 3, 2000),
+            4,
+            "the asking identity is not an other"
+        );
+        assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 999), 5);
+        assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 1500), 0);
+        assert_eq!(f.others(7, 99, 2000), 0);
+    }
+
+    #[test]
+    fn alerting_identities_do_not_vouch_for_a_novelty() {
+        // Four victims of one playbook: each alerts, so the fifth is not discounted.
+        let mut f = FleetNovelty::default();
+        for who in 0..4 {
+            f.record(42, who, 1000 + who as i64);
+            f.flag(who, 1100);
+        }
+        assert_eq!(f.others(42, 99, 2000), 0);
+        // A calm one still counts; a flag expires after a window.
+        f.record(42, 10, 1200);
+        assert_eq!(f.others(42, 99, 2000), 1);
+        // A flag expires after a window: identity 0 meets it again later, calm by then.
+        f.record(42, 0, NOVELTY_WINDOW_MS);
+        assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 1050), 1);
+        assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 1150), 2);
+    }
+
+    #[test]
+    fn members_per_novelty_are_bounded() {
+        let mut f = FleetNovelty::default();
+        for who in 0..1000 {
+            f.record(42, who, who as i64);
+        }
+        assert_eq!(f.others(42, u64::MAX, 1000), MEMBERS_CAP as u32);
     }
 
     #[test]
