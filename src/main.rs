@@ -66,11 +66,24 @@ enum Command {
         #[arg(long)]
         no_attacks: bool,
         /// Events file (NDJSON).
-        #[arg(long, default_value = "events.ndjson")]
+        #[arg(long, default_value = "events.ndjson", conflicts_with = "kafka")]
         events: PathBuf,
         /// Labels file (JSON).
         #[arg(long, default_value = "labels.json")]
         labels: PathBuf,
+        /// Produce the events to Kafka (keyed by identity) instead of a file: brokers,
+        /// TLS/SASL properties and the topic come from the `[kafka]` config section.
+        #[arg(long)]
+        kafka: bool,
+        /// Topic for `--kafka` (default: `kafka.input_topic`).
+        #[arg(long, requires = "kafka")]
+        topic: Option<String>,
+        /// Most events per second for `--kafka`, to look like a live feed; 0: unpaced.
+        #[arg(long, default_value_t = 0.0, requires = "kafka")]
+        rate: f64,
+        /// Config file for `--kafka` (RISKD__KAFKA__* environment variables apply too).
+        #[arg(long, requires = "kafka")]
+        config: Option<PathBuf>,
     },
     /// Detection quality of a signals file against generator labels: recall, false alerts
     /// per 1,000 identity-days, time to detect; optionally against a naive first-seen rule.
@@ -173,6 +186,10 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             no_attacks,
             events,
             labels,
+            kafka,
+            topic,
+            rate,
+            config,
         } => {
             let start_ms = riskd::signal::parse_time_ms(&start)
                 .with_context(|| format!("--start `{start}` is not an RFC 3339 time"))?;
@@ -183,6 +200,33 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 start_ms,
                 attacks: !no_attacks,
             };
+            if kafka {
+                if !rate.is_finite() || rate < 0.0 {
+                    anyhow::bail!("--rate {rate} must be a number of events per second, >= 0");
+                }
+                let config = Config::load(config.as_deref())?;
+                let topic = topic.unwrap_or_else(|| config.kafka.input_topic.clone());
+                let summary =
+                    runtime()?.block_on(riskd::source::generator::publish::generate_to_kafka(
+                        &options,
+                        &config.kafka,
+                        &topic,
+                        rate,
+                        &labels,
+                    ))?;
+                eprintln!(
+                    "riskd generate: {} events ({:.1} MB) for {} identities over {} days, {} \
+                     attacks, acknowledged by the broker in {:.2} s; topic {topic}, labels in {}",
+                    summary.events,
+                    summary.bytes as f64 / 1e6,
+                    summary.identities,
+                    days,
+                    summary.attacks,
+                    summary.elapsed.as_secs_f64(),
+                    labels.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             let summary = riskd::source::generator::generate_to_files(&options, &events, &labels)?;
             eprintln!(
                 "riskd generate: {} events ({:.1} MB) for {} identities over {} days, {} attacks, \

@@ -534,7 +534,7 @@ fn compose_riskd_service_matches_config_and_prometheus() {
             .to_toml(),
     )
     .expect("effective config is TOML");
-    for svc_name in ["riskd", "generator-data"] {
+    for svc_name in ["riskd", "generator"] {
         let Some(svc) = c.pointer(&format!("/services/{svc_name}")) else {
             continue;
         };
@@ -582,72 +582,62 @@ fn compose_riskd_service_matches_config_and_prometheus() {
 #[test]
 fn compose_generator_feeds_the_input_topic() {
     let c = compose();
-    let config = riskd::config::Config::default_config().expect("defaults load");
     let generator = service(&c, "generator");
     assert_eq!(
         depends_on_condition(generator, "kafka"),
         Some("service_healthy")
     );
-    let mut strings = Vec::new();
-    walk_strings(generator, "generator".into(), &mut strings);
-    let script = strings
+    let args: Vec<&str> = generator["command"]
+        .as_array()
+        .expect("generator: `command` is a list")
         .iter()
-        .map(|(_, s)| *s)
-        .collect::<Vec<_>>()
-        .join("\n");
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args.first(), Some(&"generate"), "{args:?}");
     assert!(
-        script.contains(&format!("--topic {}", config.kafka.input_topic)),
-        "generator must produce to kafka.input_topic `{}`",
-        config.kafka.input_topic
+        args.contains(&"--kafka"),
+        "generator must produce to Kafka: {args:?}"
     );
-    assert!(
-        script.contains("parse.key=true"),
-        "generator must key records by identity (design §7)"
+    // `riskd generate --kafka` keys by identity itself; the topic must be the one the
+    // riskd service consumes, and the brokers the kafka service.
+    let effective = |svc: &str| {
+        let env = env_of(service(&c, svc));
+        let mut config = riskd::config::Config::default_config().expect("defaults load");
+        if let Some(topic) = env.get("RISKD__KAFKA__INPUT_TOPIC") {
+            config.kafka.input_topic = topic.clone();
+        }
+        if let Some(brokers) = env.get("RISKD__KAFKA__BROKERS") {
+            config.kafka.brokers = brokers.clone();
+        }
+        config.kafka
+    };
+    let (generator_kafka, riskd_kafka) = (effective("generator"), effective("riskd"));
+    let topic = args
+        .iter()
+        .find_map(|a| a.strip_prefix("--topic="))
+        .unwrap_or(&generator_kafka.input_topic);
+    assert_eq!(
+        topic, riskd_kafka.input_topic,
+        "generator must produce to the riskd service's input topic"
     );
-    assert!(
-        script.contains("kafka:9092"),
-        "generator must use the kafka service"
-    );
-
-    // The events file the generator reads is the one generator-data writes, on a shared
-    // volume.
-    if let Some(data) = c.pointer("/services/generator-data") {
-        assert_eq!(
-            depends_on_condition(generator, "generator-data"),
-            Some("service_completed_successfully")
-        );
-        let mut data_strings = Vec::new();
-        walk_strings(data, "generator-data".into(), &mut data_strings);
-        let events = data_strings
-            .iter()
-            .find_map(|(_, s)| s.strip_prefix("--events="))
-            .expect("generator-data writes --events=PATH");
-        let volume_of = |svc: &Value, path: &str| -> Option<(String, String)> {
-            svc["volumes"].as_array()?.iter().find_map(|v| {
-                let v = v.as_str()?;
-                let mut parts = v.split(':');
-                let (vol, target) = (parts.next()?, parts.next()?);
-                path.starts_with(target)
-                    .then(|| (vol.to_string(), path[target.len()..].to_string()))
-            })
-        };
-        let (vol, rel) = volume_of(data, events).expect("events path is on a volume");
-        let reader_mount = generator["volumes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(Value::as_str)
-            .find_map(|v| {
-                let mut parts = v.split(':');
-                (parts.next() == Some(vol.as_str())).then(|| parts.next().unwrap_or("").to_string())
-            })
-            .unwrap_or_else(|| panic!("generator does not mount volume `{vol}`"));
-        let read_path = format!("{reader_mount}{rel}");
-        assert!(
-            script.contains(&read_path),
-            "generator must read {read_path} (written by generator-data as {events})"
-        );
+    assert_eq!(generator_kafka.brokers, "kafka:9092");
+    assert_eq!(riskd_kafka.brokers, "kafka:9092");
+    // The binary accepts exactly these arguments (compose interpolation aside).
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_riskd"));
+    for a in &args {
+        let a = a.replace("${GENERATOR_SEED:-7}", "7");
+        let a = a.replace("${GENERATOR_IDENTITIES:-200}", "200");
+        let a = a.replace("${GENERATOR_DAYS:-14}", "14");
+        let a = a.replace("${GENERATOR_RATE:-500}", "500");
+        assert!(!a.contains('$'), "uninterpolated argument in the test: {a}");
+        cmd.arg(a);
     }
+    let help = cmd.arg("--help").output().expect("run riskd");
+    assert!(
+        help.status.success(),
+        "riskd rejects the generator's arguments: {}",
+        String::from_utf8_lossy(&help.stderr)
+    );
 }
 
 #[test]

@@ -347,3 +347,82 @@ async fn broker_paused_for_20s_then_resumed_loses_nothing() {
     assert!(status.success(), "exit status {status}");
     assert_no_history_lost(&bootstrap, &topics, &counts(&records));
 }
+
+#[test]
+fn generate_to_kafka_produces_the_same_fleet_as_the_file_keyed_by_identity() {
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topic = format!("generated-{}", std::process::id());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bin = env!("CARGO_BIN_EXE_riskd");
+    let args = [
+        "generate",
+        "--seed",
+        "5",
+        "--identities",
+        "20",
+        "--days",
+        "1",
+    ];
+
+    let file = std::process::Command::new(bin)
+        .args(args)
+        .arg("--events")
+        .arg(dir.path().join("events.ndjson"))
+        .arg("--labels")
+        .arg(dir.path().join("labels-file.json"))
+        .output()
+        .expect("run riskd generate");
+    assert!(file.status.success(), "{file:?}");
+    let to_kafka = std::process::Command::new(bin)
+        .args(args)
+        .args(["--kafka", "--topic", &topic])
+        .arg("--labels")
+        .arg(dir.path().join("labels-kafka.json"))
+        .env("RISKD__KAFKA__BROKERS", &bootstrap)
+        .env("RISKD__KAFKA__TOPIC_PARTITIONS", "3")
+        .output()
+        .expect("run riskd generate --kafka");
+    let stderr = String::from_utf8_lossy(&to_kafka.stderr);
+    assert!(to_kafka.status.success(), "{stderr}");
+    assert!(stderr.contains("acknowledged by the broker"), "{stderr}");
+
+    let lines: Vec<String> = std::fs::read_to_string(dir.path().join("events.ndjson"))
+        .expect("events file")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(lines.len() > 100, "{} events", lines.len());
+    let records = read_all(&bootstrap, &topic);
+    assert_eq!(
+        records.len(),
+        lines.len(),
+        "every generated event reaches the topic"
+    );
+    assert_eq!(
+        partitions(&bootstrap, &topic).len(),
+        3,
+        "topic created as configured"
+    );
+    // Same events (order across partitions is not defined, so compare as sets), each
+    // keyed by its identity, and per identity in the file's (event-time) order.
+    let mut per_identity: HashMap<String, Vec<String>> = HashMap::new();
+    for m in &records {
+        let key = String::from_utf8_lossy(m.key().expect("keyed")).into_owned();
+        let payload = String::from_utf8_lossy(m.payload().expect("payload")).into_owned();
+        let event: serde_json::Value = serde_json::from_str(&payload).expect("native JSON");
+        assert_eq!(event["identity"].as_str(), Some(key.as_str()));
+        per_identity.entry(key).or_default().push(payload);
+    }
+    let mut expected: HashMap<String, Vec<String>> = HashMap::new();
+    for line in lines {
+        let event: serde_json::Value = serde_json::from_str(&line).expect("native JSON");
+        let id = event["identity"].as_str().expect("identity").to_string();
+        expected.entry(id).or_default().push(line);
+    }
+    assert_eq!(per_identity, expected);
+    assert_eq!(
+        std::fs::read(dir.path().join("labels-file.json")).expect("labels"),
+        std::fs::read(dir.path().join("labels-kafka.json")).expect("labels"),
+    );
+}

@@ -370,6 +370,21 @@ pub async fn ensure_topics(kafka: &KafkaConfig) -> Result<usize, SinkError> {
     Ok(input_partitions)
 }
 
+/// Creates `topic` with the configured partitions and replication if it is missing (the
+/// generator's target when it feeds a broker with topic auto-creation off).
+pub async fn ensure_topic(kafka: &KafkaConfig, topic: &str) -> Result<(), SinkError> {
+    let admin: AdminClient<DefaultClientContext> =
+        client_config(kafka).create().map_err(SinkError::Admin)?;
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+    let replication = TopicReplication::Fixed(kafka.topic_replication);
+    create(
+        &admin,
+        &options,
+        NewTopic::new(topic, kafka.topic_partitions, replication),
+    )
+    .await
+}
+
 async fn create(
     admin: &AdminClient<DefaultClientContext>,
     options: &AdminOptions,

@@ -20,6 +20,7 @@
 pub mod archetype;
 pub mod attack;
 pub mod labels;
+pub mod publish;
 mod util;
 
 use std::cmp::Reverse;
