@@ -24,7 +24,7 @@ pub struct RiskEntry {
 /// Concurrent identity → latest signal map, plus the readiness flag `/readyz` reports.
 #[derive(Debug, Default)]
 pub struct RiskTable {
-    entries: DashMap<String, RiskEntry>,
+    entries: DashMap<String, RiskEntry, foldhash::fast::RandomState>,
     ready: AtomicBool,
 }
 

@@ -192,14 +192,16 @@ fn read_partitions_once(
     // belong to this instance's own future (it owns these partitions now).
     let mut remaining: HashSet<i32> = partitions.iter().copied().collect();
     let mut records = 0u64;
+    // Progress is judged when a poll comes back empty, not per record: a restore reads
+    // millions of records and a clock read each is measurable.
     let mut idle_since = Instant::now();
+    let mut records_then = 0u64;
     while !remaining.is_empty() {
         if cancel.is_cancelled() {
             return Err(SourceError::Cancelled);
         }
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(message)) => {
-                idle_since = Instant::now();
                 apply(
                     message.partition(),
                     message.offset(),
@@ -214,6 +216,10 @@ fn read_partitions_once(
             }
             Some(Err(err)) => return Err(read_err(err)),
             None => {
+                if records != records_then {
+                    records_then = records;
+                    idle_since = Instant::now();
+                }
                 // A stalled read (broker paused) restarts with a fresh client rather
                 // than waiting on a connection that may never answer again.
                 if idle_since.elapsed() > Duration::from_secs(30) {
