@@ -331,22 +331,27 @@ impl Engine {
         state.fold(&obs, &novelty, &self.params);
 
         // An HTTP route action (`GET /v1/balance`) and its destination describe the same
-        // call: a new route is one piece of evidence, not two.
-        if is_route_action(&event.action)
-            && findings[detect::NEW_ACTION].is_some()
-            && findings[detect::NEW_DESTINATION].is_some()
-        {
-            let a = findings[detect::NEW_ACTION]
-                .as_ref()
-                .map_or(0.0, |f| f.strength);
-            let d = findings[detect::NEW_DESTINATION]
-                .as_ref()
-                .map_or(0.0, |f| f.strength);
-            findings[if a >= d {
+        // call: a new route is one piece of evidence, not two. A new action of a service
+        // on a new resource type of that same service is one change too (adopting the
+        // service), but a little more than either half: the weaker counts at half.
+        if findings[detect::NEW_ACTION].is_some() && findings[detect::NEW_DESTINATION].is_some() {
+            let strength = |f: &Option<detect::Finding>| f.as_ref().map_or(0.0, |f| f.strength);
+            let a = strength(&findings[detect::NEW_ACTION]);
+            let d = strength(&findings[detect::NEW_DESTINATION]);
+            let weaker = if a >= d {
                 detect::NEW_DESTINATION
             } else {
                 detect::NEW_ACTION
-            }] = None;
+            };
+            if is_route_action(&event.action) {
+                findings[weaker] = None;
+            } else if novelty.class && detect::same_service(&event.action, &event.destination) {
+                if let Some(f) = findings[weaker].as_mut() {
+                    f.strength *= 0.5;
+                    f.detail
+                        .push_str("; same service as the new action (×0.50)");
+                }
+            }
         }
         // Session evidence: earlier signs of other detectors, decayed, count with this
         // event's. Most events have none, so the copy is rare.
@@ -879,6 +884,34 @@ mod tests {
         assert!(
             strength(&campaign) > strength(&release),
             "{campaign} vs {release}"
+        );
+    }
+
+    #[test]
+    fn adopting_a_service_is_one_change_not_two() {
+        // Regression: a cron job that started publishing metrics (a new action on a new
+        // resource type of the same service) scored as two independent signs, 62.8.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        out.clear();
+        let mut ev = event(
+            t + 60_000,
+            "cloudwatch:PutMetricData",
+            "cloudwatch",
+            "10.1.7.7",
+            "aws-sdk-go/1.44",
+        );
+        ev.identity = "svc".into();
+        e.process(&ev, &mut out).expect("in order");
+        let signal = out.last().expect("a signal");
+        assert!(signal.score > 30.0 && signal.score < 60.0, "{signal:#?}");
+        assert!(
+            signal
+                .reasons
+                .iter()
+                .any(|r| r.detail.contains("same service as the new action")),
+            "{signal:#?}"
         );
     }
 

@@ -139,6 +139,39 @@ pub fn fleet_discount(others: u32) -> f64 {
     1.0 / (1.0 + f64::from(others.saturating_sub(2)) / 2.0)
 }
 
+/// True when a new action and a new destination class are one change, not two: the
+/// action's service namespace names the destination's service (`sqs:SendMessage` on
+/// `arn:aws:sqs:...:queue`, `cloudwatch:PutMetricData` on `cloudwatch`), or a Kubernetes
+/// verb's resource is the destination's resource type (`create configmaps` on
+/// `prod/configmaps/app`). Starting to use a service is one piece of evidence; counting
+/// it twice made routine adoption (a job that starts publishing metrics) look like an
+/// attack's "several weak signs".
+pub fn same_service(action: &str, destination: &str) -> bool {
+    if let Some((service, verb)) = action.split_once(':') {
+        if service.is_empty() || verb.is_empty() || service.contains(' ') {
+            return false;
+        }
+        if let Some(rest) = destination.strip_prefix("arn:") {
+            // arn:partition:service:...
+            return rest.split(':').nth(1) == Some(service);
+        }
+        return destination == service
+            || destination
+                .strip_prefix(service)
+                .is_some_and(|r| r.starts_with('.'));
+    }
+    // Kubernetes: `<verb> <resource>[/<subresource>]` on `<namespace>/<resource>/<name>`
+    // or `<resource>/<name>` for cluster-scoped objects.
+    let Some((verb, resource)) = action.split_once(' ') else {
+        return false;
+    };
+    if verb.is_empty() || resource.starts_with('/') {
+        return false;
+    }
+    let resource = resource.split('/').next().unwrap_or(resource);
+    !resource.is_empty() && destination.split('/').take(2).any(|part| part == resource)
+}
+
 /// 0 at `lo`, 1 at `hi`, linear in log space between (ratios).
 pub fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
     if x.is_nan() || x <= lo {
@@ -150,6 +183,39 @@ pub fn log_ramp(x: f64, lo: f64, hi: f64) -> f64 {
 /// 0 at `lo`, 1 at `hi`, linear between.
 pub fn lin_ramp(x: f64, lo: f64, hi: f64) -> f64 {
     ((x - lo) / (hi - lo)).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_service;
+
+    #[test]
+    fn same_service_pairs_action_and_destination_of_one_call() {
+        for (action, dest) in [
+            (
+                "sqs:SendMessage",
+                "arn:aws:sqs:us-east-1:1:fx-rates-sync-done",
+            ),
+            ("cloudwatch:PutMetricData", "cloudwatch"),
+            ("s3:ListBuckets", "s3.amazonaws.com"),
+            ("create configmaps", "prod/configmaps/app"),
+            ("create pods/exec", "prod/pods/web-1"),
+            ("list namespaces", "namespaces"),
+        ] {
+            assert!(same_service(action, dest), "{action} on {dest}");
+        }
+        for (action, dest) in [
+            ("s3:PutObject", "arn:aws:kms:us-east-1:1:key/x"),
+            ("iam:PassRole", "arn:aws:s3:::bucket/key"),
+            ("sts:AssumeRole", "s3"),
+            ("git:push", "github.com/acme/repo"),
+            ("get secrets", "prod/configmaps/app"),
+            ("GET /v1/items", "https://api.internal/v1/items"),
+            ("", ""),
+        ] {
+            assert!(!same_service(action, dest), "{action} on {dest}");
+        }
+    }
 }
 
 #[cfg(test)]

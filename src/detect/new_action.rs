@@ -9,31 +9,86 @@
 use super::{fleet_discount, rarity, Context, Finding};
 use crate::state::SeenKind;
 
-const SENSITIVE_VERBS: [&str; 19] = [
-    "protection",
-    "stoplogging",
-    "deletetrail",
-    "disable",
-    "deleteflowlogs",
-    "getcalleridentity",
+/// Lower-case fragments of actions that attackers use and routine work rarely starts
+/// doing out of the blue, grouped by MITRE ATT&CK tactic. Matched as substrings of the
+/// lower-cased action, so they cover AWS (`iam:CreateAccessKey`), Kubernetes
+/// (`create pods/exec`) and HTTP or git verbs alike. Only a *new* action is judged, so an
+/// identity that does these as its job (a deployer creating roles) is not affected.
+const SENSITIVE_VERBS: [&str; 62] = [
+    // Discovery (TA0007): enumeration and "who am I".
     "list",
     "describe",
+    "getcalleridentity",
     "getaccountauthorization",
+    // Credential access (TA0006).
+    "secret",
+    "decrypt",
+    "getpassworddata",
+    "getparameter",
+    "getsessiontoken",
+    "getfederationtoken",
+    "serviceaccounts/token",
+    "certificatesigningrequests",
+    // Privilege escalation and persistence (TA0004, TA0003).
     "createaccesskey",
     "createuser",
     "createloginprofile",
+    "updateloginprofile",
     "attach",
     "putuserpolicy",
     "putrolepolicy",
     "passrole",
     "assumerole",
-    "getsecretvalue",
-    "decrypt",
+    "createrole",
+    "updateassumerolepolicy",
+    "createpolicyversion",
+    "setdefaultpolicyversion",
+    "addusertogroup",
+    "createtrustanchor",
+    "addpermission",
+    "publishlayerversion",
+    "updatefunctioncode",
+    "updatefunctionconfiguration",
+    "impersonate",
+    "escalate",
+    "rolebindings",
+    // Defence evasion (TA0005, T1562 Impair Defenses).
+    "protection",
+    "stoplogging",
+    "deletetrail",
+    "puteventselectors",
+    "disable",
+    "deleteflowlogs",
+    "deletedetector",
+    "deleteloggroup",
+    "deleteresolverquerylogconfig",
+    "leaveorganization",
+    "deactivatemfadevice",
+    // Exfiltration by sharing or opening up (TA0010).
+    "modifysnapshotattribute",
+    "modifyimageattribute",
+    "modifydbsnapshotattribute",
+    "modifydbclustersnapshotattribute",
+    "putbucketpolicy",
+    "putbucketacl",
+    "deletepublicaccessblock",
+    "deletebucketpublicaccessblock",
+    "authorizesecuritygroupingress",
+    // Execution and lateral movement (TA0002, TA0008).
+    "sendcommand",
+    "startsession",
+    "sshpublickey",
+    "modifyinstanceattribute",
+    "pods/exec",
+    "pods/portforward",
+    "nodes/proxy",
+    // Impact (TA0040): bulk deletion.
+    "deleteobjects",
 ];
 
 fn is_sensitive(action: &str) -> bool {
     let lower = action.to_ascii_lowercase();
-    SENSITIVE_VERBS.iter().any(|v| lower.contains(v)) || lower.contains("secret")
+    SENSITIVE_VERBS.iter().any(|v| lower.contains(v))
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
@@ -91,6 +146,34 @@ mod tests {
             plain.strength > 0.5 && recon.strength > plain.strength,
             "{plain:?} {recon:?}"
         );
+    }
+
+    #[test]
+    fn attack_verbs_across_sources_are_sensitive_and_routine_ones_are_not() {
+        for action in [
+            "cloudtrail:StopLogging",
+            "ec2:ModifySnapshotAttribute",
+            "s3:PutBucketPolicy",
+            "iam:UpdateAssumeRolePolicy",
+            "ssm:SendCommand",
+            "ec2-instance-connect:SendSSHPublicKey",
+            "create pods/exec",
+            "create serviceaccounts/token",
+            "create clusterrolebindings",
+            "github:branches.update_protection",
+        ] {
+            assert!(is_sensitive(action), "{action}");
+        }
+        for action in [
+            "s3:GetObject",
+            "s3:PutObject",
+            "get pods",
+            "update deployments",
+            "git:push",
+            "POST /v1/payments",
+        ] {
+            assert!(!is_sensitive(action), "{action}");
+        }
     }
 
     #[test]
