@@ -57,7 +57,7 @@ fn template_states() -> Vec<Vec<u8>> {
     engine
         .take_dirty()
         .into_iter()
-        .map(|(_, snapshot)| riskd::service::changelog::encode(-1, &snapshot))
+        .map(|(_, snapshot)| riskd::service::changelog::encode(-1, &snapshot, &[]))
         .collect()
 }
 

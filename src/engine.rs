@@ -707,6 +707,25 @@ impl Engine {
         Ok(())
     }
 
+    /// Reasons behind an identity's current (above normal) score, as its signals carry
+    /// them; empty when it is normal. Written to the changelog with the state.
+    pub fn reasons_of(&self, identity: &str) -> &[Reason] {
+        self.hot.get(identity).map_or(&[], |h| h.reasons.as_slice())
+    }
+
+    /// Installs the reasons restored from the changelog with [`Engine::restore`], so
+    /// the signals this instance emits for a restored identity (decay included) keep
+    /// explaining it. Only an identity with a decay still scheduled keeps them: one
+    /// whose score has settled emits nothing until its next event, which brings its
+    /// own reasons.
+    pub fn restore_reasons(&mut self, identity: &str, reasons: Vec<Reason>) {
+        if let Some(h) = self.hot.get_mut(identity) {
+            if h.due_ms.is_some() {
+                h.reasons = reasons;
+            }
+        }
+    }
+
     /// Drops an identity's state (partition revoked: another instance owns it now).
     pub fn forget(&mut self, identity: &str) -> bool {
         self.reschedule(identity, None);
@@ -1033,6 +1052,53 @@ mod tests {
         assert!(b.forget("svc"));
         assert_eq!(b.events_seen("svc"), None);
         let _ = t;
+    }
+
+    #[test]
+    fn restored_reasons_explain_the_decay_after_a_restart() {
+        // Regression: reasons were not in the changelog, so an instance that restored
+        // an elevated identity emitted its decay signals with no reasons at all.
+        let mut a = engine();
+        let mut out = Vec::new();
+        let t = history(&mut a, &mut out);
+        for (k, action) in ["sts:GetCallerIdentity", "iam:ListRoles"]
+            .iter()
+            .enumerate()
+        {
+            let mut ev = event(
+                t + 60_000 + k as i64 * 1000,
+                action,
+                "arn:aws:iam::1:role/x",
+                "203.0.113.7",
+                "curl/8.1",
+            );
+            ev.identity = "svc".into();
+            a.process(&ev, &mut out).expect("in order");
+        }
+        let reasons = a.reasons_of("svc").to_vec();
+        assert!(!reasons.is_empty());
+        let (_, snapshot) = a.take_dirty().pop().expect("dirty state");
+
+        let decay_reasons = |restore_reasons: bool| {
+            let mut b = engine();
+            b.restore("svc", &snapshot).expect("restores");
+            if restore_reasons {
+                b.restore_reasons("svc", reasons.clone());
+            }
+            let mut out = Vec::new();
+            b.advance_to(t + 3_600_000, &mut out);
+            assert!(!out.is_empty(), "a decay signal");
+            out.into_iter().flat_map(|s| s.reasons).collect::<Vec<_>>()
+        };
+        assert!(
+            decay_reasons(false).is_empty(),
+            "the bug this guards against"
+        );
+        let restored = decay_reasons(true);
+        assert!(
+            restored.iter().any(|r| r.detector == "new_source"),
+            "{restored:?}"
+        );
     }
 
     #[test]

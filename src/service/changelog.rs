@@ -1,5 +1,6 @@
 //! The state changelog record (design §7): key = identity, value = a small riskd header
-//! followed by the engine's opaque snapshot bytes. No IO.
+//! followed by the engine's opaque snapshot bytes and the reasons behind the identity's
+//! current score. No IO.
 //!
 //! The header records the input offset of the last event folded into that state. After
 //! a crash, the consumer resumes from the last *committed* offset, which may be behind
@@ -8,59 +9,166 @@
 //! skipped instead of being counted twice. This is what keeps `events_seen` exact
 //! across `kill -9`, beyond what the `event_id` window can do.
 //!
-//! Layout: `[version: u8 = 1][last input offset: i64 big-endian][engine snapshot]`.
-//! A tombstone (no value) means the identity was evicted.
+//! The reasons travel with the state so that an instance that restores an elevated
+//! identity keeps explaining it: the decay signals it emits after a restart or a
+//! rebalance carry the same reasons as before, instead of a bare score.
+//!
+//! Layouts (a tombstone, no value, means the identity was evicted):
+//! - version 2: `[2][last input offset: i64 BE][snapshot length: u32 BE][snapshot]
+//!   [reasons: JSON array, empty when there are none]`;
+//! - version 1 (read only, written before reasons were kept):
+//!   `[1][last input offset: i64 BE][snapshot]`.
 
-/// Current header version.
-const VERSION: u8 = 1;
-const HEADER_LEN: usize = 1 + 8;
+use crate::signal::Reason;
+
+/// Version written.
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
+const OFFSET_END: usize = 1 + 8;
+const HEADER_LEN: usize = OFFSET_END + 4;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChangelogError {
     #[error("changelog value is {0} bytes, shorter than its header")]
     Truncated(usize),
-    #[error("changelog value has version {0}; this riskd reads version 1")]
+    #[error("changelog value has version {0}; this riskd reads versions 1 and 2")]
     Version(u8),
+    #[error("changelog value says its snapshot is {declared} bytes but only {available} follow")]
+    SnapshotLength { declared: usize, available: usize },
+}
+
+/// One decoded changelog value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangelogValue<'a> {
+    /// Input offset of the last event folded into the state.
+    pub last_offset: i64,
+    /// The engine's snapshot bytes.
+    pub snapshot: &'a [u8],
+    /// Reasons behind the current score (empty when none were stored, or unreadable:
+    /// the state itself is still good then).
+    pub reasons: Vec<Reason>,
 }
 
 /// Encodes a changelog value.
-pub fn encode(last_offset: i64, snapshot: &[u8]) -> Vec<u8> {
-    let mut value = Vec::with_capacity(HEADER_LEN + snapshot.len());
+pub fn encode(last_offset: i64, snapshot: &[u8], reasons: &[Reason]) -> Vec<u8> {
+    let reasons_json = if reasons.is_empty() {
+        Vec::new()
+    } else {
+        // Serialising plain strings and floats cannot fail.
+        serde_json::to_vec(reasons).unwrap_or_default()
+    };
+    let mut value = Vec::with_capacity(HEADER_LEN + snapshot.len() + reasons_json.len());
     value.push(VERSION);
     value.extend_from_slice(&last_offset.to_be_bytes());
+    let len = u32::try_from(snapshot.len()).unwrap_or(u32::MAX);
+    value.extend_from_slice(&len.to_be_bytes());
     value.extend_from_slice(snapshot);
+    value.extend_from_slice(&reasons_json);
     value
 }
 
-/// Splits a changelog value into (last input offset, engine snapshot).
-pub fn decode(value: &[u8]) -> Result<(i64, &[u8]), ChangelogError> {
-    if value.len() < HEADER_LEN {
+/// Splits a changelog value into its parts.
+pub fn decode(value: &[u8]) -> Result<ChangelogValue<'_>, ChangelogError> {
+    if value.len() < OFFSET_END {
         return Err(ChangelogError::Truncated(value.len()));
     }
-    if value[0] != VERSION {
-        return Err(ChangelogError::Version(value[0]));
-    }
     let mut offset = [0u8; 8];
-    offset.copy_from_slice(&value[1..HEADER_LEN]);
-    Ok((i64::from_be_bytes(offset), &value[HEADER_LEN..]))
+    offset.copy_from_slice(&value[1..OFFSET_END]);
+    let last_offset = i64::from_be_bytes(offset);
+    match value[0] {
+        VERSION_1 => Ok(ChangelogValue {
+            last_offset,
+            snapshot: &value[OFFSET_END..],
+            reasons: Vec::new(),
+        }),
+        VERSION => {
+            if value.len() < HEADER_LEN {
+                return Err(ChangelogError::Truncated(value.len()));
+            }
+            let mut len = [0u8; 4];
+            len.copy_from_slice(&value[OFFSET_END..HEADER_LEN]);
+            let declared = u32::from_be_bytes(len) as usize;
+            let rest = &value[HEADER_LEN..];
+            if declared > rest.len() {
+                return Err(ChangelogError::SnapshotLength {
+                    declared,
+                    available: rest.len(),
+                });
+            }
+            let (snapshot, reasons) = rest.split_at(declared);
+            let reasons = if reasons.is_empty() {
+                Vec::new()
+            } else {
+                serde_json::from_slice(reasons).unwrap_or_default()
+            };
+            Ok(ChangelogValue {
+                last_offset,
+                snapshot,
+                reasons,
+            })
+        }
+        other => Err(ChangelogError::Version(other)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trips() {
-        let value = encode(1234567, b"state");
-        assert_eq!(decode(&value), Ok((1234567, &b"state"[..])));
+    fn reason(detector: &str) -> Reason {
+        Reason {
+            detector: detector.to_string(),
+            strength: 0.75,
+            detail: "first use of iam:CreateAccessKey".to_string(),
+        }
     }
 
     #[test]
-    fn rejects_garbage() {
+    fn round_trips_with_and_without_reasons() {
+        let value = encode(1234567, b"state", &[]);
+        let decoded = decode(&value).expect("decodes");
+        assert_eq!(decoded.last_offset, 1234567);
+        assert_eq!(decoded.snapshot, b"state");
+        assert!(decoded.reasons.is_empty());
+
+        let reasons = vec![reason("new_action"), reason("new_source")];
+        let value = encode(-1, b"st", &reasons);
+        let decoded = decode(&value).expect("decodes");
+        assert_eq!((decoded.last_offset, decoded.snapshot), (-1, &b"st"[..]));
+        assert_eq!(decoded.reasons, reasons);
+    }
+
+    #[test]
+    fn reads_version_1_values() {
+        let mut value = vec![1u8];
+        value.extend_from_slice(&42i64.to_be_bytes());
+        value.extend_from_slice(b"old state");
+        let decoded = decode(&value).expect("decodes");
+        assert_eq!(
+            (decoded.last_offset, decoded.snapshot),
+            (42, &b"old state"[..])
+        );
+        assert!(decoded.reasons.is_empty());
+    }
+
+    #[test]
+    fn rejects_garbage_and_keeps_state_when_only_reasons_are_bad() {
         assert_eq!(decode(b"\x01abc"), Err(ChangelogError::Truncated(4)));
         assert_eq!(
             decode(&[9, 0, 0, 0, 0, 0, 0, 0, 0]),
             Err(ChangelogError::Version(9))
         );
+        let mut value = encode(7, b"state", &[]);
+        assert_eq!(
+            decode(&value[..HEADER_LEN + 2]),
+            Err(ChangelogError::SnapshotLength {
+                declared: 5,
+                available: 2
+            })
+        );
+        value.extend_from_slice(b"{not json");
+        let decoded = decode(&value).expect("state still decodes");
+        assert_eq!(decoded.snapshot, b"state");
+        assert!(decoded.reasons.is_empty());
     }
 }

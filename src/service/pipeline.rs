@@ -750,7 +750,8 @@ impl Pipeline {
         for (identity, snapshot) in dirty {
             match self.owners.get(&identity) {
                 Some(owner) => {
-                    let value = changelog::encode(owner.offset, &snapshot);
+                    let reasons = self.engine.reasons_of(&identity);
+                    let value = changelog::encode(owner.offset, &snapshot, reasons);
                     unsent.push_back((identity, owner.partition, Some(value)));
                 }
                 // Engine state for an identity no input record of ours touched (cannot
@@ -1018,11 +1019,12 @@ impl Pipeline {
                 };
                 let restored = changelog::decode(value)
                     .map_err(|e| e.to_string())
-                    .and_then(|(last, snapshot)| {
+                    .and_then(|value| {
                         engine
-                            .restore(identity, snapshot)
-                            .map(|()| last)
-                            .map_err(|e| e.to_string())
+                            .restore(identity, value.snapshot)
+                            .map_err(|e| e.to_string())?;
+                        engine.restore_reasons(identity, value.reasons);
+                        Ok(value.last_offset)
                     });
                 match restored {
                     Ok(last) => {

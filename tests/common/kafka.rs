@@ -367,10 +367,9 @@ pub fn changelog_events_seen(
         let identity = String::from_utf8(m.key().expect("state key").to_vec()).expect("utf8 key");
         match m.payload() {
             Some(value) => {
-                let (_, snapshot) =
-                    riskd::service::changelog::decode(value).expect("changelog value");
+                let value = riskd::service::changelog::decode(value).expect("changelog value");
                 engine
-                    .restore(&identity, snapshot)
+                    .restore(&identity, value.snapshot)
                     .expect("engine restores");
                 identities.push(identity);
             }
