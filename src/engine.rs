@@ -127,6 +127,7 @@ pub struct Engine {
     table: IdentityTable,
     fleet_novelty: FleetNovelty,
     pulse: FleetPulse,
+    sustained: Sustained,
     schedule: BTreeSet<(i64, Box<str>)>,
     hot: StableMap<Box<str>, Hot>,
     /// Identities changed since the last `take_dirty`, in first-change order (each
@@ -162,6 +163,7 @@ impl Engine {
             ),
             fleet_novelty: FleetNovelty::new(config.score.fleet_novelty_window.as_millis_i64()),
             pulse: FleetPulse::new(config.score.fleet_pulse_window.as_millis_i64()),
+            sustained: Sustained::default(),
             schedule: BTreeSet::new(),
             hot: StableMap::default(),
             dirty: Vec::new(),
@@ -375,16 +377,25 @@ impl Engine {
             state.recent[i] = (earlier.max(now) * 255.0).round().clamp(0.0, 255.0) as u8;
         }
         state.recent_ms = state.recent_ms.max(t);
+        // New evidence on this event (not only earlier signs carried over).
+        let fresh = any_fresh(&findings);
         let findings = session.unwrap_or(findings);
 
         // Score: max of the instantaneous risk and the decayed previous score.
         let any = findings.iter().any(Option::is_some);
-        let instant = if any {
+        let mut instant = if any {
             let s = *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event));
             self.scorer.combine(&findings, s)
         } else {
             0.0
         };
+        if fresh && self.scorer.level(instant) >= Level::Elevated {
+            let who = stable_hash(SEED_IDENTITY, event.identity.as_bytes());
+            let hours = self.sustained.mark(who, t);
+            if hours > 0 {
+                instant = sustain(instant, hours);
+            }
+        }
         let previous = round1(
             self.scorer
                 .decayed(f64::from(state.score), state.score_ms, t),
@@ -776,6 +787,65 @@ impl Engine {
     }
 }
 
+fn any_fresh(findings: &[Option<detect::Finding>; detect::COUNT]) -> bool {
+    findings.iter().any(Option::is_some)
+}
+
+/// Hours remembered per identity by [`Sustained`].
+const SUSTAINED_HOURS: i64 = 12;
+const HOUR_MS: i64 = 3_600_000;
+/// Most identities [`Sustained`] remembers at once.
+const SUSTAINED_CAP: usize = 200_000;
+
+/// Which of the last hours each identity was elevated in on fresh evidence. An identity
+/// that keeps looking anomalous hour after hour (a low-and-slow exfiltration: every
+/// copy at an hour it never works, to a bucket it met yesterday) is more telling than
+/// one elevated moment, which the 30-minute half-life otherwise forgets between copies.
+#[derive(Default)]
+struct Sustained {
+    /// Identity hash → (hour number of bit 0, bit i = elevated in hour `hour - i`).
+    hours: StableMap<u64, (i64, u16)>,
+}
+
+impl Sustained {
+    /// Marks `who` elevated at `t`; returns in how many *other* of the last
+    /// [`SUSTAINED_HOURS`] hours it was elevated too.
+    fn mark(&mut self, who: u64, t: i64) -> u32 {
+        let hour = t.div_euclid(HOUR_MS);
+        if self.hours.len() >= SUSTAINED_CAP && !self.hours.contains_key(&who) {
+            self.hours.retain(|_, (h, _)| hour - *h < SUSTAINED_HOURS);
+            if self.hours.len() >= SUSTAINED_CAP {
+                return 0;
+            }
+        }
+        let entry = self.hours.entry(who).or_insert((hour, 0));
+        let shift = hour - entry.0;
+        if shift > 0 {
+            entry.1 = if shift >= 16 { 0 } else { entry.1 << shift };
+            entry.0 = hour;
+        } else if shift < 0 {
+            // An older event (within the lateness bound): count it where it belongs.
+            let back = -shift;
+            if back < 16 {
+                entry.1 |= 1 << back;
+            }
+            return 0;
+        }
+        let window = (1u16 << SUSTAINED_HOURS) - 1;
+        let others = (entry.1 & window & !1).count_ones();
+        entry.1 |= 1;
+        others
+    }
+}
+
+/// The instant score of an event when the identity was already elevated in `hours`
+/// other recent hours: each such hour counts as a quarter of an independent repeat.
+fn sustain(instant: f64, hours: u32) -> f64 {
+    let keep = 1.0 - instant / 100.0;
+    let exponent = 1.0 + 0.25 * f64::from(hours.min(8));
+    round1((1.0 - keep.powf(exponent)) * 100.0).clamp(0.0, 100.0)
+}
+
 /// `GET /path`-style actions: HTTP routes whose path repeats the destination.
 fn is_route_action(action: &str) -> bool {
     let Some((method, rest)) = action.split_once(' ') else {
@@ -904,6 +974,34 @@ mod tests {
             strength(&campaign) > strength(&release),
             "{campaign} vs {release}"
         );
+    }
+
+    #[test]
+    fn sustained_counts_other_elevated_hours_within_twelve() {
+        let mut s = Sustained::default();
+        let h = |n: i64| T0 + n * HOUR_MS;
+        assert_eq!(s.mark(1, h(0)), 0);
+        assert_eq!(s.mark(1, h(0) + 60_000), 0, "the same hour counts once");
+        assert_eq!(s.mark(1, h(1)), 1);
+        assert_eq!(s.mark(1, h(3)), 2);
+        assert_eq!(s.mark(2, h(3)), 0, "per identity");
+        // Twelve hours later the first hours have left the window.
+        assert_eq!(s.mark(1, h(12)), 2);
+        assert_eq!(s.mark(1, h(14)), 2);
+        assert_eq!(s.mark(1, h(40)), 0);
+    }
+
+    #[test]
+    fn sustain_raises_a_repeated_elevated_score_and_nothing_else() {
+        assert_eq!(sustain(45.0, 0), 45.0);
+        let once = sustain(45.0, 1);
+        let thrice = sustain(45.0, 3);
+        assert!(
+            45.0 < once && once < thrice && thrice >= 60.0,
+            "{once} {thrice}"
+        );
+        assert!(sustain(45.0, 100) <= 100.0);
+        assert_eq!(sustain(0.0, 5), 0.0);
     }
 
     #[test]
