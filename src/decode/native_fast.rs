@@ -1,0 +1,415 @@
+//! Fast path of the native decoder (design §11): a hand-written parser for the shape
+//! producers actually send — one flat object of plain strings and small integers, with
+//! an optional `attributes` object of plain strings — that decodes straight into a
+//! caller's [`ActivityEvent`], reusing its string buffers.
+//!
+//! It accepts a strict subset of what the serde path (`native::decode_str`) accepts and
+//! gives up on anything else: escapes, control characters, floats, negative numbers,
+//! booleans in known fields, containers in unknown fields, duplicate fields, and every
+//! value the serde path would reject. Giving up is cheap and the caller then runs the
+//! bounded serde path, so every rejection and its detail still comes from exactly one
+//! place, and a fast-path success is always the event the serde path would have built.
+//!
+//! Because it only accepts objects it has walked completely, it also knows their depth
+//! (1, or 2 with `attributes`), which is what lets the caller skip the separate depth
+//! pre-scan on success.
+
+use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
+
+use super::util::{check_time_range, parse_rfc3339};
+
+/// A scalar value of a known field, as the fast path understands it.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    Null,
+    Str(&'a str),
+    U64(u64),
+}
+
+const TIME: usize = 0;
+const IDENTITY: usize = 1;
+const ACTION: usize = 2;
+const DESTINATION: usize = 3;
+const EVENT_ID: usize = 4;
+const IDENTITY_KIND: usize = 5;
+const ENVIRONMENT: usize = 6;
+const SOURCE_IP: usize = 7;
+const SOURCE_NETWORK: usize = 8;
+const USER_AGENT: usize = 9;
+const OUTCOME: usize = 10;
+const BYTES: usize = 11;
+const RECORDS: usize = 12;
+const SENSITIVITY: usize = 13;
+const ATTRIBUTES: usize = 14;
+const FIELDS: usize = 15;
+
+fn field_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "time" => TIME,
+        "identity" => IDENTITY,
+        "action" => ACTION,
+        "destination" => DESTINATION,
+        "event_id" => EVENT_ID,
+        "identity_kind" => IDENTITY_KIND,
+        "environment" => ENVIRONMENT,
+        "source_ip" => SOURCE_IP,
+        "source_network" => SOURCE_NETWORK,
+        "user_agent" => USER_AGENT,
+        "outcome" => OUTCOME,
+        "bytes" => BYTES,
+        "records" => RECORDS,
+        "sensitivity" => SENSITIVITY,
+        "attributes" => ATTRIBUTES,
+        _ => return None,
+    })
+}
+
+/// Byte cursor over text that is already known to be UTF-8. Every method returns
+/// `None` on anything outside the fast path's grammar; nothing here can panic.
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.pos += 1)
+    }
+
+    /// A string without escapes or control characters (both legal or diagnosable only
+    /// by the serde path). Slicing at the ASCII quotes keeps `get` on char boundaries.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let rest = self.text.as_bytes().get(start..)?;
+        let len = rest
+            .iter()
+            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.pos = start + len + 1;
+        self.text.get(start..start + len)
+    }
+
+    /// A non-negative integer that serde_json would read as `u64`: no sign, no leading
+    /// zero, no fraction or exponent, no overflow (serde_json turns that into a float).
+    fn integer(&mut self) -> Option<u64> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        let mut n: u64 = 0;
+        while let Some(d) = bytes.get(self.pos).filter(|b| b.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        let digits = self.pos - start;
+        if digits == 0 || (digits > 1 && bytes.get(start) == Some(&b'0')) {
+            return None;
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(n)
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let end = self.pos + word.len();
+        (self.text.get(self.pos..end) == Some(word)).then(|| self.pos = end)
+    }
+
+    /// A scalar value: string, `null` or a plain non-negative integer.
+    fn scalar(&mut self) -> Option<Val<'a>> {
+        match self.peek()? {
+            b'"' => self.string().map(Val::Str),
+            b'n' => self.literal("null").map(|()| Val::Null),
+            b'0'..=b'9' => self.integer().map(Val::U64),
+            _ => None,
+        }
+    }
+
+    /// After a member: `,` (true, more follow) or `}` (false, object done).
+    fn member_end(&mut self) -> Option<bool> {
+        self.skip_ws();
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                self.skip_ws();
+                Some(true)
+            }
+            b'}' => {
+                self.pos += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// `key :` with whitespace around the colon; leaves the cursor on the value.
+    fn key(&mut self) -> Option<&'a str> {
+        let key = self.string()?;
+        self.skip_ws();
+        self.eat(b':')?;
+        self.skip_ws();
+        Some(key)
+    }
+}
+
+fn set(slot: &mut String, value: &str) {
+    slot.clear();
+    slot.push_str(value);
+}
+
+/// Fills an optional field, reusing the buffer already there.
+fn set_opt(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(s), Some(v)) => set(s, v),
+        (None, Some(v)) => *slot = Some(v.to_owned()),
+        (_, None) => *slot = None,
+    }
+}
+
+/// A required string: present and non-empty.
+fn required<'a>(v: Option<Val<'a>>) -> Option<&'a str> {
+    match v {
+        Some(Val::Str(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+/// An optional string: absent, null and empty read as `None`; a number gives up.
+fn optional<'a>(v: Option<Val<'a>>) -> Result<Option<&'a str>, ()> {
+    match v {
+        None | Some(Val::Null) => Ok(None),
+        Some(Val::Str(s)) => Ok((!s.is_empty()).then_some(s)),
+        Some(Val::U64(_)) => Err(()),
+    }
+}
+
+fn count(v: Option<Val<'_>>) -> Result<Option<u64>, ()> {
+    match v {
+        None | Some(Val::Null) => Ok(None),
+        Some(Val::U64(n)) => Ok(Some(n)),
+        Some(Val::Str(_)) => Err(()),
+    }
+}
+
+/// Decodes `text` into `event` if it is in the fast path's subset and would decode
+/// without rejection, nested no deeper than `max_depth`. On `false` the event holds an
+/// unspecified (but valid) mix of old and new values and the caller must run the full
+/// path.
+pub(crate) fn decode_into(text: &str, max_depth: usize, event: &mut ActivityEvent) -> bool {
+    parse(text, max_depth, event).is_some()
+}
+
+fn parse(text: &str, max_depth: usize, event: &mut ActivityEvent) -> Option<()> {
+    let mut c = Cursor { text, pos: 0 };
+    let mut vals: [Option<Val<'_>>; FIELDS] = [None; FIELDS];
+    let mut seen = 0u32;
+    let mut depth = 1usize;
+    let mut has_attributes = false;
+
+    c.skip_ws();
+    c.eat(b'{')?;
+    c.skip_ws();
+    let mut more = c.peek()? != b'}';
+    if !more {
+        c.pos += 1;
+    }
+    while more {
+        let key = c.key()?;
+        match field_index(key) {
+            Some(ATTRIBUTES) => {
+                if seen & (1 << ATTRIBUTES) != 0 {
+                    return None;
+                }
+                seen |= 1 << ATTRIBUTES;
+                if c.peek()? == b'{' {
+                    depth = 2;
+                    has_attributes = true;
+                    attributes(&mut c, event)?;
+                } else {
+                    // Only `null` means "no attributes"; anything else is a rejection.
+                    c.literal("null")?;
+                }
+            }
+            Some(i) => {
+                // serde rejects a repeated known field, even one that was null.
+                if seen & (1 << i) != 0 {
+                    return None;
+                }
+                seen |= 1 << i;
+                vals[i] = Some(c.scalar()?);
+            }
+            // Unknown fields are skipped by the serde path; only scalars are walked here,
+            // so depth stays known.
+            None => {
+                c.scalar()?;
+            }
+        }
+        more = c.member_end()?;
+    }
+    c.skip_ws();
+    if c.pos != text.len() || depth > max_depth {
+        return None;
+    }
+    if !has_attributes {
+        event.attributes.clear();
+    }
+
+    event.time_ms = match vals[TIME]? {
+        Val::Str(s) => parse_rfc3339("time", s).ok()?,
+        Val::U64(n) => check_time_range("time", i64::try_from(n).unwrap_or(i64::MAX)).ok()?,
+        Val::Null => return None,
+    };
+    set(&mut event.identity, required(vals[IDENTITY])?);
+    set(&mut event.action, required(vals[ACTION])?);
+    set(&mut event.destination, required(vals[DESTINATION])?);
+    event.identity_kind = match optional(vals[IDENTITY_KIND]).ok()? {
+        Some(k) => IdentityKind::parse(k),
+        None => IdentityKind::Unknown,
+    };
+    event.outcome = match optional(vals[OUTCOME]).ok()? {
+        Some(o) => Outcome::parse(o)?,
+        None => Outcome::Success,
+    };
+    event.sensitivity = match optional(vals[SENSITIVITY]).ok()? {
+        Some(s) => Some(Sensitivity::parse(s)?),
+        None => None,
+    };
+    set_opt(&mut event.event_id, optional(vals[EVENT_ID]).ok()?);
+    set_opt(&mut event.environment, optional(vals[ENVIRONMENT]).ok()?);
+    set_opt(&mut event.source_ip, optional(vals[SOURCE_IP]).ok()?);
+    set_opt(
+        &mut event.source_network,
+        optional(vals[SOURCE_NETWORK]).ok()?,
+    );
+    set_opt(&mut event.user_agent, optional(vals[USER_AGENT]).ok()?);
+    event.bytes = count(vals[BYTES]).ok()?;
+    event.records = count(vals[RECORDS]).ok()?;
+    Some(())
+}
+
+/// `attributes`: an object of plain strings; the last of repeated keys wins, as in the
+/// serde path (which collects the entries and inserts them in order).
+fn attributes(c: &mut Cursor<'_>, event: &mut ActivityEvent) -> Option<()> {
+    event.attributes.clear();
+    c.eat(b'{')?;
+    c.skip_ws();
+    if c.peek()? == b'}' {
+        c.pos += 1;
+        return Some(());
+    }
+    loop {
+        let key = c.key()?;
+        let value = c.string()?;
+        event.attributes.insert(key.to_owned(), value.to_owned());
+        if !c.member_end()? {
+            return Some(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::native::decode_str;
+
+    const LINES: [&str; 4] = [
+        r#"{"time":"2026-11-02T00:00:11.919Z","identity":"system:serviceaccount:kube-system:replicaset-controller-c98","action":"get pods","destination":"growth/pods/accounts-4vkzhh6hjh-42zdz","event_id":"evt_bcda4680438a5951","identity_kind":"service_account","environment":"prod","source_ip":"10.0.2.111","source_network":"eks-control-plane","user_agent":"kube-controller-manager/v1.29.6 (linux/amd64) kubernetes/2d8f8e2","outcome":"success"}"#,
+        r#"{"time":"2026-11-02T00:00:13.181Z","identity":"key_live_xdydowLZK19rb4i4idCwY3Lr","action":"POST /v1/charges/{id}/capture","destination":"api.pay.acme.com/v1/charges/ch_7BWza41pumGDoD6z8fuTPa1h/capture","event_id":"evt_1a3eaa3c25c3a340","identity_kind":"api_key","environment":"prod","source_ip":"3.96.71.250","user_agent":"acme-pay-python/5.4.0 python/3.11.6","outcome":"success","bytes":1860,"attributes":{"account":"acct_V3acjBhOx4s2PFH3"}}"#,
+        r#" { "time" : 1700000000000 , "identity" : "é😀" , "action":"a", "destination":"d", "records":0, "sensitivity":"restricted", "outcome":"denied", "extra":"x", "n":null, "m":12, "attributes":{"b":"2","a":"1","b":"3"} } "#,
+        r#"{"time":1700000000000,"identity":"i","action":"a","destination":"d","event_id":"","source_ip":null,"attributes":null,"identity_kind":"robot"}"#,
+    ];
+
+    /// What the fast path says about `text` must match the serde path whenever the
+    /// fast path answers at all, also when decoding into a previously used event.
+    fn agree(text: &str, max_depth: usize) -> bool {
+        let mut reused = decode_str(LINES[1]).expect("sample decodes");
+        let mut fresh = ActivityEvent::default();
+        let fast_reused = decode_into(text, max_depth, &mut reused);
+        let fast_fresh = decode_into(text, max_depth, &mut fresh);
+        assert_eq!(fast_reused, fast_fresh, "{text}");
+        if fast_fresh {
+            let slow = decode_str(text).unwrap_or_else(|e| panic!("{text}: fast ok, slow {e}"));
+            assert_eq!(fresh, slow, "{text}");
+            assert_eq!(reused, slow, "{text}");
+        }
+        fast_fresh
+    }
+
+    #[test]
+    fn samples_take_the_fast_path_and_match_serde() {
+        for line in LINES {
+            assert!(agree(line, 64), "{line}");
+        }
+    }
+
+    #[test]
+    fn depth_bound_is_respected() {
+        assert!(agree(LINES[0], 1));
+        assert!(!agree(LINES[1], 1));
+        assert!(agree(LINES[1], 2));
+        assert!(!agree(LINES[0], 0));
+    }
+
+    #[test]
+    fn outside_the_subset_gives_up() {
+        let min = r#""identity":"i","action":"a","destination":"d""#;
+        for body in [
+            r#""time":1700000000000,"identity":"a\"b","action":"a","destination":"d""#,
+            r#""time":1.7e12,MIN"#,
+            r#""time":-1,MIN"#,
+            r#""time":01700000000000,MIN"#,
+            r#""time":99999999999999999999999,MIN"#,
+            r#""time":1700000000000,MIN,"identity":"x""#,
+            r#""time":1700000000000,MIN,"time":null"#,
+            r#""time":1700000000000,MIN,"x":[1]"#,
+            r#""time":1700000000000,MIN,"x":true"#,
+            r#""time":1700000000000,MIN,"bytes":"1""#,
+            r#""time":1700000000000,MIN,"outcome":"maybe""#,
+            r#""time":1700000000000,MIN,"attributes":{"k":1}"#,
+            r#""time":1700000000000,MIN,"attributes":[]"#,
+            r#""time":"yesterday",MIN"#,
+            r#""time":1,MIN"#,
+            r#""time":1700000000000,"identity":"","action":"a","destination":"d""#,
+            "\"time\":1700000000000,MIN,\"event_id\":\"a\tb\"",
+        ] {
+            let text = format!("{{{}}}", body.replace("MIN", min));
+            assert!(!agree(&text, 64), "{text}");
+        }
+        for text in ["", "{", "[]", "{}", "nul", "{\"time\":1}x", "\u{a0}{}"] {
+            assert!(!agree(text, 64), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_agrees_with_serde() {
+        for line in LINES {
+            for cut in (0..line.len()).filter(|&i| line.is_char_boundary(i)) {
+                agree(&line[..cut], 64);
+                let spliced = format!("{}{}", &line[..cut], &line[cut..].replacen('"', "", 1));
+                agree(&spliced, 64);
+            }
+            let bytes = line.as_bytes();
+            for i in 0..bytes.len() {
+                for b in [b'"', b',', b'{', b'}', b':', b'\\', b' ', b'0', b'n', 0x01] {
+                    let mut v = bytes.to_vec();
+                    v[i] = b;
+                    if let Ok(text) = String::from_utf8(v) {
+                        agree(&text, 64);
+                    }
+                }
+            }
+        }
+    }
+}
