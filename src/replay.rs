@@ -16,7 +16,7 @@
 //! and, with `--dead-letter`, written out with its reason and position.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -133,6 +133,53 @@ impl Ord for Pending {
     }
 }
 
+/// The reorder buffer: pops events in `(time_ms, seq)` order. Most inputs are already
+/// in time order, so an event no older than the newest held one is appended to a queue
+/// (O(1), no sifting of a heap with hundreds of entries); only out-of-order events go to
+/// the heap. Keys are unique (`seq`), so taking the smaller of the two fronts releases
+/// exactly the sequence a single heap would.
+#[derive(Default)]
+struct Reorder {
+    in_order: VecDeque<Pending>,
+    late: BinaryHeap<Reverse<Pending>>,
+}
+
+impl Reorder {
+    fn len(&self) -> usize {
+        self.in_order.len() + self.late.len()
+    }
+
+    fn push(&mut self, pending: Pending) {
+        match self.in_order.back() {
+            Some(back) if *back > pending => self.late.push(Reverse(pending)),
+            _ => self.in_order.push_back(pending),
+        }
+    }
+
+    /// Event time of the next event `pop` would return.
+    fn peek_time(&self) -> Option<i64> {
+        match (self.in_order.front(), self.late.peek()) {
+            (Some(a), Some(Reverse(b))) => Some(a.min(b).time_ms),
+            (Some(a), None) => Some(a.time_ms),
+            (None, Some(Reverse(b))) => Some(b.time_ms),
+            (None, None) => None,
+        }
+    }
+
+    fn pop(&mut self) -> Option<Pending> {
+        let late_first = match (self.in_order.front(), self.late.peek()) {
+            (Some(a), Some(Reverse(b))) => b < a,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if late_first {
+            self.late.pop().map(|Reverse(p)| p)
+        } else {
+            self.in_order.pop_front()
+        }
+    }
+}
+
 /// A batch of events for reuse. They travel boxed everywhere else (`Item::Event`,
 /// `Pending`), so the batch holds the same boxes: moving one in or out never copies it.
 #[allow(clippy::vec_box)]
@@ -173,7 +220,7 @@ struct Reader {
 struct Replay<'a> {
     engine: Engine,
     horizon_ms: i64,
-    reorder: BinaryHeap<Reverse<Pending>>,
+    reorder: Reorder,
     newest_ms: i64,
     seq: u64,
     out: Box<dyn Write + 'a>,
@@ -241,7 +288,7 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
         // A replay writes no changelog.
         engine: Engine::new(config).without_changelog(),
         horizon_ms: config.decode.max_lateness.as_millis_i64(),
-        reorder: BinaryHeap::new(),
+        reorder: Reorder::default(),
         newest_ms: i64::MIN,
         seq: 0,
         out,
@@ -521,16 +568,16 @@ impl Replay<'_> {
     fn push(&mut self, event: Box<ActivityEvent>, position: Position) -> Result<(), ReplayError> {
         self.newest_ms = self.newest_ms.max(event.time_ms);
         self.seq += 1;
-        self.reorder.push(Reverse(Pending {
+        self.reorder.push(Pending {
             time_ms: event.time_ms,
             seq: self.seq,
             event,
             position,
-        }));
+        });
         let release_before = self.newest_ms.saturating_sub(self.horizon_ms);
-        while let Some(Reverse(top)) = self.reorder.peek() {
-            if top.time_ms < release_before || self.reorder.len() > MAX_REORDER_EVENTS {
-                if let Some(Reverse(pending)) = self.reorder.pop() {
+        while let Some(top_ms) = self.reorder.peek_time() {
+            if top_ms < release_before || self.reorder.len() > MAX_REORDER_EVENTS {
+                if let Some(pending) = self.reorder.pop() {
                     self.score(pending)?;
                 }
             } else {
@@ -541,7 +588,7 @@ impl Replay<'_> {
     }
 
     fn drain_all(&mut self) -> Result<(), ReplayError> {
-        while let Some(Reverse(pending)) = self.reorder.pop() {
+        while let Some(pending) = self.reorder.pop() {
             self.score(pending)?;
         }
         let mut signals = std::mem::take(&mut self.scratch_signals);
@@ -936,6 +983,44 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reorder_releases_like_a_single_heap() {
+        // Mostly ascending with late arrivals and ties, as real log files are.
+        let times = [5, 7, 7, 3, 8, 8, 1, 9, 12, 10, 12, 4, 15, 15, 2];
+        let mut reorder = Reorder::default();
+        let mut heap = BinaryHeap::new();
+        let pending = |seq: usize, time_ms: i64| Pending {
+            time_ms,
+            seq: seq as u64,
+            event: Box::default(),
+            position: Position {
+                input: 0,
+                line: seq as u64,
+                record: None,
+            },
+        };
+        let mut released = Vec::new();
+        let mut expected = Vec::new();
+        for (seq, &t) in times.iter().enumerate() {
+            reorder.push(pending(seq, t));
+            heap.push(Reverse(pending(seq, t)));
+            // Interleave pops with pushes, as `Replay::push` does.
+            if seq % 3 == 2 {
+                assert_eq!(reorder.peek_time(), heap.peek().map(|Reverse(p)| p.time_ms));
+                released.extend(reorder.pop().map(|p| p.seq));
+                expected.extend(heap.pop().map(|Reverse(p)| p.seq));
+            }
+            assert_eq!(reorder.len(), heap.len());
+        }
+        while let Some(p) = reorder.pop() {
+            released.push(p.seq);
+        }
+        while let Some(Reverse(p)) = heap.pop() {
+            expected.push(p.seq);
+        }
+        assert_eq!(released, expected);
+    }
 
     #[test]
     fn bounded_line_cuts_and_skips_overlong_lines() {
