@@ -194,9 +194,11 @@ enum Item {
 
 /// Items per channel message: large enough that channel overhead vanishes, small enough
 /// that the two threads overlap.
-const BATCH: usize = 1024;
+const BATCH: usize = 256;
 /// Batches in flight between the threads; bounds memory when scoring is the slower side.
-const BATCHES_IN_FLIGHT: usize = 8;
+/// Scoring is the slower side on this input, so the queue is usually full: a short one
+/// keeps the events it reads closer to cache (1024 × 8 measured slightly slower).
+const BATCHES_IN_FLIGHT: usize = 4;
 /// Batches of scored events on their way back to the reader for reuse. When the channel
 /// is full the scoring side just drops them, so this also bounds memory.
 const RECYCLE_IN_FLIGHT: usize = 4;
