@@ -25,7 +25,7 @@ pub mod cloudtrail;
 pub mod k8s_audit;
 pub mod native;
 mod native_fast;
-mod scan;
+pub(crate) mod scan;
 mod util;
 
 use serde::{Deserialize, Serialize};

@@ -92,9 +92,7 @@ impl<'a> Cursor<'a> {
         self.eat(b'"')?;
         let start = self.pos;
         let rest = self.text.as_bytes().get(start..)?;
-        let len = rest
-            .iter()
-            .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+        let len = super::scan::find_string_stop(rest)?;
         if rest.get(len) != Some(&b'"') {
             return None;
         }
@@ -299,24 +297,101 @@ fn parse(text: &str, max_depth: usize, event: &mut ActivityEvent) -> Option<()> 
     Some(())
 }
 
+/// Attribute pairs handled without a temporary vector; more go through `insert`.
+const MAX_INLINE_ATTRIBUTES: usize = 8;
+
 /// `attributes`: an object of plain strings; the last of repeated keys wins, as in the
 /// serde path (which collects the entries and inserts them in order).
+///
+/// Rebuilding the map would cost two strings and a node per event. When the recycled
+/// event already has the same keys (common: producers send fixed attribute sets) only
+/// the values are overwritten; otherwise the old strings are reused for the new ones.
 fn attributes(c: &mut Cursor<'_>, event: &mut ActivityEvent) -> Option<()> {
-    event.attributes.clear();
     c.eat(b'{')?;
     c.skip_ws();
+    let mut pairs: [(&str, &str); MAX_INLINE_ATTRIBUTES] = [("", ""); MAX_INLINE_ATTRIBUTES];
+    let mut n = 0usize;
+    let mut overflow = false;
     if c.peek()? == b'}' {
         c.pos += 1;
-        return Some(());
-    }
-    loop {
-        let key = c.key()?;
-        let value = c.string()?;
-        event.attributes.insert(key.to_owned(), value.to_owned());
-        if !c.member_end()? {
-            return Some(());
+    } else {
+        loop {
+            let key = c.key()?;
+            let value = c.string()?;
+            match pairs.get_mut(n) {
+                Some(slot) if !overflow => {
+                    *slot = (key, value);
+                    n += 1;
+                }
+                _ => {
+                    if !overflow {
+                        // Too many for the array: fall back to plain inserts, in order.
+                        overflow = true;
+                        event.attributes.clear();
+                        for (k, v) in pairs.iter().take(n) {
+                            event.attributes.insert((*k).to_owned(), (*v).to_owned());
+                        }
+                    }
+                    event.attributes.insert(key.to_owned(), value.to_owned());
+                }
+            }
+            if !c.member_end()? {
+                break;
+            }
         }
     }
+    if overflow {
+        return Some(());
+    }
+    let pairs = pairs.get_mut(..n)?;
+    // Sorted by key, later duplicates after earlier ones (stable), then keep the last.
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let mut unique = 0usize;
+    for i in 0..pairs.len() {
+        let last_of_key = match (pairs.get(i), pairs.get(i + 1)) {
+            (Some(this), Some(next)) => this.0 != next.0,
+            _ => true,
+        };
+        if last_of_key {
+            pairs.swap(unique, i);
+            unique += 1;
+        }
+    }
+    let pairs = pairs.get(..unique)?;
+    if event.attributes.len() == pairs.len()
+        && event.attributes.keys().zip(pairs).all(|(k, p)| k == p.0)
+    {
+        for (value, p) in event.attributes.values_mut().zip(pairs) {
+            set(value, p.1);
+        }
+        return Some(());
+    }
+    // Old strings, kept for their buffers (empty `String`s cost nothing).
+    let mut spare: [String; 2 * MAX_INLINE_ATTRIBUTES] = Default::default();
+    let mut spares = 0usize;
+    while let Some((k, v)) = event.attributes.pop_first() {
+        for old in [k, v] {
+            if let Some(slot) = spare.get_mut(spares) {
+                *slot = old;
+                spares += 1;
+            }
+        }
+    }
+    let mut take = || {
+        spares = spares.saturating_sub(1);
+        spare
+            .get_mut(spares)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    };
+    for (k, v) in pairs {
+        let mut key = take();
+        let mut value = take();
+        set(&mut key, k);
+        set(&mut value, v);
+        event.attributes.insert(key, value);
+    }
+    Some(())
 }
 
 #[cfg(test)]
@@ -324,11 +399,13 @@ mod tests {
     use super::*;
     use crate::decode::native::decode_str;
 
-    const LINES: [&str; 4] = [
+    const LINES: [&str; 6] = [
         r#"{"time":"2026-11-02T00:00:11.919Z","identity":"system:serviceaccount:kube-system:replicaset-controller-c98","action":"get pods","destination":"growth/pods/accounts-4vkzhh6hjh-42zdz","event_id":"evt_bcda4680438a5951","identity_kind":"service_account","environment":"prod","source_ip":"10.0.2.111","source_network":"eks-control-plane","user_agent":"kube-controller-manager/v1.29.6 (linux/amd64) kubernetes/2d8f8e2","outcome":"success"}"#,
         r#"{"time":"2026-11-02T00:00:13.181Z","identity":"key_live_xdydowLZK19rb4i4idCwY3Lr","action":"POST /v1/charges/{id}/capture","destination":"api.pay.acme.com/v1/charges/ch_7BWza41pumGDoD6z8fuTPa1h/capture","event_id":"evt_1a3eaa3c25c3a340","identity_kind":"api_key","environment":"prod","source_ip":"3.96.71.250","user_agent":"acme-pay-python/5.4.0 python/3.11.6","outcome":"success","bytes":1860,"attributes":{"account":"acct_V3acjBhOx4s2PFH3"}}"#,
         r#" { "time" : 1700000000000 , "identity" : "é😀" , "action":"a", "destination":"d", "records":0, "sensitivity":"restricted", "outcome":"denied", "extra":"x", "n":null, "m":12, "attributes":{"b":"2","a":"1","b":"3"} } "#,
         r#"{"time":1700000000000,"identity":"i","action":"a","destination":"d","event_id":"","source_ip":null,"attributes":null,"identity_kind":"robot"}"#,
+        r#"{"time":1700000000000,"identity":"i","action":"a","destination":"d","attributes":{"k9":"9","k1":"1","k2":"2","k3":"3","k4":"4","k5":"5","k1":"x","k6":"6","k7":"7","k8":"8","k0":"0","k9":"y"}}"#,
+        r#"{"time":1700000000000,"identity":"i","action":"a","destination":"d","attributes":{"z":"1","account":"2","z":"3","a":"","account":"4"}}"#,
     ];
 
     /// What the fast path says about `text` must match the serde path whenever the
@@ -351,6 +428,23 @@ mod tests {
     fn samples_take_the_fast_path_and_match_serde() {
         for line in LINES {
             assert!(agree(line, 64), "{line}");
+        }
+    }
+
+    #[test]
+    fn attributes_reuse_buffers_and_keep_the_last_duplicate() {
+        // Decode every sample into an event that held every other sample before.
+        for before in LINES {
+            for line in LINES {
+                let mut event = ActivityEvent::default();
+                assert!(decode_into(before, 64, &mut event), "{before}");
+                assert!(decode_into(line, 64, &mut event), "{line}");
+                assert_eq!(
+                    event,
+                    decode_str(line).expect("decodes"),
+                    "{before} then {line}"
+                );
+            }
         }
     }
 
