@@ -162,7 +162,16 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// Largest buffer a reused string keeps when the new value is small. Without this, one
+/// hostile megabyte-long value would leave a megabyte in a recycled event for good, and
+/// a stream of them could grow every circulating event that way.
+const MAX_KEPT_CAPACITY: usize = 4096;
+
 fn set(slot: &mut String, value: &str) {
+    if slot.capacity() > MAX_KEPT_CAPACITY && value.len() <= MAX_KEPT_CAPACITY {
+        *slot = value.to_owned();
+        return;
+    }
     slot.clear();
     slot.push_str(value);
 }
@@ -543,6 +552,24 @@ mod tests {
         }
         assert!(canonical_rfc3339_ms("2026-11-02T00:00:11.919Z").is_some());
         assert!(canonical_rfc3339_ms("2026-11-02T00:00:11Z").is_some());
+    }
+
+    #[test]
+    fn reused_events_do_not_keep_huge_buffers() {
+        let big = "x".repeat(100_000);
+        let huge = format!(
+            r#"{{"time":1700000000000,"identity":"{big}","action":"a","destination":"d","user_agent":"{big}","attributes":{{"k":"{big}"}}}}"#
+        );
+        let mut event = ActivityEvent::default();
+        assert!(decode_into(&huge, 64, &mut event));
+        assert!(decode_into(LINES[1], 64, &mut event));
+        assert!(event.identity.capacity() <= MAX_KEPT_CAPACITY);
+        let agent = event.user_agent.as_ref().map_or(0, String::capacity);
+        assert!((1..=MAX_KEPT_CAPACITY).contains(&agent), "{agent}");
+        assert!(event
+            .attributes
+            .iter()
+            .all(|(k, v)| k.capacity() <= MAX_KEPT_CAPACITY && v.capacity() <= MAX_KEPT_CAPACITY));
     }
 
     #[test]
