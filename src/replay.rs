@@ -135,7 +135,8 @@ impl Ord for Pending {
 
 /// The reorder buffer: pops events in `(time_ms, seq)` order. Most inputs are already
 /// in time order, so an event no older than the newest held one is appended to a queue
-/// (O(1), no sifting of a heap with hundreds of entries); only out-of-order events go to
+/// (O(1), instead of sifting a heap that holds the whole `max_lateness` window —
+/// thousands of events at the default hour); only out-of-order events go to
 /// the heap. Keys are unique (`seq`), so taking the smaller of the two fronts releases
 /// exactly the sequence a single heap would.
 #[derive(Default)]

@@ -13,7 +13,8 @@
 //!   to it on anything unusual.
 //! - [`cloudtrail`]: AWS CloudTrail envelopes and single records.
 //! - [`k8s_audit`]: Kubernetes `audit.k8s.io/v1` events.
-//! - `scan`: the depth pre-scan and the envelope splitter; `util`: shared helpers.
+//! - `scan`: the depth pre-scan, the envelope splitter and word-at-a-time byte searches
+//!   (also used by `replay` to split lines); `util`: shared helpers.
 //!
 //! Decompression (`.gz`) and line splitting are the caller's job (`source`): a decoder
 //! sees exactly one record or one CloudTrail document. `too_late` / `too_far_ahead` are

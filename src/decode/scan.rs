@@ -1,9 +1,10 @@
 //! Linear, allocation-light byte scanners that run before (or instead of) a full parse.
 //!
-//! Two jobs: bound nesting depth without building a tree (so a hostile `[[[[…` cannot
-//! exhaust the stack or the heap), and split a CloudTrail envelope into per-record byte
+//! Three jobs: bound nesting depth without building a tree (so a hostile `[[[[…` cannot
+//! exhaust the stack or the heap), split a CloudTrail envelope into per-record byte
 //! spans so each record can be size-checked and parsed on its own instead of building one
-//! tree for a 64 MiB document.
+//! tree for a 64 MiB document, and find newlines and string ends eight bytes at a time
+//! for the native fast path and replay's line splitting.
 //!
 //! The splitters assume their input already passed a syntax check (serde_json with
 //! `IgnoredAny`); on anything unexpected they return `None` rather than panic.
