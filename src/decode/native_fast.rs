@@ -167,13 +167,20 @@ impl<'a> Cursor<'a> {
 /// a stream of them could grow every circulating event that way.
 const MAX_KEPT_CAPACITY: usize = 4096;
 
+#[inline]
 fn set(slot: &mut String, value: &str) {
     if slot.capacity() > MAX_KEPT_CAPACITY && value.len() <= MAX_KEPT_CAPACITY {
-        *slot = value.to_owned();
-        return;
+        return shrink_to(slot, value);
     }
     slot.clear();
     slot.push_str(value);
+}
+
+/// The rare branch of [`set`], out of line so the common one stays small.
+#[cold]
+#[inline(never)]
+fn shrink_to(slot: &mut String, value: &str) {
+    *slot = value.to_owned();
 }
 
 /// Fills an optional field, reusing the buffer already there.
