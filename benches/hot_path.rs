@@ -1,9 +1,10 @@
 //! Hot path benchmark (design §11): decode one native JSON event + `Engine::process`
 //! with 100k live identities; goal ≤ 1 µs per event median on one core.
 //!
-//! Decoding is the native decoder (`decode::decode_native`, the same code `replay` and
-//! the Kafka source use); decode and process are also measured on their own, so a
-//! regression shows which half it is in. Setup also prints the state size per identity
+//! Decoding is the native decoder (`decode::decode_native`, the same code the Kafka
+//! source uses; `replay` runs `decode_native_into` on recycled events, measured
+//! separately); decode and process are also measured on their own, so a regression
+//! shows which half it is in. Setup also prints the state size per identity
 //! (heap estimate and encoded snapshot), measured on the same realistic fleet.
 
 use std::hint::black_box;
@@ -12,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use riskd::config::Config;
-use riskd::decode::{decode_native, Limits};
+use riskd::decode::{decode_native, decode_native_into, Limits};
 use riskd::engine::Engine;
 use riskd::event::ActivityEvent;
 use riskd::source::generator::write_native;
@@ -160,6 +161,20 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % lines.len();
             black_box(decode(&lines[i]))
+        })
+    });
+    // As `replay` decodes: into a recycled event, so its string buffers are reused.
+    let limits = Limits::default();
+    let mut reused = ActivityEvent::default();
+    group.bench_function("decode_native_into_reused_event", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            black_box(decode_native_into(
+                lines[i].as_bytes(),
+                &limits,
+                &mut reused,
+            ))
+            .ok();
         })
     });
     let decoded: Vec<ActivityEvent> = lines.iter().filter_map(|l| decode(l)).collect();

@@ -8,10 +8,13 @@
 //!
 //! # Layout
 //!
-//! - [`native`]: riskd's own event, the hot path (borrowed serde struct, no tree).
+//! - [`native`]: riskd's own event, the hot path (borrowed serde struct, no tree),
+//!   behind `native_fast`, a hand-written parser for the common shape that falls back
+//!   to it on anything unusual.
 //! - [`cloudtrail`]: AWS CloudTrail envelopes and single records.
 //! - [`k8s_audit`]: Kubernetes `audit.k8s.io/v1` events.
-//! - `scan`: the depth pre-scan and the envelope splitter; `util`: shared helpers.
+//! - `scan`: the depth pre-scan, the envelope splitter and word-at-a-time byte searches
+//!   (also used by `replay` to split lines); `util`: shared helpers.
 //!
 //! Decompression (`.gz`) and line splitting are the caller's job (`source`): a decoder
 //! sees exactly one record or one CloudTrail document. `too_late` / `too_far_ahead` are
@@ -22,7 +25,8 @@ use std::fmt;
 pub mod cloudtrail;
 pub mod k8s_audit;
 pub mod native;
-mod scan;
+mod native_fast;
+pub(crate) mod scan;
 mod util;
 
 use serde::{Deserialize, Serialize};
@@ -196,6 +200,13 @@ pub enum Decoded {
 /// (`too_deep`). Never panics; every input yields at least one `Decoded` except an empty
 /// `Records` array, which yields none.
 pub fn decode(format: Format, input: &[u8], limits: &Limits, out: &mut Vec<Decoded>) {
+    if format == Format::Native {
+        out.push(match decode_native(input, limits) {
+            Ok(ev) => Decoded::Event(Box::new(ev)),
+            Err(r) => Decoded::Rejected(r),
+        });
+        return;
+    }
     let max = match format {
         Format::Cloudtrail | Format::Auto => limits
             .max_record_bytes
@@ -240,8 +251,28 @@ pub fn decode(format: Format, input: &[u8], limits: &Limits, out: &mut Vec<Decod
 /// Decodes one native event: the hot path (design §11), with no intermediate tree and no
 /// output vector. Same bounds and rejections as [`decode`] with [`Format::Native`].
 pub fn decode_native(input: &[u8], limits: &Limits) -> Result<ActivityEvent, Rejection> {
-    let text = preflight(input, limits.max_record_bytes, limits)?;
-    native::decode_str(text)
+    let mut event = ActivityEvent::default();
+    decode_native_into(input, limits, &mut event)?;
+    Ok(event)
+}
+
+/// [`decode_native`] into an existing event, reusing its string buffers: a caller that
+/// recycles events (replay) then allocates almost nothing per event. On `Err` the event
+/// holds an unspecified but valid mix of old and new values.
+pub fn decode_native_into(
+    input: &[u8],
+    limits: &Limits,
+    event: &mut ActivityEvent,
+) -> Result<(), Rejection> {
+    let text = size_and_encoding(input, limits.max_record_bytes)?;
+    // The fast path walks every byte of what it accepts, so it also bounds depth; only
+    // when it gives up does the depth pre-scan run, still before any serde parsing.
+    if native_fast::decode_into(strip_bom(text), limits.max_depth, event) {
+        return Ok(());
+    }
+    scan::check_depth(input, limits.max_depth)?;
+    *event = native::decode_str(strip_bom(text))?;
+    Ok(())
 }
 
 fn too_large(len: usize, max: usize) -> Rejection {
@@ -253,10 +284,17 @@ fn too_large(len: usize, max: usize) -> Rejection {
 
 /// Size, encoding and depth checks, in that order (cheapest and most hostile first).
 fn preflight<'a>(input: &'a [u8], max_bytes: usize, limits: &Limits) -> Result<&'a str, Rejection> {
+    let text = size_and_encoding(input, max_bytes)?;
+    scan::check_depth(input, limits.max_depth)?;
+    Ok(strip_bom(text))
+}
+
+/// The first two preflight checks: size, then UTF-8.
+fn size_and_encoding(input: &[u8], max_bytes: usize) -> Result<&str, Rejection> {
     if input.len() > max_bytes {
         return Err(too_large(input.len(), max_bytes));
     }
-    let text = std::str::from_utf8(input).map_err(|e| {
+    std::str::from_utf8(input).map_err(|e| {
         Rejection::new(
             RejectReason::InvalidEncoding,
             format!(
@@ -264,11 +302,13 @@ fn preflight<'a>(input: &'a [u8], max_bytes: usize, limits: &Limits) -> Result<&
                 e.valid_up_to()
             ),
         )
-    })?;
-    scan::check_depth(input, limits.max_depth)?;
-    // Files written by Windows tools often start with a byte-order mark; it is not JSON
-    // whitespace, and rejecting a whole export over it helps nobody.
-    Ok(text.strip_prefix('\u{feff}').unwrap_or(text))
+    })
+}
+
+/// Files written by Windows tools often start with a byte-order mark; it is not JSON
+/// whitespace, and rejecting a whole export over it helps nobody.
+fn strip_bom(text: &str) -> &str {
+    text.strip_prefix('\u{feff}').unwrap_or(text)
 }
 
 /// Picks a format for one record from its top-level keys (design: `auto`).

@@ -1,0 +1,640 @@
+//! Fast path of the native decoder (design §11): a hand-written parser for the shape
+//! producers actually send — one flat object of plain strings and small integers, with
+//! an optional `attributes` object of plain strings — that decodes straight into a
+//! caller's [`ActivityEvent`], reusing its string buffers.
+//!
+//! It accepts a strict subset of what the serde path (`native::decode_str`) accepts and
+//! gives up on anything else: escapes, control characters, floats, negative numbers,
+//! booleans in known fields, containers in unknown fields, duplicate fields, and every
+//! value the serde path would reject. Giving up is cheap and the caller then runs the
+//! bounded serde path, so every rejection and its detail still comes from exactly one
+//! place, and a fast-path success is always the event the serde path would have built.
+//!
+//! Because it only accepts objects it has walked completely, it also knows their depth
+//! (1, or 2 with `attributes`), which is what lets the caller skip the separate depth
+//! pre-scan on success.
+
+use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
+
+use super::util::{check_time_range, parse_rfc3339};
+
+/// A scalar value of a known field, as the fast path understands it.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    Null,
+    Str(&'a str),
+    U64(u64),
+}
+
+const TIME: usize = 0;
+const IDENTITY: usize = 1;
+const ACTION: usize = 2;
+const DESTINATION: usize = 3;
+const EVENT_ID: usize = 4;
+const IDENTITY_KIND: usize = 5;
+const ENVIRONMENT: usize = 6;
+const SOURCE_IP: usize = 7;
+const SOURCE_NETWORK: usize = 8;
+const USER_AGENT: usize = 9;
+const OUTCOME: usize = 10;
+const BYTES: usize = 11;
+const RECORDS: usize = 12;
+const SENSITIVITY: usize = 13;
+const ATTRIBUTES: usize = 14;
+const FIELDS: usize = 15;
+
+fn field_index(key: &str) -> Option<usize> {
+    Some(match key {
+        "time" => TIME,
+        "identity" => IDENTITY,
+        "action" => ACTION,
+        "destination" => DESTINATION,
+        "event_id" => EVENT_ID,
+        "identity_kind" => IDENTITY_KIND,
+        "environment" => ENVIRONMENT,
+        "source_ip" => SOURCE_IP,
+        "source_network" => SOURCE_NETWORK,
+        "user_agent" => USER_AGENT,
+        "outcome" => OUTCOME,
+        "bytes" => BYTES,
+        "records" => RECORDS,
+        "sensitivity" => SENSITIVITY,
+        "attributes" => ATTRIBUTES,
+        _ => return None,
+    })
+}
+
+/// Byte cursor over text that is already known to be UTF-8. Every method returns
+/// `None` on anything outside the fast path's grammar; nothing here can panic.
+struct Cursor<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek() == Some(byte)).then(|| self.pos += 1)
+    }
+
+    /// A string without escapes or control characters (both legal or diagnosable only
+    /// by the serde path). Slicing at the ASCII quotes keeps `get` on char boundaries.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        let rest = self.text.as_bytes().get(start..)?;
+        let len = super::scan::find_string_stop(rest)?;
+        if rest.get(len) != Some(&b'"') {
+            return None;
+        }
+        self.pos = start + len + 1;
+        self.text.get(start..start + len)
+    }
+
+    /// A non-negative integer that serde_json would read as `u64`: no sign, no leading
+    /// zero, no fraction or exponent, no overflow (serde_json turns that into a float).
+    fn integer(&mut self) -> Option<u64> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        let mut n: u64 = 0;
+        while let Some(d) = bytes.get(self.pos).filter(|b| b.is_ascii_digit()) {
+            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+            self.pos += 1;
+        }
+        let digits = self.pos - start;
+        if digits == 0 || (digits > 1 && bytes.get(start) == Some(&b'0')) {
+            return None;
+        }
+        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        Some(n)
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        let end = self.pos + word.len();
+        (self.text.get(self.pos..end) == Some(word)).then(|| self.pos = end)
+    }
+
+    /// A scalar value: string, `null` or a plain non-negative integer.
+    fn scalar(&mut self) -> Option<Val<'a>> {
+        match self.peek()? {
+            b'"' => self.string().map(Val::Str),
+            b'n' => self.literal("null").map(|()| Val::Null),
+            b'0'..=b'9' => self.integer().map(Val::U64),
+            _ => None,
+        }
+    }
+
+    /// After a member: `,` (true, more follow) or `}` (false, object done).
+    fn member_end(&mut self) -> Option<bool> {
+        self.skip_ws();
+        match self.peek()? {
+            b',' => {
+                self.pos += 1;
+                self.skip_ws();
+                Some(true)
+            }
+            b'}' => {
+                self.pos += 1;
+                Some(false)
+            }
+            _ => None,
+        }
+    }
+
+    /// `key :` with whitespace around the colon; leaves the cursor on the value.
+    fn key(&mut self) -> Option<&'a str> {
+        let key = self.string()?;
+        self.skip_ws();
+        self.eat(b':')?;
+        self.skip_ws();
+        Some(key)
+    }
+}
+
+/// Largest buffer a reused string keeps when the new value is small. Without this, one
+/// hostile megabyte-long value would leave a megabyte in a recycled event for good, and
+/// a stream of them could grow every circulating event that way.
+const MAX_KEPT_CAPACITY: usize = 4096;
+
+#[inline]
+fn set(slot: &mut String, value: &str) {
+    if slot.capacity() > MAX_KEPT_CAPACITY && value.len() <= MAX_KEPT_CAPACITY {
+        return shrink_to(slot, value);
+    }
+    slot.clear();
+    slot.push_str(value);
+}
+
+/// The rare branch of [`set`], out of line so the common one stays small.
+#[cold]
+#[inline(never)]
+fn shrink_to(slot: &mut String, value: &str) {
+    *slot = value.to_owned();
+}
+
+/// Fills an optional field, reusing the buffer already there.
+fn set_opt(slot: &mut Option<String>, value: Option<&str>) {
+    match (slot.as_mut(), value) {
+        (Some(s), Some(v)) => set(s, v),
+        (None, Some(v)) => *slot = Some(v.to_owned()),
+        (_, None) => *slot = None,
+    }
+}
+
+/// A required string: present and non-empty.
+fn required<'a>(v: Option<Val<'a>>) -> Option<&'a str> {
+    match v {
+        Some(Val::Str(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+/// An optional string: absent, null and empty read as `None`; a number gives up.
+fn optional<'a>(v: Option<Val<'a>>) -> Result<Option<&'a str>, ()> {
+    match v {
+        None | Some(Val::Null) => Ok(None),
+        Some(Val::Str(s)) => Ok((!s.is_empty()).then_some(s)),
+        Some(Val::U64(_)) => Err(()),
+    }
+}
+
+fn count(v: Option<Val<'_>>) -> Result<Option<u64>, ()> {
+    match v {
+        None | Some(Val::Null) => Ok(None),
+        Some(Val::U64(n)) => Ok(Some(n)),
+        Some(Val::Str(_)) => Err(()),
+    }
+}
+
+/// Decodes `text` into `event` if it is in the fast path's subset and would decode
+/// without rejection, nested no deeper than `max_depth`. On `false` the event holds an
+/// unspecified (but valid) mix of old and new values and the caller must run the full
+/// path.
+pub(crate) fn decode_into(text: &str, max_depth: usize, event: &mut ActivityEvent) -> bool {
+    parse(text, max_depth, event).is_some()
+}
+
+fn parse(text: &str, max_depth: usize, event: &mut ActivityEvent) -> Option<()> {
+    let mut c = Cursor { text, pos: 0 };
+    let mut vals: [Option<Val<'_>>; FIELDS] = [None; FIELDS];
+    let mut seen = 0u32;
+    let mut depth = 1usize;
+    let mut has_attributes = false;
+
+    c.skip_ws();
+    c.eat(b'{')?;
+    c.skip_ws();
+    let mut more = c.peek()? != b'}';
+    if !more {
+        c.pos += 1;
+    }
+    while more {
+        let key = c.key()?;
+        match field_index(key) {
+            Some(ATTRIBUTES) => {
+                if seen & (1 << ATTRIBUTES) != 0 {
+                    return None;
+                }
+                seen |= 1 << ATTRIBUTES;
+                if c.peek()? == b'{' {
+                    depth = 2;
+                    has_attributes = true;
+                    attributes(&mut c, event)?;
+                } else {
+                    // Only `null` means "no attributes"; anything else is a rejection.
+                    c.literal("null")?;
+                }
+            }
+            Some(i) => {
+                // serde rejects a repeated known field, even one that was null.
+                if seen & (1 << i) != 0 {
+                    return None;
+                }
+                seen |= 1 << i;
+                vals[i] = Some(c.scalar()?);
+            }
+            // Unknown fields are skipped by the serde path; only scalars are walked here,
+            // so depth stays known.
+            None => {
+                c.scalar()?;
+            }
+        }
+        more = c.member_end()?;
+    }
+    c.skip_ws();
+    if c.pos != text.len() || depth > max_depth {
+        return None;
+    }
+    if !has_attributes {
+        event.attributes.clear();
+    }
+
+    event.time_ms = match vals[TIME]? {
+        Val::Str(s) => match canonical_rfc3339_ms(s) {
+            Some(ms) => check_time_range("time", ms).ok()?,
+            None => parse_rfc3339("time", s).ok()?,
+        },
+        Val::U64(n) => check_time_range("time", i64::try_from(n).unwrap_or(i64::MAX)).ok()?,
+        Val::Null => return None,
+    };
+    set(&mut event.identity, required(vals[IDENTITY])?);
+    set(&mut event.action, required(vals[ACTION])?);
+    set(&mut event.destination, required(vals[DESTINATION])?);
+    event.identity_kind = match optional(vals[IDENTITY_KIND]).ok()? {
+        Some(k) => IdentityKind::parse(k),
+        None => IdentityKind::Unknown,
+    };
+    event.outcome = match optional(vals[OUTCOME]).ok()? {
+        Some(o) => Outcome::parse(o)?,
+        None => Outcome::Success,
+    };
+    event.sensitivity = match optional(vals[SENSITIVITY]).ok()? {
+        Some(s) => Some(Sensitivity::parse(s)?),
+        None => None,
+    };
+    set_opt(&mut event.event_id, optional(vals[EVENT_ID]).ok()?);
+    set_opt(&mut event.environment, optional(vals[ENVIRONMENT]).ok()?);
+    set_opt(&mut event.source_ip, optional(vals[SOURCE_IP]).ok()?);
+    set_opt(
+        &mut event.source_network,
+        optional(vals[SOURCE_NETWORK]).ok()?,
+    );
+    set_opt(&mut event.user_agent, optional(vals[USER_AGENT]).ok()?);
+    event.bytes = count(vals[BYTES]).ok()?;
+    event.records = count(vals[RECORDS]).ok()?;
+    Some(())
+}
+
+/// Epoch milliseconds of a timestamp in the one RFC 3339 form producers nearly always
+/// write, `YYYY-MM-DDTHH:MM:SS.mmmZ` (or without `.mmm`), for a real calendar date;
+/// `None` for anything else, which chrono then parses (or rejects) as before. chrono
+/// costs ~500 instructions per event here, this ~50.
+fn canonical_rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let mut n = 0i64;
+        for &d in b.get(from..from + len)? {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + i64::from(d - b'0');
+        }
+        Some(n)
+    };
+    let ms = match b.len() {
+        20 => 0,
+        24 if b.get(19) == Some(&b'.') => digits(20, 3)?,
+        _ => return None,
+    };
+    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if b.last() != Some(&b'Z') || punctuation.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    // Second 60 (a leap second) is chrono's to interpret.
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil; years are 0000-9999).
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms)
+}
+
+/// Attribute pairs handled without a temporary vector; more go through `insert`.
+const MAX_INLINE_ATTRIBUTES: usize = 8;
+
+/// `attributes`: an object of plain strings; the last of repeated keys wins, as in the
+/// serde path (which collects the entries and inserts them in order).
+///
+/// Rebuilding the map would cost two strings and a node per event. When the recycled
+/// event already has the same keys (common: producers send fixed attribute sets) only
+/// the values are overwritten; otherwise the old strings are reused for the new ones.
+fn attributes(c: &mut Cursor<'_>, event: &mut ActivityEvent) -> Option<()> {
+    c.eat(b'{')?;
+    c.skip_ws();
+    let mut pairs: [(&str, &str); MAX_INLINE_ATTRIBUTES] = [("", ""); MAX_INLINE_ATTRIBUTES];
+    let mut n = 0usize;
+    let mut overflow = false;
+    if c.peek()? == b'}' {
+        c.pos += 1;
+    } else {
+        loop {
+            let key = c.key()?;
+            let value = c.string()?;
+            match pairs.get_mut(n) {
+                Some(slot) if !overflow => {
+                    *slot = (key, value);
+                    n += 1;
+                }
+                _ => {
+                    if !overflow {
+                        // Too many for the array: fall back to plain inserts, in order.
+                        overflow = true;
+                        event.attributes.clear();
+                        for (k, v) in pairs.iter().take(n) {
+                            event.attributes.insert((*k).to_owned(), (*v).to_owned());
+                        }
+                    }
+                    event.attributes.insert(key.to_owned(), value.to_owned());
+                }
+            }
+            if !c.member_end()? {
+                break;
+            }
+        }
+    }
+    if overflow {
+        return Some(());
+    }
+    let pairs = pairs.get_mut(..n)?;
+    // Sorted by key, later duplicates after earlier ones (stable), then keep the last.
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let mut unique = 0usize;
+    for i in 0..pairs.len() {
+        let last_of_key = match (pairs.get(i), pairs.get(i + 1)) {
+            (Some(this), Some(next)) => this.0 != next.0,
+            _ => true,
+        };
+        if last_of_key {
+            pairs.swap(unique, i);
+            unique += 1;
+        }
+    }
+    let pairs = pairs.get(..unique)?;
+    if event.attributes.len() == pairs.len()
+        && event.attributes.keys().zip(pairs).all(|(k, p)| k == p.0)
+    {
+        for (value, p) in event.attributes.values_mut().zip(pairs) {
+            set(value, p.1);
+        }
+        return Some(());
+    }
+    // Old strings, kept for their buffers (empty `String`s cost nothing).
+    let mut spare: [String; 2 * MAX_INLINE_ATTRIBUTES] = Default::default();
+    let mut spares = 0usize;
+    while let Some((k, v)) = event.attributes.pop_first() {
+        for old in [k, v] {
+            if let Some(slot) = spare.get_mut(spares) {
+                *slot = old;
+                spares += 1;
+            }
+        }
+    }
+    let mut take = || {
+        spares = spares.saturating_sub(1);
+        spare
+            .get_mut(spares)
+            .map(std::mem::take)
+            .unwrap_or_default()
+    };
+    for (k, v) in pairs {
+        let mut key = take();
+        let mut value = take();
+        set(&mut key, k);
+        set(&mut value, v);
+        event.attributes.insert(key, value);
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::native::decode_str;
+
+    const LINES: [&str; 6] = [
+        r#"{"time":"2026-11-02T00:00:11.919Z","identity":"system:serviceaccount:kube-system:replicaset-controller-c98","action":"get pods","destination":"growth/pods/accounts-4vkzhh6hjh-42zdz","event_id":"evt_bcda4680438a5951","identity_kind":"service_account","environment":"prod","source_ip":"10.0.2.111","source_network":"eks-control-plane","user_agent":"kube-controller-manager/v1.29.6 (linux/amd64) kubernetes/2d8f8e2","outcome":"success"}"#,
+        r#"{"time":"2026-11-02T00:00:13.181Z","identity":"key_live_xdydowLZK19rb4i4idCwY3Lr","action":"POST /v1/charges/{id}/capture","destination":"api.pay.acme.com/v1/charges/ch_7BWza41pumGDoD6z8fuTPa1h/capture","event_id":"evt_1a3eaa3c25c3a340","identity_kind":"api_key","environment":"prod","source_ip":"3.96.71.250","user_agent":"acme-pay-python/5.4.0 python/3.11.6","outcome":"success","bytes":1860,"attributes":{"account":"acct_V3acjBhOx4s2PFH3"}}"#,
+        r#" { "time" : 1700000000000 , "identity" : "é😀" , "action":"a", "destination":"d", "records":0, "sensitivity":"restricted", "outcome":"denied", "extra":"x", "n":null, "m":12, "attributes":{"b":"2","a":"1","b":"3"} } "#,
+        r#"{"time":1700000000000,"identity":"i","action":"a","destination":"d","event_id":"","source_ip":null,"attributes":null,"identity_kind":"robot"}"#,
+        r#"{"time":1700000000000,"identity":"i","action":"a","destination":"d","attributes":{"k9":"9","k1":"1","k2":"2","k3":"3","k4":"4","k5":"5","k1":"x","k6":"6","k7":"7","k8":"8","k0":"0","k9":"y"}}"#,
+        r#"{"time":1700000000000,"identity":"i","action":"a","destination":"d","attributes":{"z":"1","account":"2","z":"3","a":"","account":"4"}}"#,
+    ];
+
+    /// What the fast path says about `text` must match the serde path whenever the
+    /// fast path answers at all, also when decoding into a previously used event.
+    fn agree(text: &str, max_depth: usize) -> bool {
+        let mut reused = decode_str(LINES[1]).expect("sample decodes");
+        let mut fresh = ActivityEvent::default();
+        let fast_reused = decode_into(text, max_depth, &mut reused);
+        let fast_fresh = decode_into(text, max_depth, &mut fresh);
+        assert_eq!(fast_reused, fast_fresh, "{text}");
+        if fast_fresh {
+            let slow = decode_str(text).unwrap_or_else(|e| panic!("{text}: fast ok, slow {e}"));
+            assert_eq!(fresh, slow, "{text}");
+            assert_eq!(reused, slow, "{text}");
+        }
+        fast_fresh
+    }
+
+    #[test]
+    fn samples_take_the_fast_path_and_match_serde() {
+        for line in LINES {
+            assert!(agree(line, 64), "{line}");
+        }
+    }
+
+    #[test]
+    fn attributes_reuse_buffers_and_keep_the_last_duplicate() {
+        // Decode every sample into an event that held every other sample before.
+        for before in LINES {
+            for line in LINES {
+                let mut event = ActivityEvent::default();
+                assert!(decode_into(before, 64, &mut event), "{before}");
+                assert!(decode_into(line, 64, &mut event), "{line}");
+                assert_eq!(
+                    event,
+                    decode_str(line).expect("decodes"),
+                    "{before} then {line}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn canonical_timestamps_match_chrono() {
+        let mut cases = vec![
+            "2026-11-02T00:00:11.919Z".to_string(),
+            "2000-02-29T23:59:59.999Z".to_string(),
+            "1900-02-29T00:00:00Z".to_string(),
+            "2100-02-29T00:00:00Z".to_string(),
+            "2024-02-30T00:00:00Z".to_string(),
+            "2024-13-01T00:00:00Z".to_string(),
+            "2024-00-01T00:00:00Z".to_string(),
+            "2024-01-00T00:00:00Z".to_string(),
+            "2024-01-01T24:00:00Z".to_string(),
+            "2024-01-01T00:60:00Z".to_string(),
+            "2016-12-31T23:59:60Z".to_string(),
+            "2024-01-01t00:00:00Z".to_string(),
+            "2024-01-01 00:00:00Z".to_string(),
+            "2024-01-01T00:00:00.5Z".to_string(),
+            "2024-01-01T00:00:00.123456Z".to_string(),
+            "2024-01-01T00:00:00+00:00".to_string(),
+            "2024-01-01T00:00:00.12xZ".to_string(),
+            "+024-01-01T00:00:00Z".to_string(),
+            "0000-03-01T00:00:00Z".to_string(),
+            "9999-12-31T23:59:59.999Z".to_string(),
+        ];
+        // Every month end and start over a 400-year cycle's interesting years.
+        for year in [1969, 1970, 1999, 2000, 2001, 2023, 2024, 2100, 2199, 2400] {
+            for month in 1..=12 {
+                for day in [1, 28, 29, 30, 31, 32] {
+                    cases.push(format!("{year:04}-{month:02}-{day:02}T12:34:56.789Z"));
+                    cases.push(format!("{year:04}-{month:02}-{day:02}T00:00:00Z"));
+                }
+            }
+        }
+        for case in &cases {
+            let chrono = chrono::DateTime::parse_from_rfc3339(case)
+                .ok()
+                .map(|t| t.timestamp_millis());
+            if let Some(fast) = canonical_rfc3339_ms(case) {
+                assert_eq!(Some(fast), chrono, "{case}");
+            }
+        }
+        assert!(canonical_rfc3339_ms("2026-11-02T00:00:11.919Z").is_some());
+        assert!(canonical_rfc3339_ms("2026-11-02T00:00:11Z").is_some());
+    }
+
+    #[test]
+    fn reused_events_do_not_keep_huge_buffers() {
+        let big = "x".repeat(100_000);
+        let huge = format!(
+            r#"{{"time":1700000000000,"identity":"{big}","action":"a","destination":"d","user_agent":"{big}","attributes":{{"k":"{big}"}}}}"#
+        );
+        let mut event = ActivityEvent::default();
+        assert!(decode_into(&huge, 64, &mut event));
+        assert!(decode_into(LINES[1], 64, &mut event));
+        assert!(event.identity.capacity() <= MAX_KEPT_CAPACITY);
+        let agent = event.user_agent.as_ref().map_or(0, String::capacity);
+        assert!((1..=MAX_KEPT_CAPACITY).contains(&agent), "{agent}");
+        assert!(event
+            .attributes
+            .iter()
+            .all(|(k, v)| k.capacity() <= MAX_KEPT_CAPACITY && v.capacity() <= MAX_KEPT_CAPACITY));
+    }
+
+    #[test]
+    fn depth_bound_is_respected() {
+        assert!(agree(LINES[0], 1));
+        assert!(!agree(LINES[1], 1));
+        assert!(agree(LINES[1], 2));
+        assert!(!agree(LINES[0], 0));
+    }
+
+    #[test]
+    fn outside_the_subset_gives_up() {
+        let min = r#""identity":"i","action":"a","destination":"d""#;
+        for body in [
+            r#""time":1700000000000,"identity":"a\"b","action":"a","destination":"d""#,
+            r#""time":1.7e12,MIN"#,
+            r#""time":-1,MIN"#,
+            r#""time":01700000000000,MIN"#,
+            r#""time":99999999999999999999999,MIN"#,
+            r#""time":1700000000000,MIN,"identity":"x""#,
+            r#""time":1700000000000,MIN,"time":null"#,
+            r#""time":1700000000000,MIN,"x":[1]"#,
+            r#""time":1700000000000,MIN,"x":true"#,
+            r#""time":1700000000000,MIN,"bytes":"1""#,
+            r#""time":1700000000000,MIN,"outcome":"maybe""#,
+            r#""time":1700000000000,MIN,"attributes":{"k":1}"#,
+            r#""time":1700000000000,MIN,"attributes":[]"#,
+            r#""time":"yesterday",MIN"#,
+            r#""time":1,MIN"#,
+            r#""time":1700000000000,"identity":"","action":"a","destination":"d""#,
+            "\"time\":1700000000000,MIN,\"event_id\":\"a\tb\"",
+        ] {
+            let text = format!("{{{}}}", body.replace("MIN", min));
+            assert!(!agree(&text, 64), "{text}");
+        }
+        for text in ["", "{", "[]", "{}", "nul", "{\"time\":1}x", "\u{a0}{}"] {
+            assert!(!agree(text, 64), "{text}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_byte_flip_agrees_with_serde() {
+        for line in LINES {
+            for cut in (0..line.len()).filter(|&i| line.is_char_boundary(i)) {
+                agree(&line[..cut], 64);
+                let spliced = format!("{}{}", &line[..cut], &line[cut..].replacen('"', "", 1));
+                agree(&spliced, 64);
+            }
+            let bytes = line.as_bytes();
+            for i in 0..bytes.len() {
+                for b in [b'"', b',', b'{', b'}', b':', b'\\', b' ', b'0', b'n', 0x01] {
+                    let mut v = bytes.to_vec();
+                    v[i] = b;
+                    if let Ok(text) = String::from_utf8(v) {
+                        agree(&text, 64);
+                    }
+                }
+            }
+        }
+    }
+}
