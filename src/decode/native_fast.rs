@@ -637,4 +637,113 @@ mod tests {
             }
         }
     }
+
+    mod generated {
+        //! Structured random records (field order, duplicates, nulls, escapes, non-ASCII,
+        //! numbers of every shape, nested unknown fields): whenever the fast path takes
+        //! one, it must build exactly the serde path's event.
+
+        use super::agree;
+        use proptest::prelude::*;
+
+        fn json_string() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9:/._ -]{0,12}".prop_map(|s| format!("\"{s}\"")),
+                // Escapes, unicode escapes, raw non-ASCII and controls.
+                "[a\\\\\"\\u{e9}\\u{1f600}\\n\\t]{0,6}"
+                    .prop_map(|s| { serde_json::to_string(&s).unwrap_or_default() }),
+                Just("\"\\u00e9\\n\"".to_string()),
+                Just("\"2026-11-02T00:00:11.919Z\"".to_string()),
+                Just("\"2024-02-30T00:00:00Z\"".to_string()),
+            ]
+        }
+
+        fn json_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => json_string(),
+                1 => Just("null".to_string()),
+                1 => Just("true".to_string()),
+                1 => any::<u64>().prop_map(|n| n.to_string()),
+                1 => any::<i64>().prop_map(|n| n.to_string()),
+                1 => Just("1.5".to_string()),
+                1 => Just("1e3".to_string()),
+                1 => Just("012".to_string()),
+                1 => Just("1700000000000".to_string()),
+                1 => Just("{\"k\":[1,{\"x\":\"y\"}]}".to_string()),
+                1 => Just("[]".to_string()),
+                1 => prop::collection::vec((json_string(), json_string()), 0..4).prop_map(|kv| {
+                    let body: Vec<String> = kv.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+                    format!("{{{}}}", body.join(","))
+                }),
+            ]
+        }
+
+        const KEYS: [&str; 17] = [
+            "time",
+            "identity",
+            "action",
+            "destination",
+            "event_id",
+            "identity_kind",
+            "environment",
+            "source_ip",
+            "source_network",
+            "user_agent",
+            "outcome",
+            "bytes",
+            "records",
+            "sensitivity",
+            "attributes",
+            "extra",
+            "t\\u0069me",
+        ];
+
+        fn record() -> impl Strategy<Value = String> {
+            let base = vec![
+                "\"time\":1700000000000".to_string(),
+                "\"identity\":\"i\"".to_string(),
+                "\"action\":\"a\"".to_string(),
+                "\"destination\":\"d\"".to_string(),
+            ];
+            (
+                prop::collection::vec((prop::sample::select(&KEYS[..]), json_value()), 0..6),
+                any::<prop::sample::Index>(),
+                prop::sample::select(vec!["", " ", "\n\t "]),
+            )
+                .prop_map(move |(extra, at, ws)| {
+                    let mut fields = base.clone();
+                    for (k, v) in extra {
+                        let pos = at.index(fields.len() + 1);
+                        fields.insert(pos, format!("\"{k}\"{ws}:{ws}{v}"));
+                    }
+                    format!("{ws}{{{ws}{}{ws}}}{ws}", fields.join(&format!(",{ws}")))
+                })
+        }
+
+        #[test]
+        fn generated_records_exercise_both_paths() {
+            // The property below is only worth something if the fast path takes a good
+            // share of the records and gives up on a good share.
+            let mut runner = proptest::test_runner::TestRunner::deterministic();
+            let strategy = record();
+            let mut fast = 0;
+            for _ in 0..1000 {
+                let text = strategy
+                    .new_tree(&mut runner)
+                    .map(|t| proptest::strategy::ValueTree::current(&t))
+                    .unwrap_or_default();
+                fast += usize::from(agree(&text, 64));
+            }
+            assert!((100..900).contains(&fast), "fast path took {fast} of 1000");
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+            #[test]
+            fn fast_path_agrees_with_serde_on_structured_records(text in record()) {
+                agree(&text, 64);
+                agree(&text, 1);
+            }
+        }
+    }
 }
