@@ -192,7 +192,12 @@ impl Engine {
         // can run hours ahead of another in event time, and its progress must not turn
         // another stream's valid events into rejects. What lateness protects is the
         // identity's baseline, and only its own history can be poisoned.
-        if let Some(last_ms) = self.table.get(&event.identity).map(|s| s.last_ms) {
+        // One table lookup per event for a known identity: the slot stays valid unless
+        // something is removed before it is used (eviction while advancing the watermark).
+        let hash = IdentityTable::hash(&event.identity);
+        let found = self.table.slot(hash, &event.identity);
+        let removals = self.table.removals();
+        if let Some(last_ms) = found.and_then(|s| self.table.at(s)).map(|s| s.last_ms) {
             if t < last_ms.saturating_sub(self.max_lateness_ms) {
                 self.stats.too_late += 1;
                 return Err(Rejection::new(
@@ -224,19 +229,22 @@ impl Engine {
         self.stats.events += 1;
 
         let obs = self.observe(event);
-        // One lookup for a known identity (the common case); a new one costs a second.
-        let state = match self.table.get_mut(&event.identity) {
-            Some(state) => state,
+        let found = if self.table.removals() == removals {
+            found
+        } else {
+            self.table.slot(hash, &event.identity)
+        };
+        let slot = match found {
+            Some(slot) => slot,
             None => {
                 let evicted = self.table.make_room();
                 self.drop_evicted(evicted);
                 self.table
-                    .insert(&event.identity, Identity::new(t, &self.params));
-                match self.table.get_mut(&event.identity) {
-                    Some(state) => state,
-                    None => return Ok(()),
-                }
+                    .insert(&event.identity, Identity::new(t, &self.params))
             }
+        };
+        let Some(state) = self.table.at_mut(slot) else {
+            return Ok(());
         };
 
         // Detectors look at the state before the event.
@@ -357,7 +365,13 @@ impl Engine {
         }
         // Session evidence: earlier signs of other detectors, decayed, count with this
         // event's. Most events have none, so the copy is rare.
-        let carry = self.scorer.decayed(1.0, state.recent_ms, t);
+        // Most identities carry nothing: no `powf` for them (the factor only ever
+        // multiplies a zero then).
+        let carry = if state.recent.iter().any(|&r| r != 0) {
+            self.scorer.decayed(1.0, state.recent_ms, t)
+        } else {
+            0.0
+        };
         let mut session: Option<[Option<detect::Finding>; detect::COUNT]> = None;
         for i in 0..detect::COUNT {
             let earlier = f64::from(state.recent[i]) / 255.0 * carry;

@@ -118,6 +118,11 @@ impl Scorer {
     /// `score` set at `from_ms`, decayed to `to_ms` (never grows; earlier times return
     /// the score unchanged).
     pub fn decayed(&self, score: f64, from_ms: i64, to_ms: i64) -> f64 {
+        // Most identities sit at zero: skip the `powf` (a zero times a factor in (0, 1]
+        // is that same zero, sign included).
+        if score == 0.0 {
+            return score;
+        }
         let dt = (to_ms - from_ms).max(0) as f64;
         score * 0.5f64.powf(dt / self.half_life_ms)
     }

@@ -14,16 +14,80 @@ fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
 }
 
-/// Classifies one alphanumeric token; `None` keeps it verbatim. One pass gathers what
-/// every rule needs (digits, all-hex, any vowel): this runs on every token of every event.
-fn placeholder(token: &[u8]) -> Option<&'static str> {
-    let len = token.len();
-    let (mut digits, mut all_hex, mut vowel) = (0usize, true, false);
-    for &b in token {
-        digits += usize::from(b.is_ascii_digit());
-        all_hex &= is_hex(b);
-        vowel |= matches!(b | 0x20, b'a' | b'e' | b'i' | b'o' | b'u' | b'y');
+/// Byte classes for the token scan, one table lookup per byte instead of four range
+/// checks: this runs on every byte of every destination, and destinations with ids in
+/// them (most) miss the engine's memo.
+const ALNUM: u8 = 1;
+const DIGIT: u8 = 2;
+const HEX: u8 = 4;
+/// `a e i o u y` in either case.
+const VOWEL: u8 = 8;
+
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        let mut k = 0;
+        if c.is_ascii_alphanumeric() {
+            k |= ALNUM;
+        }
+        if c.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        if c.is_ascii_hexdigit() {
+            k |= HEX;
+        }
+        if c.is_ascii_alphabetic() && matches!(c | 0x20, b'a' | b'e' | b'i' | b'o' | b'u' | b'y') {
+            k |= VOWEL;
+        }
+        t[b] = k;
+        b += 1;
     }
+    t
+};
+
+fn is_alnum(b: u8) -> bool {
+    CLASSES[usize::from(b)] & ALNUM != 0
+}
+
+/// What [`placeholder_of`] needs to know about a token, gathered while scanning it.
+struct TokenShape {
+    len: usize,
+    digits: usize,
+    all_hex: bool,
+    vowel: bool,
+}
+
+/// Scans the alphanumeric token at the start of `s`.
+fn scan_token(s: &[u8]) -> TokenShape {
+    let (mut len, mut digits, mut and, mut or) = (0usize, 0usize, HEX, 0u8);
+    for &b in s {
+        let c = CLASSES[usize::from(b)];
+        if c & ALNUM == 0 {
+            break;
+        }
+        len += 1;
+        digits += usize::from(c & DIGIT != 0);
+        and &= c;
+        or |= c;
+    }
+    TokenShape {
+        len,
+        digits,
+        all_hex: and & HEX != 0,
+        vowel: or & VOWEL != 0,
+    }
+}
+
+/// Classifies a scanned alphanumeric token; `None` keeps it verbatim.
+fn placeholder_of(t: &TokenShape) -> Option<&'static str> {
+    let TokenShape {
+        len,
+        digits,
+        all_hex,
+        vowel,
+    } = *t;
     if digits == len {
         return Some("{n}");
     }
@@ -85,11 +149,11 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
     let mut i = 0;
     while i < bytes.len() {
         let b = bytes[i];
-        if !b.is_ascii_alphanumeric() {
+        if !is_alnum(b) {
             // Separators and non-ASCII bytes are copied through (lossy for a cut
             // multi-byte character at the end, which only affects display).
             let start = i;
-            while i < bytes.len() && !bytes[i].is_ascii_alphanumeric() {
+            while i < bytes.len() && !is_alnum(bytes[i]) {
                 i += 1;
             }
             // Runs end at ASCII bytes, so only a run cut at `MAX_DEST_LEN` can split a
@@ -106,11 +170,9 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
             continue;
         }
         let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        let token = &bytes[start..i];
-        match placeholder(token) {
+        let shape = scan_token(&bytes[i..]);
+        i += shape.len;
+        match placeholder_of(&shape) {
             Some(p) => out.push_str(p),
             // Tokens are ASCII alphanumerics, always a valid `str` slice.
             None => out.push_str(dest.get(start..i).unwrap_or_default()),
@@ -339,6 +401,19 @@ mod tests {
         let mut out = String::new();
         generalise_destination(s, &mut out);
         out
+    }
+
+    #[test]
+    fn byte_classes_match_the_ascii_predicates() {
+        for b in 0..=255u8 {
+            let c = CLASSES[usize::from(b)];
+            assert_eq!(c & ALNUM != 0, b.is_ascii_alphanumeric(), "{b}");
+            assert_eq!(c & DIGIT != 0, b.is_ascii_digit(), "{b}");
+            assert_eq!(c & HEX != 0, b.is_ascii_hexdigit(), "{b}");
+            let vowel = b.is_ascii_alphanumeric()
+                && matches!(b | 0x20, b'a' | b'e' | b'i' | b'o' | b'u' | b'y');
+            assert_eq!(c & VOWEL != 0, vowel, "{b}");
+        }
     }
 
     #[test]

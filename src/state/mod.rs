@@ -10,13 +10,94 @@ pub mod identity;
 
 pub use identity::{Identity, Novelty, Observation, SeenKind, StateParams};
 
-use hash::StableMap;
+use hash::stable_hash;
+
+/// Seed of the identity table's name hash (in-memory only, never persisted).
+const SEED_TABLE: u64 = 0x0074_6162_6c65;
+/// Entries per slab chunk. Chunks are allocated whole and never move, so the table grows
+/// without copying states and keeps at most one partly used chunk of spare memory
+/// (a `Vec` of states would keep up to 2× while growing, a few hundred bytes each).
+const CHUNK: usize = 1024;
+/// Names up to this many bytes live inside the entry: a separate allocation per name was
+/// one more dependent cache miss per event (identity ARNs and service-account names are
+/// typically 30–60 bytes).
+const INLINE_NAME: usize = 62;
+
+/// An identity name, inline when short.
+enum Name {
+    Inline { len: u8, bytes: [u8; INLINE_NAME] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    fn new(s: &str) -> Name {
+        if s.len() <= INLINE_NAME {
+            let mut bytes = [0u8; INLINE_NAME];
+            bytes[..s.len()].copy_from_slice(s.as_bytes());
+            Name::Inline {
+                len: s.len() as u8,
+                bytes,
+            }
+        } else {
+            Name::Heap(s.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Name::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Name::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `&str` in `new`, so always valid UTF-8.
+            Name::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            Name::Heap(s) => s,
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Name::Inline { .. } => 0,
+            Name::Heap(s) => s.len(),
+        }
+    }
+}
+
+/// One tracked identity: name and state together, so a lookup touches one place. (No
+/// full hash here: the index word's 32 hash bits already make a wasted name comparison
+/// rare, and the inline name is next to the state anyway.)
+struct Entry {
+    name: Name,
+    state: Identity,
+}
+
+/// Where an identity's entry lives in the table, valid until the next removal (see
+/// [`IdentityTable::removals`]); lets the engine look an identity up once per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot(u32);
 
 /// All tracked identities, bounded by a hard cap and an idle TTL in event time.
+///
+/// Layout, for lookups that miss the cache as little as possible with 100k+ identities:
+/// an open-addressing index of 8-byte words (the high 32 bits of the name's hash, and the
+/// entry's slab position) probed linearly, and a slab of entries holding hash, name and
+/// state inline. A lookup reads one index word and then one entry, and compares the name
+/// only when 32 bits of the hash match. No iteration order leaks out: every caller that
+/// iterates sorts or aggregates.
 pub struct IdentityTable {
-    /// Boxed values: the table keeps spare capacity (up to 2× when it grows), and spare
-    /// slots of a few hundred bytes each would double the memory per identity.
-    map: StableMap<Box<str>, Box<Identity>>,
+    /// Power-of-two length (or empty), at most half full. 0 = empty word; otherwise
+    /// `hash >> 32 << 32 | slot + 1`. The home position is taken from the same high bits,
+    /// so the index can be resized and compacted without touching the entries.
+    index: Vec<u64>,
+    len: usize,
+    chunks: Vec<Vec<Option<Entry>>>,
+    /// Vacant slab slots, reused before the slab grows.
+    free: Vec<u32>,
+    /// Removals so far: a [`Slot`] taken before the last removal may be stale.
+    removals: u64,
     max: usize,
     ttl_ms: i64,
     next_sweep_ms: i64,
@@ -25,52 +106,206 @@ pub struct IdentityTable {
 impl IdentityTable {
     pub fn new(max: usize, ttl_ms: i64) -> Self {
         IdentityTable {
-            map: StableMap::default(),
-            max: max.max(1),
+            index: Vec::new(),
+            len: 0,
+            chunks: Vec::new(),
+            free: Vec::new(),
+            removals: 0,
+            // Slab positions are 32-bit (with room for the +1 of the index word).
+            max: max.clamp(1, u32::MAX as usize - 1),
             ttl_ms: ttl_ms.max(1),
             next_sweep_ms: i64::MIN,
         }
     }
 
+    /// The hash the table files `identity` under (compute once, look up with it).
+    pub fn hash(identity: &str) -> u64 {
+        stable_hash(SEED_TABLE, identity.as_bytes())
+    }
+
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len == 0
+    }
+
+    /// Removals so far; a [`Slot`] is valid while this has not changed.
+    pub fn removals(&self) -> u64 {
+        self.removals
+    }
+
+    fn home(&self, word: u64) -> usize {
+        (word >> 32) as usize & (self.index.len() - 1)
+    }
+
+    fn entry(&self, slot: u32) -> Option<&Entry> {
+        let s = slot as usize;
+        self.chunks.get(s / CHUNK)?.get(s % CHUNK)?.as_ref()
+    }
+
+    fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry> {
+        let s = slot as usize;
+        self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.as_mut()
+    }
+
+    /// Index position and slab slot of `identity`, whose [`IdentityTable::hash`] is `hash`.
+    fn find(&self, hash: u64, identity: &str) -> Option<(usize, u32)> {
+        if self.index.is_empty() {
+            return None;
+        }
+        let mask = self.index.len() - 1;
+        let tag = hash >> 32;
+        let mut i = self.home(hash);
+        loop {
+            let w = self.index[i];
+            if w == 0 {
+                return None;
+            }
+            if w >> 32 == tag {
+                let slot = (w as u32).wrapping_sub(1);
+                if self
+                    .entry(slot)
+                    .is_some_and(|e| e.name.as_bytes() == identity.as_bytes())
+                {
+                    return Some((i, slot));
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// The slot of `identity` (hashed with [`IdentityTable::hash`]), if tracked.
+    pub fn slot(&self, hash: u64, identity: &str) -> Option<Slot> {
+        self.find(hash, identity).map(|(_, s)| Slot(s))
+    }
+
+    pub fn at(&self, slot: Slot) -> Option<&Identity> {
+        self.entry(slot.0).map(|e| &e.state)
+    }
+
+    pub fn at_mut(&mut self, slot: Slot) -> Option<&mut Identity> {
+        self.entry_mut(slot.0).map(|e| &mut e.state)
     }
 
     pub fn get(&self, identity: &str) -> Option<&Identity> {
-        self.map.get(identity).map(|b| &**b)
+        let (_, slot) = self.find(Self::hash(identity), identity)?;
+        self.entry(slot).map(|e| &e.state)
     }
 
     pub fn get_mut(&mut self, identity: &str) -> Option<&mut Identity> {
-        self.map.get_mut(identity).map(|b| &mut **b)
+        let (_, slot) = self.find(Self::hash(identity), identity)?;
+        self.entry_mut(slot).map(|e| &mut e.state)
     }
 
     pub fn remove(&mut self, identity: &str) -> Option<Identity> {
-        self.map.remove(identity).map(|b| *b)
+        let (mut hole, slot) = self.find(Self::hash(identity), identity)?;
+        let s = slot as usize;
+        let entry = self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.take()?;
+        self.free.push(slot);
+        self.len -= 1;
+        self.removals += 1;
+        // Backward-shift deletion: pull later words of the probe run into the hole when
+        // their home allows it, so lookups never need tombstones.
+        let mask = self.index.len() - 1;
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let w = self.index[j];
+            if w == 0 {
+                break;
+            }
+            let home = self.home(w);
+            if (j.wrapping_sub(home) & mask) >= (j.wrapping_sub(hole) & mask) {
+                self.index[hole] = w;
+                hole = j;
+            }
+        }
+        self.index[hole] = 0;
+        Some(entry.state)
+    }
+
+    /// Puts `word` at the first free position of its probe run (it must not be present).
+    fn place(&mut self, word: u64) {
+        let mask = self.index.len() - 1;
+        let mut i = self.home(word);
+        while self.index[i] != 0 {
+            i = (i + 1) & mask;
+        }
+        self.index[i] = word;
+    }
+
+    /// Inserts or replaces `identity`'s state; returns its slot.
+    pub fn insert(&mut self, identity: &str, state: Identity) -> Slot {
+        let hash = Self::hash(identity);
+        if let Some((_, slot)) = self.find(hash, identity) {
+            if let Some(e) = self.entry_mut(slot) {
+                e.state = state;
+            }
+            return Slot(slot);
+        }
+        if (self.len + 1) * 2 > self.index.len() {
+            let words = std::mem::take(&mut self.index);
+            self.index = vec![0; (words.len() * 2).max(64)];
+            for w in words.into_iter().filter(|&w| w != 0) {
+                self.place(w);
+            }
+        }
+        let entry = Entry {
+            name: Name::new(identity),
+            state,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                let s = slot as usize;
+                if let Some(v) = self
+                    .chunks
+                    .get_mut(s / CHUNK)
+                    .and_then(|c| c.get_mut(s % CHUNK))
+                {
+                    *v = Some(entry);
+                }
+                slot
+            }
+            None => {
+                if !matches!(self.chunks.last(), Some(c) if c.len() < CHUNK) {
+                    self.chunks.push(Vec::with_capacity(CHUNK));
+                }
+                let n = self.chunks.len();
+                let chunk = &mut self.chunks[n - 1];
+                chunk.push(Some(entry));
+                ((n - 1) * CHUNK + chunk.len() - 1) as u32
+            }
+        };
+        self.place((hash >> 32 << 32) | (u64::from(slot) + 1));
+        self.len += 1;
+        Slot(slot)
+    }
+
+    fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.chunks.iter().flatten().flatten()
     }
 
     /// Makes room for one more identity if the cap is reached: evicts the least recently
     /// active ~1% (ties broken by name, so the choice is deterministic). Batching keeps
-    /// the amortised cost per insert constant. Returns the evicted names.
+    /// the amortised cost per insert constant. Returns the evicted names, in name order.
     pub fn make_room(&mut self) -> Vec<Box<str>> {
-        if self.map.len() < self.max {
+        if self.len < self.max {
             return Vec::new();
         }
-        let batch = (self.max / 100).max(1).min(self.map.len());
-        let mut all: Vec<(i64, &Box<str>)> = self.map.iter().map(|(k, v)| (v.last_ms, k)).collect();
+        let batch = (self.max / 100).max(1).min(self.len);
+        let mut all: Vec<(i64, &str)> = self
+            .entries()
+            .map(|e| (e.state.last_ms, e.name.as_str()))
+            .collect();
         all.select_nth_unstable(batch - 1);
-        let victims: Vec<Box<str>> = all[..batch].iter().map(|(_, k)| (*k).clone()).collect();
+        let mut victims: Vec<Box<str>> = all[..batch].iter().map(|(_, k)| Box::from(*k)).collect();
+        victims.sort_unstable();
         for v in &victims {
-            self.map.remove(v);
+            self.remove(v);
         }
         victims
-    }
-
-    pub fn insert(&mut self, identity: &str, state: Identity) {
-        self.map.insert(identity.into(), Box::new(state));
     }
 
     /// Evicts identities idle longer than the TTL as of `watermark_ms`. Sweeps at most
@@ -82,33 +317,37 @@ impl IdentityTable {
         self.next_sweep_ms = watermark_ms.saturating_add((self.ttl_ms / 16).max(60_000));
         let cutoff = watermark_ms.saturating_sub(self.ttl_ms);
         let mut gone: Vec<Box<str>> = self
-            .map
-            .iter()
-            .filter(|(_, v)| v.last_ms < cutoff)
-            .map(|(k, _)| k.clone())
+            .entries()
+            .filter(|e| e.state.last_ms < cutoff)
+            .map(|e| Box::from(e.name.as_str()))
             .collect();
         gone.sort();
         for k in &gone {
-            self.map.remove(k);
+            self.remove(k);
         }
         gone
     }
 
     /// Identities in name order (deterministic iteration for callers that need it).
     pub fn names_sorted(&self) -> Vec<&str> {
-        let mut v: Vec<&str> = self.map.keys().map(|k| &**k).collect();
+        let mut v: Vec<&str> = self.entries().map(|e| e.name.as_str()).collect();
         v.sort_unstable();
         v
     }
 
-    /// Estimated heap bytes of the table: per-entry state, key and hash-table slot.
+    /// Estimated heap bytes of the table: index, slab (including vacant and not yet
+    /// used slots of allocated chunks), long names and per-identity heap state.
     pub fn heap_bytes(&self) -> usize {
-        let slot = std::mem::size_of::<(Box<str>, Box<Identity>)>() + 1;
-        self.map.capacity() * slot
+        self.index.capacity() * 8
+            + self.free.capacity() * 4
             + self
-                .map
+                .chunks
                 .iter()
-                .map(|(k, v)| k.len() + std::mem::size_of::<Identity>() + v.heap_bytes())
+                .map(|c| c.capacity() * std::mem::size_of::<Option<Entry>>())
+                .sum::<usize>()
+            + self
+                .entries()
+                .map(|e| e.name.heap_bytes() + e.state.heap_bytes())
                 .sum::<usize>()
     }
 }
@@ -138,6 +377,41 @@ mod tests {
         let gone = t.make_room();
         assert_eq!(gone, vec![Box::<str>::from("id0")]);
         assert_eq!(t.len(), 9);
+    }
+
+    #[test]
+    fn index_matches_a_map_through_inserts_and_removals() {
+        // Backward-shift deletion and slot reuse against a reference map, with names
+        // both inline and on the heap, in a small table so probe runs are long.
+        let p = params();
+        let mut t = IdentityTable::new(1_000_000, 1_000_000);
+        let mut model = std::collections::BTreeMap::new();
+        let name = |i: u64| {
+            if i % 3 == 0 {
+                format!("{}-{i}", "x".repeat(70))
+            } else {
+                format!("id{i}")
+            }
+        };
+        for round in 0..4u64 {
+            for i in 0..2000u64 {
+                let k = (i * 7919 + round * 13) % 3000;
+                if (i + round) % 3 == 0 {
+                    assert_eq!(t.remove(&name(k)).is_some(), model.remove(&k).is_some());
+                } else {
+                    t.insert(&name(k), Identity::new(k as i64, &p));
+                    model.insert(k, ());
+                }
+            }
+            assert_eq!(t.len(), model.len());
+            for k in 0..3000u64 {
+                let got = t.get(&name(k)).map(|s| s.first_ms);
+                assert_eq!(got, model.get(&k).map(|_| k as i64), "{k}");
+            }
+        }
+        let mut names: Vec<String> = model.keys().map(|&k| name(k)).collect();
+        names.sort();
+        assert_eq!(t.names_sorted(), names);
     }
 
     #[test]
