@@ -25,19 +25,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::Message;
 use tokio_util::sync::CancellationToken;
 
-use common::broker::{free_port, Broker};
+use common::bench::env_or;
+use common::broker::free_port;
 use common::kafka::{committed, create_topic, end_offsets, produce_keyed, workload_spaced, Topics};
 use riskd::config::Config;
 use riskd::decode::{decode, Decoded, Format, Limits};
 
 const START_MS: i64 = 1_795_593_600_000;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs us too: only measure
@@ -46,18 +40,11 @@ fn main() {
         println!("kafka_throughput: run with `cargo bench --bench kafka_throughput`");
         return;
     }
-    let events = env_usize("RISKD_BENCH_EVENTS", 200_000);
-    let partitions = env_usize("RISKD_BENCH_PARTITIONS", 3);
-    let identities = env_usize("RISKD_BENCH_IDENTITIES", 2_000);
+    let events = env_or::<usize>("RISKD_BENCH_EVENTS", 200_000);
+    let partitions = env_or::<usize>("RISKD_BENCH_PARTITIONS", 3);
+    let identities = env_or::<usize>("RISKD_BENCH_IDENTITIES", 2_000);
 
-    let (_broker, bootstrap) = match std::env::var("RISKD_BENCH_BROKERS") {
-        Ok(b) => (None, b),
-        Err(_) => {
-            let broker = Broker::start();
-            let b = broker.bootstrap();
-            (Some(broker), b)
-        }
-    };
+    let (_broker, bootstrap) = common::bench::broker();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -24,19 +24,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::broker::Broker;
+use common::bench::{env_or, rss_kib};
 use common::kafka::{create_topic, produce, Topics};
 use common::riskd::Riskd;
 use riskd::config::Config;
 use riskd::engine::Engine;
 use riskd::source::generator::{Fleet, GenerateOptions, DEFAULT_START_MS};
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Changelog values of a generated fleet's identities after three days.
 fn template_states() -> Vec<Vec<u8>> {
@@ -86,18 +79,6 @@ fn signal_json(i: usize) -> Vec<u8> {
     .into_bytes()
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// CPU seconds (user + system) the process has used so far: on a shared machine the
 /// wall time to ready depends on neighbours, this does not.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -124,16 +105,9 @@ fn main() {
         println!("restart: run with `cargo bench --bench restart`");
         return;
     }
-    let identities = env_usize("RISKD_BENCH_IDENTITIES", 1_000_000);
-    let partitions = env_usize("RISKD_BENCH_PARTITIONS", 6);
-    let (_broker, bootstrap) = match std::env::var("RISKD_BENCH_BROKERS") {
-        Ok(b) => (None, b),
-        Err(_) => {
-            let broker = Broker::start();
-            let b = broker.bootstrap();
-            (Some(broker), b)
-        }
-    };
+    let identities = env_or::<usize>("RISKD_BENCH_IDENTITIES", 1_000_000);
+    let partitions = env_or::<usize>("RISKD_BENCH_PARTITIONS", 6);
+    let (_broker, bootstrap) = common::bench::broker();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

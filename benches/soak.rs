@@ -31,32 +31,13 @@ use rand::{Rng, SeedableRng};
 use rdkafka::config::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use common::bench::{env_or, rss_kib};
 use common::broker::Broker;
 use common::kafka::{create_topic, Topics};
 use common::riskd::Riskd;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn wall_ms() -> i64 {
     riskd::risk_table::wall_clock_ms()
-}
-
-/// VmRSS of `pid` in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
 }
 
 /// Sum of every sample of metric `name` (all label sets) in a Prometheus exposition.
@@ -257,13 +238,13 @@ fn main() {
         println!("soak: run with `scripts/soak.sh` or `cargo bench --bench soak`");
         return;
     }
-    let seconds = env_u64("RISKD_SOAK_SECONDS", 600);
-    let rate = env_u64("RISKD_SOAK_RATE", 2000);
-    let pool = env_u64("RISKD_SOAK_IDENTITIES", 10_000).max(1);
-    let churn = env_u64("RISKD_SOAK_CHURN_PERCENT", 5).min(100);
-    let cap = env_u64("RISKD_SOAK_MAX_IDENTITIES", 15_000);
-    let every = Duration::from_secs(env_u64("RISKD_SOAK_SAMPLE_SECONDS", 15).max(1));
-    let tolerance = env_u64("RISKD_SOAK_RSS_TOLERANCE_PERCENT", 10) as f64 / 100.0;
+    let seconds = env_or::<u64>("RISKD_SOAK_SECONDS", 600);
+    let rate = env_or::<u64>("RISKD_SOAK_RATE", 2000);
+    let pool = env_or::<u64>("RISKD_SOAK_IDENTITIES", 10_000).max(1);
+    let churn = env_or::<u64>("RISKD_SOAK_CHURN_PERCENT", 5).min(100);
+    let cap = env_or::<u64>("RISKD_SOAK_MAX_IDENTITIES", 15_000);
+    let every = Duration::from_secs(env_or::<u64>("RISKD_SOAK_SAMPLE_SECONDS", 15).max(1));
+    let tolerance = env_or::<u64>("RISKD_SOAK_RSS_TOLERANCE_PERCENT", 10) as f64 / 100.0;
 
     let broker = Broker::start();
     let bootstrap = broker.bootstrap();
@@ -344,7 +325,7 @@ fn main() {
     samples.push(last);
 
     // Verdict.
-    let warm_at = env_u64("RISKD_SOAK_WARMUP_SECONDS", seconds / 3);
+    let warm_at = env_or::<u64>("RISKD_SOAK_WARMUP_SECONDS", seconds / 3);
     let warm = samples
         .iter()
         .find(|s| s.at_s >= warm_at)

@@ -910,6 +910,21 @@ mod tests {
         t
     }
 
+    /// A stolen key used on `svc` a minute after `t`: public IP, curl, recon `actions`.
+    fn stolen_key_recon(e: &mut Engine, t: i64, actions: &[&str], out: &mut Vec<Signal>) {
+        for (k, action) in actions.iter().enumerate() {
+            let mut ev = event(
+                t + 60_000 + k as i64 * 1000,
+                action,
+                "arn:aws:iam::1:role/x",
+                "203.0.113.7",
+                "curl/8.1",
+            );
+            ev.identity = "svc".into();
+            e.process(&ev, out).expect("in order");
+        }
+    }
+
     /// The same quiet history for several identities at once.
     fn fleet_history(e: &mut Engine, names: &[&str], out: &mut Vec<Signal>) -> i64 {
         let mut t = T0;
@@ -1058,21 +1073,12 @@ mod tests {
         );
         assert_eq!(e.snapshot_state("svc"), Some(IdentityState::Active));
         out.clear();
-        // Stolen key: public IP, curl, recon calls.
-        for (k, action) in ["sts:GetCallerIdentity", "iam:ListRoles", "s3:ListBuckets"]
-            .iter()
-            .enumerate()
-        {
-            let mut ev = event(
-                t + 60_000 + k as i64 * 1000,
-                action,
-                "arn:aws:iam::1:role/x",
-                "203.0.113.7",
-                "curl/8.1",
-            );
-            ev.identity = "svc".into();
-            e.process(&ev, &mut out).expect("in order");
-        }
+        stolen_key_recon(
+            &mut e,
+            t,
+            &["sts:GetCallerIdentity", "iam:ListRoles", "s3:ListBuckets"],
+            &mut out,
+        );
         let top = out.iter().map(|s| s.score).fold(0.0, f64::max);
         assert!(top >= 60.0, "{out:#?}");
         let last = out.last().expect("signals").clone();
@@ -1173,20 +1179,12 @@ mod tests {
         let mut a = engine();
         let mut out = Vec::new();
         let t = history(&mut a, &mut out);
-        for (k, action) in ["sts:GetCallerIdentity", "iam:ListRoles"]
-            .iter()
-            .enumerate()
-        {
-            let mut ev = event(
-                t + 60_000 + k as i64 * 1000,
-                action,
-                "arn:aws:iam::1:role/x",
-                "203.0.113.7",
-                "curl/8.1",
-            );
-            ev.identity = "svc".into();
-            a.process(&ev, &mut out).expect("in order");
-        }
+        stolen_key_recon(
+            &mut a,
+            t,
+            &["sts:GetCallerIdentity", "iam:ListRoles"],
+            &mut out,
+        );
         let reasons = a.reasons_of("svc").to_vec();
         assert!(!reasons.is_empty());
         let (_, snapshot) = a.take_dirty().pop().expect("dirty state");
