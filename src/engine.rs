@@ -392,7 +392,7 @@ impl Engine {
         }
         state.recent_ms = state.recent_ms.max(t);
         // New evidence on this event (not only earlier signs carried over).
-        let fresh = any_fresh(&findings);
+        let fresh = findings.iter().any(Option::is_some);
         let findings = session.unwrap_or(findings);
 
         // Score: max of the instantaneous risk and the decayed previous score.
@@ -799,10 +799,6 @@ impl Engine {
     pub fn scheduled(&self) -> usize {
         self.schedule.len()
     }
-}
-
-fn any_fresh(findings: &[Option<detect::Finding>; detect::COUNT]) -> bool {
-    findings.iter().any(Option::is_some)
 }
 
 /// Hours remembered per identity by [`Sustained`].
