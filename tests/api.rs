@@ -82,6 +82,11 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// Status of a GET of `url`.
+async fn status_of(c: &reqwest::Client, url: String) -> StatusCode {
+    c.get(url).send().await.expect("request").status()
+}
+
 async fn json_of(resp: reqwest::Response) -> Value {
     resp.json().await.expect("JSON body")
 }
@@ -543,21 +548,10 @@ source_networks = ["203.0.113.0/24"]
 async fn health_readiness_metrics_and_unknown_routes() {
     let s = Server::start(|_| {}).await;
     let c = client();
-    assert_eq!(
-        c.get(s.url("/healthz"))
-            .send()
-            .await
-            .expect("request")
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(status_of(&c, s.url("/healthz")).await, StatusCode::OK);
     s.table.set_ready(false);
     assert_eq!(
-        c.get(s.url("/readyz"))
-            .send()
-            .await
-            .expect("request")
-            .status(),
+        status_of(&c, s.url("/readyz")).await,
         StatusCode::SERVICE_UNAVAILABLE
     );
     // Not ready: no answers that could be mistaken for "never seen".
@@ -574,14 +568,7 @@ async fn health_readiness_metrics_and_unknown_routes() {
     let stats = json_of(c.get(s.url("/v1/stats")).send().await.expect("request")).await;
     assert_eq!(stats["ready"], false);
     s.table.set_ready(true);
-    assert_eq!(
-        c.get(s.url("/readyz"))
-            .send()
-            .await
-            .expect("request")
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(status_of(&c, s.url("/readyz")).await, StatusCode::OK);
     let resp = c.get(s.url("/v1/nope")).send().await.expect("request");
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert!(json_of(resp).await["error"].is_string());

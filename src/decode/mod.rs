@@ -468,17 +468,22 @@ mod tests {
         assert!(e.detail.contains("byte 20"), "{}", e.detail);
     }
 
+    /// A record whose `x` is `depth` nested arrays around `1`.
+    fn nested_record(depth: usize) -> String {
+        format!(
+            r#"{{"identity":"i","x":{}1{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    }
+
     #[test]
     fn deep_nesting_is_too_deep_for_every_format() {
         let limits = Limits {
             max_record_bytes: 1 << 20,
             max_depth: 8,
         };
-        let deep = format!(
-            r#"{{"identity":"i","x":{}1{}}}"#,
-            "[".repeat(20),
-            "]".repeat(20)
-        );
+        let deep = nested_record(20);
         for format in ALL {
             assert_eq!(
                 reason(format, deep.as_bytes(), &limits),
@@ -500,11 +505,7 @@ mod tests {
             max_record_bytes: 1 << 20,
             max_depth: 1000,
         };
-        let deep = format!(
-            r#"{{"identity":"i","x":{}1{}}}"#,
-            "[".repeat(200),
-            "]".repeat(200)
-        );
+        let deep = nested_record(200);
         // The tree-building decoders hit serde_json's limit: too_deep, not invalid_json.
         assert_eq!(
             reason(Format::Cloudtrail, deep.as_bytes(), &limits),
