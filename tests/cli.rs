@@ -293,4 +293,28 @@ fn replay_cloudtrail_stratus_prints_valid_signals() {
         stderr(&out)
     );
     assert!(got.iter().all(|s| (0.0..=100.0).contains(&s.score)));
+    // What fires on this real attack simulation (every identity is still learning, so
+    // only failure bursts can): the operator's user and the two fresh roles that probe
+    // permissions, call after refused call, reach high; the console user whose
+    // read-only browsing hits benign `NoSuch…` errors does not.
+    let alerting: std::collections::BTreeSet<&str> = got
+        .iter()
+        .filter(|s| s.level >= riskd::signal::Level::High)
+        .map(|s| s.identity.as_str())
+        .collect();
+    let account = "arn:aws:iam::123837392027";
+    for probing in [
+        "user/bert-jan",
+        "role/stratus-red-team-ec2-get-password-data-role",
+        "role/stratus-red-team-get-usr-data-role",
+    ] {
+        assert!(
+            alerting.contains(format!("{account}:{probing}").as_str()),
+            "{probing} should reach high; alerting: {alerting:?}"
+        );
+    }
+    assert!(
+        !alerting.contains(format!("{account}:user/benjamin").as_str()),
+        "{alerting:?}"
+    );
 }

@@ -2,8 +2,15 @@
 //! this identity's usual failure rate explains (permission probing with stolen or
 //! over-reaching credentials). Only fires on a failing event, so the burst is now. Not
 //! muted while learning (a brand-new key probing permissions is exactly this), but
-//! needs a few dozen events of outcome history. Fleet-wide incidents (every controller
+//! needs a few events of outcome history. Fleet-wide incidents (every controller
 //! erroring for ten minutes) are discounted by the engine's fleet pulse.
+//!
+//! The usual failure rate of a young identity leans on a prior (a few percent, worth
+//! [`PRIOR_EVENTS`] events) rather than on its own first calls alone: a fresh role whose
+//! every call so far was refused (the Stratus `ec2-get-password-data` technique: 29
+//! denied calls and nothing else) would otherwise have learned that failing is normal
+//! by the time it had history enough to be judged. An established identity's own rate
+//! outweighs the prior.
 //!
 //! A refusal of something this identity never did before (a new action or a new
 //! destination container) counts on its own as a weak sign even without a burst: that is
@@ -11,7 +18,29 @@
 
 use super::{lin_ramp, Context, Finding};
 
-const MIN_HISTORY: u64 = 20;
+const MIN_HISTORY: u64 = 10;
+/// Prior failure rate: what a typical service identity sees (throttling, races, the odd
+/// missing permission).
+const PRIOR_RATE: f64 = 0.05;
+/// How many events of evidence the prior is worth.
+const PRIOR_EVENTS: f64 = 50.0;
+
+/// The identity's usual failure rate: its own rate (an EWMA over ~200 events, a plain
+/// mean before that) pulled toward [`PRIOR_RATE`] in proportion to how little history
+/// backs it. While the rate is still a plain mean it holds the recent window's calls
+/// exactly, and those are taken out: a burst is judged against the history before it,
+/// not against itself.
+fn usual_rate(own: f64, events: u64, window_fails: f64, window_calls: f64) -> f64 {
+    const EWMA_EVENTS: u64 = 200;
+    let n = events.min(EWMA_EVENTS) as f64;
+    let (fails, calls) = if events < EWMA_EVENTS {
+        let calls = (n - window_calls).max(0.0);
+        ((own * n - window_fails).clamp(0.0, calls), calls)
+    } else {
+        (own * n, n)
+    };
+    (fails + PRIOR_RATE * PRIOR_EVENTS) / (calls + PRIOR_EVENTS)
+}
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     if !ctx.obs.failure || ctx.state.events < MIN_HISTORY {
@@ -20,7 +49,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let w = ctx.state.window(ctx.obs.time_ms, ctx.params);
     let fails = f64::from(w.fails) + 1.0;
     let count = f64::from(w.count) + 1.0;
-    let rate = f64::from(ctx.state.fail_rate);
+    let rate = usual_rate(
+        f64::from(ctx.state.fail_rate),
+        ctx.state.events,
+        f64::from(w.fails),
+        f64::from(w.count),
+    );
     let expected = rate * count;
     // Poisson-style slack: two standard deviations plus two calls.
     let excess = fails - expected - 2.0 * expected.sqrt();
@@ -46,7 +80,7 @@ mod tests {
     use super::super::testkit::*;
     use super::super::FleetView;
     use super::*;
-    use crate::event::Outcome;
+    use crate::event::{ActivityEvent, Outcome};
 
     #[test]
     fn burst_of_denials_fires_and_single_error_is_quiet() {
@@ -73,5 +107,91 @@ mod tests {
             h.feed(&e);
         }
         assert!(last.expect("fires").strength > 0.9);
+    }
+
+    /// Feeds `calls` copies of `e`, `gap_ms` apart, asking the detector before each;
+    /// returns the strongest finding.
+    fn strongest_over(h: &mut Harness, e: &ActivityEvent, calls: i64, gap_ms: i64) -> f64 {
+        let mut strongest: f64 = 0.0;
+        for k in 0..calls {
+            let mut e = e.clone();
+            e.time_ms += k * gap_ms;
+            if let Some(f) = h.ask(&e, FleetView::default(), detect) {
+                strongest = strongest.max(f.strength);
+            }
+            h.feed(&e);
+        }
+        strongest
+    }
+
+    #[test]
+    fn a_new_identity_refused_on_every_call_fires() {
+        // A fresh role that does nothing but try a call it may not make, 29 times in a
+        // minute (the shape of Stratus's ec2-get-password-data).
+        let mut e = event(
+            T0,
+            "ec2:GetPasswordData",
+            "arn:aws:ec2:us-east-1:1:instance/i-0abc",
+            "192.168.10.20",
+            "aws-sdk-go/1.44",
+        );
+        e.outcome = Outcome::Denied;
+        let strongest = strongest_over(&mut Harness::new(), &e, 29, 2000);
+        assert!(strongest > 0.6, "strongest {strongest}");
+    }
+
+    #[test]
+    fn a_new_identity_with_a_few_refusals_is_quiet() {
+        // A new service missing one permission for its first ten calls, then fixed.
+        let mut e = event(
+            T0,
+            "sqs:ReceiveMessage",
+            "arn:aws:sqs:us-east-1:1:jobs",
+            "10.1.2.3",
+            "aws-sdk-go/1.44",
+        );
+        let mut h = Harness::new();
+        e.outcome = Outcome::Denied;
+        assert_eq!(strongest_over(&mut h, &e, 10, 2000), 0.0);
+        e.outcome = Outcome::Success;
+        e.time_ms += 60_000;
+        strongest_over(&mut h, &e, 40, 20_000);
+        // One more refusal later on is not a burst.
+        e.outcome = Outcome::Denied;
+        e.time_ms += 3_600_000;
+        assert!(strongest_over(&mut h, &e, 1, 0) < 0.1);
+    }
+
+    #[test]
+    fn usual_rate_leans_on_the_prior_only_while_history_is_short() {
+        // Twenty refusals out of twenty calls do not make refusal normal, whether
+        // they are the burst being judged or history before it ...
+        assert!((usual_rate(1.0, 20, 20.0, 20.0) - PRIOR_RATE).abs() < 1e-9);
+        assert!(usual_rate(1.0, 20, 0.0, 0.0) < 0.35);
+        // ... but a long history of it does, and a clean long history stays clean.
+        assert!(usual_rate(1.0, 5_000, 30.0, 30.0) > 0.75);
+        assert!(usual_rate(0.0, 5_000, 0.0, 0.0) < 0.02);
+    }
+
+    #[test]
+    fn an_identity_that_always_fails_a_little_is_quiet() {
+        // One call in five refused, steadily, from its first day: usual for it.
+        let mut h = Harness::new();
+        let mut last = None;
+        for k in 0..300 {
+            let mut e = event(
+                T0 + k * 20_000,
+                "sqs:ReceiveMessage",
+                "arn:aws:sqs:us-east-1:1:jobs",
+                "10.1.2.3",
+                "aws-sdk-go/1.44",
+            );
+            if k % 5 == 0 {
+                e.outcome = Outcome::Error;
+                last = h.ask(&e, FleetView::default(), detect);
+            }
+            h.feed(&e);
+        }
+        assert!(last.as_ref().map_or(0.0, |f| f.strength) < 0.2, "{last:?}");
     }
 }
