@@ -344,6 +344,8 @@ pub struct ScoreConfig {
     pub fleet_novelty_window: HumanDuration,
     /// Window in which a detector firing on many identities counts as fleet-wide.
     pub fleet_pulse_window: HumanDuration,
+    /// Action globs (case-insensitive) judged by `new_action` even while learning.
+    pub alert_while_learning: Vec<String>,
 }
 
 /// Per-detector weight in [0, 1]; 0 disables a detector.
@@ -679,6 +681,17 @@ impl Config {
                 "must be at least 10s",
             ));
         }
+        if let Some(i) = self
+            .score
+            .alert_while_learning
+            .iter()
+            .position(|p| p.trim().is_empty())
+        {
+            return Err(ConfigError::invalid(
+                &format!("score.alert_while_learning[{i}]"),
+                "must not be empty (an empty pattern matches nothing)",
+            ));
+        }
         if self.score.half_life.0.is_zero() {
             return Err(ConfigError::invalid(
                 "score.half_life",
@@ -844,6 +857,17 @@ mod tests {
     fn thresholds_must_be_ordered() {
         let err = load_text("[score]\nhigh = 20.0\n").expect_err("bad order");
         assert!(err.to_string().contains("score.high"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_alert_while_learning_pattern_names_its_position() {
+        let err =
+            load_text("[score]\nalert_while_learning = [\"cloudtrail:StopLogging\", \" \"]\n")
+                .expect_err("empty pattern");
+        assert!(
+            err.to_string().contains("score.alert_while_learning[1]"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -299,6 +299,9 @@ impl Engine {
                 novelty: &novelty,
                 params: &self.params,
                 learning,
+                alert_while_learning: learning
+                    && novelty.action
+                    && self.scorer.alerts_while_learning(&event.action),
                 texts: &self.texts,
                 fleet,
                 sensitivity: sensitivity.unwrap_or_default(),
@@ -1205,6 +1208,49 @@ mod tests {
             restored.iter().any(|r| r.detector == "new_source"),
             "{restored:?}"
         );
+    }
+
+    #[test]
+    fn a_new_identity_stopping_the_audit_trail_alerts_while_still_learning() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = 1_700_000_000_000;
+        let mut call = |action: &str, t: i64, out: &mut Vec<Signal>| {
+            let mut ev = ActivityEvent {
+                time_ms: t,
+                identity: "arn:aws:iam::1:role/fresh".into(),
+                action: action.into(),
+                destination: "arn:aws:cloudtrail:us-east-1:1:trail/org".into(),
+                ..ActivityEvent::default()
+            };
+            ev.source_ip = Some("198.51.100.7".into());
+            e.process(&ev, out).expect("in bounds");
+        };
+        call("cloudtrail:DescribeTrails", t, &mut out);
+        assert!(out.iter().all(|s| s.level == Level::Normal), "{out:?}");
+        out.clear();
+        call("cloudtrail:StopLogging", t + 60_000, &mut out);
+        let s = out.last().expect("a signal");
+        assert_eq!(s.state, IdentityState::Learning);
+        assert!(s.level >= Level::High, "{s:?}");
+        assert_eq!(s.reasons[0].detector, "new_action");
+    }
+
+    #[test]
+    fn alert_while_learning_can_be_emptied() {
+        let config =
+            Config::from_toml_str("[score]\nalert_while_learning = []\n").expect("valid config");
+        let mut e = Engine::new(&config);
+        let mut out = Vec::new();
+        let ev = ActivityEvent {
+            time_ms: 1_700_000_000_000,
+            identity: "arn:aws:iam::1:role/fresh".into(),
+            action: "cloudtrail:StopLogging".into(),
+            destination: "arn:aws:cloudtrail:us-east-1:1:trail/org".into(),
+            ..ActivityEvent::default()
+        };
+        e.process(&ev, &mut out).expect("in bounds");
+        assert!(out.iter().all(|s| s.level == Level::Normal), "{out:?}");
     }
 
     #[test]

@@ -21,6 +21,8 @@ const MAX_P: f64 = 0.95;
 pub struct Scorer {
     weights: [f64; COUNT],
     rules: Vec<(WildMatch, Sensitivity)>,
+    /// `score.alert_while_learning`, case-insensitive.
+    learning_alerts: Vec<WildMatch>,
     default: Sensitivity,
     scales: [f64; 4],
     half_life_ms: f64,
@@ -41,6 +43,12 @@ impl Scorer {
                 .rules
                 .iter()
                 .map(|r| (WildMatch::new(&r.pattern), r.level))
+                .collect(),
+            learning_alerts: config
+                .score
+                .alert_while_learning
+                .iter()
+                .map(|p| WildMatch::new_case_insensitive(p.trim()))
                 .collect(),
             default: s.default,
             scales: [
@@ -68,6 +76,11 @@ impl Scorer {
             .iter()
             .find(|(p, _)| p.matches(&event.destination))
             .map_or(self.default, |(_, s)| *s)
+    }
+
+    /// Whether `action` is judged even while its identity is learning.
+    pub fn alerts_while_learning(&self, action: &str) -> bool {
+        self.learning_alerts.iter().any(|p| p.matches(action))
     }
 
     fn scale(&self, s: Sensitivity) -> f64 {

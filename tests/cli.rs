@@ -294,8 +294,9 @@ fn replay_cloudtrail_stratus_prints_valid_signals() {
     );
     assert!(got.iter().all(|s| (0.0..=100.0).contains(&s.score)));
     // What fires on this real attack simulation (every identity is still learning, so
-    // only failure bursts can): the operator's user and the two fresh roles that probe
-    // permissions, call after refused call, reach high; the console user whose
+    // only failure bursts and `score.alert_while_learning` actions can): the operator's
+    // user, the two fresh roles that probe permissions call after refused call, and the
+    // role that tries to leave the organisation reach high; the console user whose
     // read-only browsing hits benign `NoSuch…` errors does not.
     let alerting: std::collections::BTreeSet<&str> = got
         .iter()
@@ -307,6 +308,7 @@ fn replay_cloudtrail_stratus_prints_valid_signals() {
         "user/bert-jan",
         "role/stratus-red-team-ec2-get-password-data-role",
         "role/stratus-red-team-get-usr-data-role",
+        "role/stratus-red-team-leave-org-role",
     ] {
         assert!(
             alerting.contains(format!("{account}:{probing}").as_str()),

@@ -6,7 +6,8 @@
 //! - novelty is judged against the identity's own learned novelty rate ([`rarity`]),
 //!   at the generalised granularity (see `state::generalize`);
 //! - a novelty many other identities met recently is weak evidence ([`fleet_discount`]);
-//! - identities still `learning` get no novelty or volume findings;
+//! - identities still `learning` get no novelty or volume findings, except a first use
+//!   of an action `score.alert_while_learning` names (impairing logging or detection);
 //! - one detector alone rarely reaches `high`: attacks combine weak signs in the score.
 
 pub mod data_volume_spike;
@@ -99,6 +100,10 @@ pub struct Context<'a> {
     pub novelty: &'a Novelty,
     pub params: &'a StateParams,
     pub learning: bool,
+    /// The action is one that `score.alert_while_learning` names: `new_action` judges it
+    /// even while the identity is learning. (Only looked up for a learning identity's
+    /// new action.)
+    pub alert_while_learning: bool,
     pub texts: &'a Texts,
     pub fleet: FleetView,
     pub sensitivity: Sensitivity,
@@ -284,6 +289,8 @@ pub(crate) mod testkit {
     pub struct Harness {
         pub state: Identity,
         pub params: StateParams,
+        /// What the engine's `score.alert_while_learning` lookup would say.
+        pub alert_while_learning: bool,
     }
 
     impl Harness {
@@ -292,6 +299,7 @@ pub(crate) mod testkit {
             Harness {
                 state: Identity::new(T0, &params),
                 params,
+                alert_while_learning: false,
             }
         }
 
@@ -319,6 +327,7 @@ pub(crate) mod testkit {
                 novelty: &novelty,
                 params: &self.params,
                 learning: !self.state.is_active(),
+                alert_while_learning: self.alert_while_learning,
                 texts: &texts,
                 fleet,
                 sensitivity: e.sensitivity.unwrap_or_default(),

@@ -92,8 +92,22 @@ fn is_sensitive(action: &str) -> bool {
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
-    if ctx.learning || !ctx.novelty.action {
+    if !ctx.novelty.action {
         return None;
+    }
+    if ctx.learning {
+        // Learning identities are quiet, except for the few actions operators list as
+        // never acceptable unnoticed (impairing logging and detection): there is no
+        // baseline to weigh them against, and none is needed.
+        if !ctx.alert_while_learning {
+            return None;
+        }
+        return Finding::lazy(1.0, || {
+            format!(
+                "first use of {} by an identity still learning (score.alert_while_learning)",
+                ctx.event.action
+            )
+        });
     }
     let sensitive = is_sensitive(&ctx.event.action);
     let base = if sensitive { 0.85 } else { 0.65 };
@@ -135,6 +149,40 @@ mod tests {
             "GitHubActionsRunner/2.1 Linux",
         );
         h.ask(&e, fleet, detect)
+    }
+
+    #[test]
+    fn a_learning_identity_is_judged_only_on_listed_actions() {
+        let mut h = Harness::new();
+        h.feed(&event(
+            T0,
+            "s3:ListBuckets",
+            "s3",
+            "198.51.100.7",
+            "aws-cli/2.15",
+        ));
+        let stop = event(
+            T0 + 60_000,
+            "cloudtrail:StopLogging",
+            "arn:aws:cloudtrail:us-east-1:1:trail/org",
+            "198.51.100.7",
+            "aws-cli/2.15",
+        );
+        assert!(!h.state.is_active());
+        // Not listed (the engine's lookup said no): quiet, as any learning identity.
+        assert_eq!(h.ask(&stop, FleetView::default(), detect), None);
+        // Listed: judged, and strong enough to stand on its own.
+        h.alert_while_learning = true;
+        let f = h
+            .ask(&stop, FleetView::default(), detect)
+            .expect("judged while learning");
+        assert_eq!(f.strength, 1.0);
+        assert!(f.detail.contains("cloudtrail:StopLogging"), "{f:?}");
+        // Once done, it is no longer new: the second call says nothing more.
+        h.feed(&stop);
+        let mut again = stop.clone();
+        again.time_ms += 60_000;
+        assert_eq!(h.ask(&again, FleetView::default(), detect), None);
     }
 
     #[test]
