@@ -127,7 +127,6 @@ pub struct Engine {
     table: IdentityTable,
     fleet_novelty: FleetNovelty,
     pulse: FleetPulse,
-    sustained: Sustained,
     schedule: BTreeSet<(i64, Box<str>)>,
     hot: StableMap<Box<str>, Hot>,
     /// Identities changed since the last `take_dirty`, in first-change order (each
@@ -163,7 +162,6 @@ impl Engine {
             ),
             fleet_novelty: FleetNovelty::new(config.score.fleet_novelty_window.as_millis_i64()),
             pulse: FleetPulse::new(config.score.fleet_pulse_window.as_millis_i64()),
-            sustained: Sustained::default(),
             schedule: BTreeSet::new(),
             hot: StableMap::default(),
             dirty: Vec::new(),
@@ -406,9 +404,12 @@ impl Engine {
         } else {
             0.0
         };
+        // Sustained anomaly: an identity that keeps looking anomalous hour after hour (a
+        // low-and-slow exfiltration: every copy at an hour it never works, to a bucket
+        // it met yesterday) is more telling than one elevated moment, which the
+        // 30-minute half-life otherwise forgets between copies.
         if fresh && self.scorer.level(instant) >= Level::Elevated {
-            let who = stable_hash(SEED_IDENTITY, event.identity.as_bytes());
-            let hours = self.sustained.mark(who, t);
+            let hours = state.mark_elevated(t);
             if hours > 0 {
                 instant = sustain(instant, hours);
             }
@@ -804,53 +805,6 @@ impl Engine {
     }
 }
 
-/// Hours remembered per identity by [`Sustained`].
-const SUSTAINED_HOURS: i64 = 12;
-const HOUR_MS: i64 = 3_600_000;
-/// Most identities [`Sustained`] remembers at once.
-const SUSTAINED_CAP: usize = 200_000;
-
-/// Which of the last hours each identity was elevated in on fresh evidence. An identity
-/// that keeps looking anomalous hour after hour (a low-and-slow exfiltration: every
-/// copy at an hour it never works, to a bucket it met yesterday) is more telling than
-/// one elevated moment, which the 30-minute half-life otherwise forgets between copies.
-#[derive(Default)]
-struct Sustained {
-    /// Identity hash → (hour number of bit 0, bit i = elevated in hour `hour - i`).
-    hours: StableMap<u64, (i64, u16)>,
-}
-
-impl Sustained {
-    /// Marks `who` elevated at `t`; returns in how many *other* of the last
-    /// [`SUSTAINED_HOURS`] hours it was elevated too.
-    fn mark(&mut self, who: u64, t: i64) -> u32 {
-        let hour = t.div_euclid(HOUR_MS);
-        if self.hours.len() >= SUSTAINED_CAP && !self.hours.contains_key(&who) {
-            self.hours.retain(|_, (h, _)| hour - *h < SUSTAINED_HOURS);
-            if self.hours.len() >= SUSTAINED_CAP {
-                return 0;
-            }
-        }
-        let entry = self.hours.entry(who).or_insert((hour, 0));
-        let shift = hour - entry.0;
-        if shift > 0 {
-            entry.1 = if shift >= 16 { 0 } else { entry.1 << shift };
-            entry.0 = hour;
-        } else if shift < 0 {
-            // An older event (within the lateness bound): count it where it belongs.
-            let back = -shift;
-            if back < 16 {
-                entry.1 |= 1 << back;
-            }
-            return 0;
-        }
-        let window = (1u16 << SUSTAINED_HOURS) - 1;
-        let others = (entry.1 & window & !1).count_ones();
-        entry.1 |= 1;
-        others
-    }
-}
-
 /// The instant score of an event when the identity was already elevated in `hours`
 /// other recent hours: each such hour counts as a quarter of an independent repeat.
 fn sustain(instant: f64, hours: u32) -> f64 {
@@ -1006,17 +960,27 @@ mod tests {
 
     #[test]
     fn sustained_counts_other_elevated_hours_within_twelve() {
-        let mut s = Sustained::default();
+        const HOUR_MS: i64 = 3_600_000;
+        let params = StateParams::from_config(&Config::default_config().expect("defaults").state);
+        let mut s = Identity::new(T0, &params);
+        let mut other = Identity::new(T0, &params);
         let h = |n: i64| T0 + n * HOUR_MS;
-        assert_eq!(s.mark(1, h(0)), 0);
-        assert_eq!(s.mark(1, h(0) + 60_000), 0, "the same hour counts once");
-        assert_eq!(s.mark(1, h(1)), 1);
-        assert_eq!(s.mark(1, h(3)), 2);
-        assert_eq!(s.mark(2, h(3)), 0, "per identity");
+        assert_eq!(s.mark_elevated(h(0)), 0);
+        assert_eq!(
+            s.mark_elevated(h(0) + 60_000),
+            0,
+            "the same hour counts once"
+        );
+        assert_eq!(s.mark_elevated(h(1)), 1);
+        assert_eq!(s.mark_elevated(h(3)), 2);
+        assert_eq!(other.mark_elevated(h(3)), 0, "per identity");
         // Twelve hours later the first hours have left the window.
-        assert_eq!(s.mark(1, h(12)), 2);
-        assert_eq!(s.mark(1, h(14)), 2);
-        assert_eq!(s.mark(1, h(40)), 0);
+        assert_eq!(s.mark_elevated(h(12)), 2);
+        // A snapshot keeps the memory (a restart must give the same answers).
+        let mut restored = Identity::decode(&s.encode(), &params).expect("round trip");
+        assert_eq!(restored.mark_elevated(h(14)), 2);
+        assert_eq!(s.mark_elevated(h(14)), 2);
+        assert_eq!(s.mark_elevated(h(40)), 0);
     }
 
     #[test]

@@ -369,6 +369,11 @@ pub struct Identity {
     /// Fleet pulse bookkeeping: window index and detectors already counted in it.
     pub pulse_window: i64,
     pub pulse_bits: u8,
+    /// Hours in which this identity was elevated on fresh evidence (the engine's
+    /// sustained-anomaly rule): the absolute hour of bit 0, and bit i = hour − i. Part of
+    /// the snapshot, so a restart remembers them like everything else.
+    pub elevated_hour: i64,
+    pub elevated_hours: u16,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -405,8 +410,16 @@ mod le_words {
     }
 }
 
-/// Snapshot format version, first byte of every encoded identity.
-pub const SNAPSHOT_VERSION: u8 = 1;
+/// Snapshot format version, first byte of every encoded identity. Version 2 appended
+/// the elevated-hours memory; version 1 snapshots are still read (see
+/// [`Identity::decode`]).
+pub const SNAPSHOT_VERSION: u8 = 2;
+const SNAPSHOT_VERSION_1: u8 = 1;
+/// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
+/// encodes a zero `i64` and a zero `u16` as one byte each).
+const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
+/// Hours the elevated-hours memory looks back over (see [`Identity::mark_elevated`]).
+pub const SUSTAINED_HOURS: i64 = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -461,8 +474,36 @@ impl Identity {
             emitted_active: false,
             pulse_window: i64::MIN,
             pulse_bits: 0,
+            elevated_hour: 0,
+            elevated_hours: 0,
             dirty: false,
         }
+    }
+
+    /// Marks this identity elevated (on fresh evidence) at `t`; returns in how many
+    /// *other* of the last [`SUSTAINED_HOURS`] hours it was elevated too.
+    pub fn mark_elevated(&mut self, t: i64) -> u32 {
+        let hour = t.div_euclid(HOUR_MS);
+        let shift = hour - self.elevated_hour;
+        if shift > 0 {
+            self.elevated_hours = if shift >= 16 {
+                0
+            } else {
+                self.elevated_hours << shift
+            };
+            self.elevated_hour = hour;
+        } else if shift < 0 {
+            // An older event (within the lateness bound): count it where it belongs.
+            let back = -shift;
+            if back < 16 {
+                self.elevated_hours |= 1 << back;
+            }
+            return 0;
+        }
+        let window = (1u16 << SUSTAINED_HOURS) - 1;
+        let others = (self.elevated_hours & window & !1).count_ones();
+        self.elevated_hours |= 1;
+        others
     }
 
     pub fn is_active(&self) -> bool {
@@ -892,10 +933,16 @@ impl Identity {
     /// Decodes [`Identity::encode`] output, checking what later code relies on.
     pub fn decode(bytes: &[u8], params: &StateParams) -> Result<Self, DecodeError> {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
-        if version != SNAPSHOT_VERSION {
-            return Err(DecodeError::Version(version));
-        }
-        let mut id: Identity = postcard::from_bytes(body)?;
+        let mut id: Identity = match version {
+            SNAPSHOT_VERSION => postcard::from_bytes(body)?,
+            SNAPSHOT_VERSION_1 => {
+                let mut upgraded = Vec::with_capacity(body.len() + V1_TO_V2_SUFFIX.len());
+                upgraded.extend_from_slice(body);
+                upgraded.extend_from_slice(&V1_TO_V2_SUFFIX);
+                postcard::from_bytes(&upgraded)?
+            }
+            other => return Err(DecodeError::Version(other)),
+        };
         if !id.slots.is_empty() && id.slots.len() != SLOTS {
             return Err(DecodeError::Inconsistent("slots"));
         }
@@ -1075,6 +1122,33 @@ mod tests {
         assert!(Identity::decode(&bytes[..bytes.len() / 2], &p).is_err());
         assert!(Identity::decode(&[9, 1, 2], &p).is_err());
         assert!(Identity::decode(&[], &p).is_err());
+    }
+
+    #[test]
+    fn version_1_snapshots_still_decode_with_no_elevated_hours() {
+        let p = params();
+        let mut id = Identity::new(1_700_000_000_000, &p);
+        for k in 0..200 {
+            fold(
+                &mut id,
+                &obs(1_700_000_000_000 + k * 120_000, (k as u64 % 3) << 40, 1),
+                &p,
+            );
+        }
+        // A version 1 snapshot is the same bytes without the two appended fields.
+        let v2 = id.encode();
+        assert_eq!(v2[0], SNAPSHOT_VERSION);
+        assert!(v2.ends_with(&V1_TO_V2_SUFFIX), "nothing elevated yet");
+        let mut v1 = v2[..v2.len() - V1_TO_V2_SUFFIX.len()].to_vec();
+        v1[0] = SNAPSHOT_VERSION_1;
+        assert_eq!(Identity::decode(&v1, &p).expect("v1 decodes"), id);
+        // And the appended fields do round-trip when set.
+        id.mark_elevated(1_700_000_000_000 + 200 * 120_000);
+        let back = Identity::decode(&id.encode(), &p).expect("decodes");
+        assert_eq!(
+            (back.elevated_hour, back.elevated_hours),
+            (id.elevated_hour, 1)
+        );
     }
 
     #[test]
