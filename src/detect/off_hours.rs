@@ -25,23 +25,39 @@ fn smoothed4(profile: &[u8], slot: usize) -> u32 {
     at(slot + 167) + 2 * at(slot) + at(slot + 1)
 }
 
-/// (coverage: share of slots with any activity, mean activity of the active slots).
-/// Counts are integers, summed exactly, so integer arithmetic gives the same floats as
-/// summing them as `f64` would, at a fraction of the cost (this runs on every event).
-fn rhythm(slots: impl Iterator<Item = u32>) -> (f64, f64) {
-    let (mut n, mut active, mut sum) = (0u32, 0u32, 0u32);
-    for c in slots {
-        n += 1;
-        active += u32::from(c > 0);
-        sum += c;
-    }
+/// (coverage: share of `slots` slots with any activity, mean activity of the active
+/// slots), from the count of active slots and their summed activity. Counts are
+/// integers, summed exactly, so this gives the same floats as summing them as `f64`.
+fn rhythm(slots: u32, active: u32, sum: u32) -> (f64, f64) {
     if active == 0 {
         return (0.0, 0.0);
     }
     (
-        f64::from(active) / f64::from(n),
+        f64::from(active) / f64::from(slots),
         f64::from(sum) / f64::from(active),
     )
+}
+
+/// One pass over the week (this runs on every event): activity per hour of day summed
+/// over the seven days, and the number of active slots.
+fn week_sums(profile: &[u8]) -> ([u32; 24], u32) {
+    let mut hours = [0u32; 24];
+    let mut active_slots = 0u32;
+    for day in profile.chunks_exact(24) {
+        for (sum, &c) in hours.iter_mut().zip(day) {
+            *sum += u32::from(c);
+            active_slots += u32::from(c > 0);
+        }
+    }
+    (hours, active_slots)
+}
+
+/// Hour `h` on every day, smoothed with its neighbours ([`smoothed4`] summed over the
+/// seven days), from [`week_sums`]: over the whole cyclic week the slot before hour 0
+/// of each day is hour 23 of the day before, so the neighbours' sums are simply the
+/// neighbouring hours' sums.
+fn by_hour4(hours: &[u32; 24], h: usize) -> u32 {
+    hours[(h + 23) % 24] + 2 * hours[h] + hours[(h + 1) % 24]
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
@@ -49,7 +65,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     if ctx.learning || profile.len() != 168 {
         return None;
     }
-    let total: u32 = profile.iter().map(|&c| u32::from(c)).sum();
+    let (hours, active_slots) = week_sums(profile);
+    let total: u32 = hours.iter().sum();
     if total < MIN_ACTIVE {
         return None;
     }
@@ -57,19 +74,16 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let hod = ctx.obs.hour_of_day();
     // Sums of quarter-integers this small are exact, so dividing the integer sum once
     // equals summing the smoothed floats.
-    let by_hour =
-        |h: usize| f64::from((0..7).map(|d| smoothed4(profile, d * 24 + h)).sum::<u32>()) / 4.0;
+    let by_hour = |h: usize| f64::from(by_hour4(&hours, h)) / 4.0;
     let weekly = ctx.state.history_ms(ctx.obs.time_ms) >= TWO_WEEKS_MS;
     let (level, (coverage, usual)) = if weekly {
         (
             f64::from(smoothed4(profile, how)) / 4.0,
-            rhythm(profile.iter().map(|&c| u32::from(c))),
+            rhythm(168, active_slots, total),
         )
     } else {
-        (
-            by_hour(hod),
-            rhythm((0..24).map(|h| (0..7).map(|d| u32::from(profile[d * 24 + h])).sum())),
-        )
+        let active_hours = hours.iter().map(|&h| u32::from(h > 0)).sum();
+        (by_hour(hod), rhythm(24, active_hours, total))
     };
     let dead = 1.0 - level / (OFF_FRACTION * usual);
     let confidence = 1.0 - (-usual / 3.0).exp();
@@ -105,6 +119,33 @@ mod tests {
             "10.20.1.1",
             "GitHubActionsRunner/2.1 Linux",
         )
+    }
+
+    #[test]
+    fn hour_sums_give_the_slot_by_slot_smoothing() {
+        // Pseudo-random profiles, including empty slots and wrap-around at the week's end.
+        let mut x: u32 = 12345;
+        for _ in 0..50 {
+            let profile: Vec<u8> = (0..168)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let v = (x >> 16) as u8;
+                    if v < 100 {
+                        0
+                    } else {
+                        v
+                    }
+                })
+                .collect();
+            let (hours, active) = week_sums(&profile);
+            assert_eq!(active, profile.iter().filter(|&&c| c > 0).count() as u32);
+            for h in 0..24 {
+                let slot_by_slot: u32 = (0..7).map(|d| smoothed4(&profile, d * 24 + h)).sum();
+                assert_eq!(by_hour4(&hours, h), slot_by_slot, "hour {h}");
+                let column: u32 = (0..7).map(|d| u32::from(profile[d * 24 + h])).sum();
+                assert_eq!(hours[h], column, "hour {h}");
+            }
+        }
     }
 
     #[test]
