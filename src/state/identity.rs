@@ -506,6 +506,71 @@ impl Identity {
         others
     }
 
+    /// Reads one word from every cache line of the state and of its seen-set and
+    /// sketch, folded together (the caller passes the result to `black_box`).
+    ///
+    /// Why: with more identities than fit in the cache, an event's work met ~14 cache
+    /// misses on this state one after another, as the code reached each field (~100 ns
+    /// each). These loads do not depend on each other, so the CPU has them all in flight
+    /// at once and the work that follows finds the lines in cache: 2.04 → 1.54 µs per
+    /// event at 100k identities (`cargo bench --bench hot_path`). Fields are read rather
+    /// than bytes at fixed offsets (no `unsafe`), picked so every line of the layout is
+    /// covered: the scalars, and arrays at strides under a line.
+    pub fn touch(&self) -> u64 {
+        /// Elements of each array read: one per 32 bytes, under any line alignment.
+        const RING_STRIDE: usize = 2; // 16-byte buckets
+        const SLOT_STRIDE: usize = 16; // u16
+        const PROFILE_STRIDE: usize = 32; // u8
+        const WORD_STRIDE: usize = 4; // u64
+        let mut x = self.first_ms as u64
+            ^ self.last_ms as u64
+            ^ self.events
+            ^ u64::from(self.flags)
+            ^ self.ring_head as u64
+            ^ self.hour as u64
+            ^ u64::from(self.hour_peak_count)
+            ^ self.hour_peak_data
+            ^ u64::from(self.hour_count)
+            ^ self.hour_data
+            ^ u64::from(self.prev_hour_count)
+            ^ self.prev_hour_data
+            ^ u64::from(self.hour_max_count.to_bits())
+            ^ u64::from(self.hour_max_data.to_bits())
+            ^ u64::from(self.peak_max_count.to_bits())
+            ^ u64::from(self.peak_max_data.to_bits())
+            ^ u64::from(self.fail_rate.to_bits())
+            ^ u64::from(self.seen_counts[0])
+            ^ u64::from(self.novelty[0].to_bits())
+            ^ u64::from(self.novelty[SEEN_KINDS - 1].to_bits())
+            ^ self.novelty_ms as u64
+            ^ u64::from(self.score.to_bits())
+            ^ self.score_ms as u64
+            ^ u64::from(self.recent[0])
+            ^ self.recent_ms as u64
+            ^ u64::from(self.emitted_score.to_bits())
+            ^ u64::from(self.emitted_level)
+            ^ self.pulse_window as u64
+            ^ u64::from(self.pulse_bits)
+            ^ self.elevated_hour as u64
+            ^ u64::from(self.elevated_hours);
+        for b in self.ring.iter().step_by(RING_STRIDE) {
+            x ^= u64::from(b.count);
+        }
+        for v in self.slots.iter().step_by(SLOT_STRIDE) {
+            x ^= u64::from(*v);
+        }
+        for v in self.profile.iter().step_by(PROFILE_STRIDE) {
+            x ^= u64::from(*v);
+        }
+        for w in self.seen.iter().step_by(WORD_STRIDE) {
+            x ^= w;
+        }
+        for w in self.sketch.iter().step_by(WORD_STRIDE) {
+            x ^= w;
+        }
+        x
+    }
+
     pub fn is_active(&self) -> bool {
         self.flags & FLAG_ACTIVE != 0
     }
