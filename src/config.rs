@@ -344,6 +344,10 @@ pub struct ScoreConfig {
     pub fleet_novelty_window: HumanDuration,
     /// Window in which a detector firing on many identities counts as fleet-wide.
     pub fleet_pulse_window: HumanDuration,
+    /// Window of the sustained-anomaly rule: whole hours, 1h to 15h.
+    pub sustained_window: HumanDuration,
+    /// Weight of each other elevated hour in that window, in [0, 1].
+    pub sustained_hour_weight: f64,
     /// Action globs (case-insensitive) judged by `new_action` even while learning.
     pub alert_while_learning: Vec<String>,
 }
@@ -681,6 +685,19 @@ impl Config {
                 "must be at least 10s",
             ));
         }
+        let window = self.score.sustained_window.0;
+        if window.as_secs() % 3600 != 0 || !(1..=15).contains(&(window.as_secs() / 3600)) {
+            return Err(ConfigError::invalid(
+                "score.sustained_window",
+                "must be whole hours from 1h to 15h (the state keeps 16 hours of bits)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.score.sustained_hour_weight) {
+            return Err(ConfigError::invalid(
+                "score.sustained_hour_weight",
+                "must be in [0, 1]",
+            ));
+        }
         if let Some(i) = self
             .score
             .alert_while_learning
@@ -857,6 +874,30 @@ mod tests {
     fn thresholds_must_be_ordered() {
         let err = load_text("[score]\nhigh = 20.0\n").expect_err("bad order");
         assert!(err.to_string().contains("score.high"), "{err}");
+    }
+
+    #[test]
+    fn sustained_rule_keys_are_checked() {
+        for (text, key) in [
+            (
+                "[score]\nsustained_window = \"90m\"\n",
+                "score.sustained_window",
+            ),
+            (
+                "[score]\nsustained_window = \"16h\"\n",
+                "score.sustained_window",
+            ),
+            (
+                "[score]\nsustained_hour_weight = 1.5\n",
+                "score.sustained_hour_weight",
+            ),
+        ] {
+            let err = load_text(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+        assert!(
+            load_text("[score]\nsustained_window = \"6h\"\nsustained_hour_weight = 0\n").is_ok()
+        );
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub struct Engine {
     lateness_text: String,
     lookahead_text: String,
     window_label: String,
+    /// `score.sustained_window` in hours, and `score.sustained_hour_weight`.
+    sustained_hours: u32,
+    sustained_hour_weight: f64,
     scorer: Scorer,
     table: IdentityTable,
     fleet_novelty: FleetNovelty,
@@ -155,6 +158,9 @@ impl Engine {
             lateness_text: config.decode.max_lateness.to_string(),
             lookahead_text: config.decode.max_lookahead.to_string(),
             window_label: config.state.window.to_string(),
+            // Validated: whole hours from 1 to 15.
+            sustained_hours: (config.score.sustained_window.0.as_secs() / 3600) as u32,
+            sustained_hour_weight: config.score.sustained_hour_weight,
             scorer: Scorer::new(config),
             table: IdentityTable::new(
                 config.state.max_identities,
@@ -409,9 +415,9 @@ impl Engine {
         // it met yesterday) is more telling than one elevated moment, which the
         // 30-minute half-life otherwise forgets between copies.
         if fresh && self.scorer.level(instant) >= Level::Elevated {
-            let hours = state.mark_elevated(t);
+            let hours = state.mark_elevated(t, self.sustained_hours);
             if hours > 0 {
-                instant = sustain(instant, hours);
+                instant = sustain(instant, hours, self.sustained_hour_weight);
             }
         }
         let previous = round1(
@@ -805,11 +811,15 @@ impl Engine {
     }
 }
 
+/// Most other elevated hours the sustained-anomaly rule counts.
+const SUSTAINED_MAX_COUNTED: u32 = 8;
+
 /// The instant score of an event when the identity was already elevated in `hours`
-/// other recent hours: each such hour counts as a quarter of an independent repeat.
-fn sustain(instant: f64, hours: u32) -> f64 {
+/// other recent hours: each such hour counts as `hour_weight` of an independent repeat
+/// (`score.sustained_hour_weight`).
+fn sustain(instant: f64, hours: u32, hour_weight: f64) -> f64 {
     let keep = 1.0 - instant / 100.0;
-    let exponent = 1.0 + 0.25 * f64::from(hours.min(8));
+    let exponent = 1.0 + hour_weight * f64::from(hours.min(SUSTAINED_MAX_COUNTED));
     round1((1.0 - keep.powf(exponent)) * 100.0).clamp(0.0, 100.0)
 }
 
@@ -965,35 +975,37 @@ mod tests {
         let mut s = Identity::new(T0, &params);
         let mut other = Identity::new(T0, &params);
         let h = |n: i64| T0 + n * HOUR_MS;
-        assert_eq!(s.mark_elevated(h(0)), 0);
+        assert_eq!(s.mark_elevated(h(0), 12), 0);
         assert_eq!(
-            s.mark_elevated(h(0) + 60_000),
+            s.mark_elevated(h(0) + 60_000, 12),
             0,
             "the same hour counts once"
         );
-        assert_eq!(s.mark_elevated(h(1)), 1);
-        assert_eq!(s.mark_elevated(h(3)), 2);
-        assert_eq!(other.mark_elevated(h(3)), 0, "per identity");
+        assert_eq!(s.mark_elevated(h(1), 12), 1);
+        assert_eq!(s.mark_elevated(h(3), 12), 2);
+        assert_eq!(other.mark_elevated(h(3), 12), 0, "per identity");
         // Twelve hours later the first hours have left the window.
-        assert_eq!(s.mark_elevated(h(12)), 2);
+        assert_eq!(s.mark_elevated(h(12), 12), 2);
         // A snapshot keeps the memory (a restart must give the same answers).
         let mut restored = Identity::decode(&s.encode(), &params).expect("round trip");
-        assert_eq!(restored.mark_elevated(h(14)), 2);
-        assert_eq!(s.mark_elevated(h(14)), 2);
-        assert_eq!(s.mark_elevated(h(40)), 0);
+        assert_eq!(restored.mark_elevated(h(14), 12), 2);
+        assert_eq!(s.mark_elevated(h(14), 12), 2);
+        assert_eq!(s.mark_elevated(h(40), 12), 0);
     }
 
     #[test]
     fn sustain_raises_a_repeated_elevated_score_and_nothing_else() {
-        assert_eq!(sustain(45.0, 0), 45.0);
-        let once = sustain(45.0, 1);
-        let thrice = sustain(45.0, 3);
+        assert_eq!(sustain(45.0, 0, 0.25), 45.0);
+        let once = sustain(45.0, 1, 0.25);
+        let thrice = sustain(45.0, 3, 0.25);
         assert!(
             45.0 < once && once < thrice && thrice >= 60.0,
             "{once} {thrice}"
         );
-        assert!(sustain(45.0, 100) <= 100.0);
-        assert_eq!(sustain(0.0, 5), 0.0);
+        assert!(sustain(45.0, 100, 0.25) <= 100.0);
+        assert_eq!(sustain(0.0, 5, 0.25), 0.0);
+        // `score.sustained_hour_weight = 0` turns the rule off.
+        assert_eq!(sustain(45.0, 3, 0.0), 45.0);
     }
 
     #[test]

@@ -418,8 +418,9 @@ const SNAPSHOT_VERSION_1: u8 = 1;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
-/// Hours the elevated-hours memory looks back over (see [`Identity::mark_elevated`]).
-pub const SUSTAINED_HOURS: i64 = 12;
+/// Hours the elevated-hours memory can look back over (its bits; the window in use is
+/// `score.sustained_window`, validated to fit).
+pub const MAX_SUSTAINED_HOURS: u32 = 15;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
@@ -481,8 +482,9 @@ impl Identity {
     }
 
     /// Marks this identity elevated (on fresh evidence) at `t`; returns in how many
-    /// *other* of the last [`SUSTAINED_HOURS`] hours it was elevated too.
-    pub fn mark_elevated(&mut self, t: i64) -> u32 {
+    /// *other* hours of the last `window_hours` (at most [`MAX_SUSTAINED_HOURS`]) it was
+    /// elevated too.
+    pub fn mark_elevated(&mut self, t: i64, window_hours: u32) -> u32 {
         let hour = t.div_euclid(HOUR_MS);
         let shift = hour - self.elevated_hour;
         if shift > 0 {
@@ -500,7 +502,7 @@ impl Identity {
             }
             return 0;
         }
-        let window = (1u16 << SUSTAINED_HOURS) - 1;
+        let window = (1u16 << window_hours.min(MAX_SUSTAINED_HOURS)) - 1;
         let others = (self.elevated_hours & window & !1).count_ones();
         self.elevated_hours |= 1;
         others
@@ -1208,7 +1210,7 @@ mod tests {
         v1[0] = SNAPSHOT_VERSION_1;
         assert_eq!(Identity::decode(&v1, &p).expect("v1 decodes"), id);
         // And the appended fields do round-trip when set.
-        id.mark_elevated(1_700_000_000_000 + 200 * 120_000);
+        id.mark_elevated(1_700_000_000_000 + 200 * 120_000, 12);
         let back = Identity::decode(&id.encode(), &p).expect("decodes");
         assert_eq!(
             (back.elevated_hour, back.elevated_hours),
