@@ -5,20 +5,29 @@
 //! needs a few events of outcome history. Fleet-wide incidents (every controller
 //! erroring for ten minutes) are discounted by the engine's fleet pulse.
 //!
-//! The usual failure rate of a young identity leans on a prior (a few percent, worth
+//! When the failing call was *refused* (denied, the shape of permission probing), the
+//! usual failure rate of a young identity leans on a prior (a few percent, worth
 //! [`PRIOR_EVENTS`] events) rather than on its own first calls alone: a fresh role whose
 //! every call so far was refused (the Stratus `ec2-get-password-data` technique: 29
 //! denied calls and nothing else) would otherwise have learned that failing is normal
 //! by the time it had history enough to be judged. An established identity's own rate
-//! outweighs the prior.
+//! outweighs the prior. Errors (not found, conflict, throttling) are control flow for a
+//! young identity as often as not (a Helm install checks for every resource before
+//! creating it: real Kubernetes audit data has new service accounts with a third of
+//! their first calls failing that way), so they are judged against the identity's own
+//! rate, and only after [`MIN_HISTORY_ERRORS`] events.
 //!
 //! A refusal of something this identity never did before (a new action or a new
 //! destination container) counts on its own as a weak sign even without a burst: that is
 //! what trying a permission one does not have looks like, one call at a time.
 
 use super::{lin_ramp, Context, Finding};
+use crate::event::Outcome;
 
+/// Events of history before a burst of refusals is judged.
 const MIN_HISTORY: u64 = 10;
+/// Events of history before a burst of errors is judged.
+const MIN_HISTORY_ERRORS: u64 = 20;
 /// Prior failure rate: what a typical service identity sees (throttling, races, the odd
 /// missing permission).
 const PRIOR_RATE: f64 = 0.05;
@@ -43,18 +52,29 @@ fn usual_rate(own: f64, events: u64, window_fails: f64, window_calls: f64) -> f6
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
-    if !ctx.obs.failure || ctx.state.events < MIN_HISTORY {
+    let denied = ctx.event.outcome == Outcome::Denied;
+    let min_history = if denied {
+        MIN_HISTORY
+    } else {
+        MIN_HISTORY_ERRORS
+    };
+    if !ctx.obs.failure || ctx.state.events < min_history {
         return None;
     }
     let w = ctx.state.window(ctx.obs.time_ms, ctx.params);
     let fails = f64::from(w.fails) + 1.0;
     let count = f64::from(w.count) + 1.0;
-    let rate = usual_rate(
-        f64::from(ctx.state.fail_rate),
-        ctx.state.events,
-        f64::from(w.fails),
-        f64::from(w.count),
-    );
+    let own = f64::from(ctx.state.fail_rate);
+    let rate = if denied {
+        usual_rate(
+            own,
+            ctx.state.events,
+            f64::from(w.fails),
+            f64::from(w.count),
+        )
+    } else {
+        own
+    };
     let expected = rate * count;
     // Poisson-style slack: two standard deviations plus two calls.
     let excess = fails - expected - 2.0 * expected.sqrt();
@@ -80,7 +100,7 @@ mod tests {
     use super::super::testkit::*;
     use super::super::FleetView;
     use super::*;
-    use crate::event::{ActivityEvent, Outcome};
+    use crate::event::ActivityEvent;
 
     #[test]
     fn burst_of_denials_fires_and_single_error_is_quiet() {
@@ -160,6 +180,22 @@ mod tests {
         e.outcome = Outcome::Denied;
         e.time_ms += 3_600_000;
         assert!(strongest_over(&mut h, &e, 1, 0) < 0.1);
+    }
+
+    #[test]
+    fn a_new_identity_whose_lookups_find_nothing_is_quiet() {
+        // A fresh service account installing a chart: it asks for every resource before
+        // creating it, and the first dozen answers are "not found".
+        let mut e = event(
+            T0,
+            "get configmaps",
+            "monitoring/configmaps/prometheus-rules",
+            "10.1.2.3",
+            "helm/3.11",
+        );
+        e.outcome = Outcome::Error;
+        let strongest = strongest_over(&mut Harness::new(), &e, 30, 2000);
+        assert!(strongest < 0.1, "strongest {strongest}");
     }
 
     #[test]
