@@ -200,6 +200,13 @@ impl Engine {
         // something is removed before it is used (eviction while advancing the watermark).
         let hash = IdentityTable::hash(&event.identity);
         let found = self.table.slot(hash, &event.identity);
+        if let Some(state) = found.and_then(|s| self.table.at(s)) {
+            // Start every cache miss of this identity's state now, in parallel, rather
+            // than one at a time as processing reaches each field (`Identity::touch`).
+            // Here rather than in the table's lookup, which other callers (the API's
+            // and the changelog's per-identity queries, eviction sweeps) use too.
+            std::hint::black_box(state.touch());
+        }
         let removals = self.table.removals();
         if let Some(last_ms) = found.and_then(|s| self.table.at(s)).map(|s| s.last_ms) {
             if t < last_ms.saturating_sub(self.max_lateness_ms) {

@@ -514,8 +514,8 @@ impl Identity {
     /// Why: with more identities than fit in the cache, an event's work met ~14 cache
     /// misses on this state one after another, as the code reached each field (~100 ns
     /// each). These loads do not depend on each other, so the CPU has them all in flight
-    /// at once and the work that follows finds the lines in cache: 2.04 → 1.54 µs per
-    /// event at 100k identities (`cargo bench --bench hot_path`). Fields are read rather
+    /// at once and the work that follows finds the lines in cache: ×0.78 per event at
+    /// 100k identities (`cargo bench --bench hot_path`, BENCHMARKS.md). Fields are read rather
     /// than bytes at fixed offsets (no `unsafe`), picked so every line of the layout is
     /// covered: the scalars, and arrays at strides under a line.
     pub fn touch(&self) -> u64 {

@@ -165,14 +165,11 @@ impl IdentityTable {
             }
             if w >> 32 == tag {
                 let slot = (w as u32).wrapping_sub(1);
-                if let Some(e) = self.entry(slot) {
-                    // Start every cache miss of the entry now, in parallel, rather than
-                    // one at a time as processing reaches each field (see
-                    // `Identity::touch`); the name comparison below is one of them.
-                    std::hint::black_box(e.state.touch());
-                    if e.name.as_bytes() == identity.as_bytes() {
-                        return Some((i, slot));
-                    }
+                if self
+                    .entry(slot)
+                    .is_some_and(|e| e.name.as_bytes() == identity.as_bytes())
+                {
+                    return Some((i, slot));
                 }
             }
             i = (i + 1) & mask;
