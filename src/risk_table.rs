@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
-use crate::signal::{Level, Signal};
+use crate::signal::{IdentityState, Level, Reason, Signal, MODEL_NAME};
 
 /// What the API knows about one identity.
 #[derive(Debug, Clone)]
@@ -21,10 +21,88 @@ pub struct RiskEntry {
     pub received_ms: i64,
 }
 
+/// A signal's time text, inline when it has the canonical length (what riskd writes:
+/// `2026-11-25T17:04:05.123Z`, 24 bytes), so a million entries do not each hold a small
+/// heap string. Any other text is kept as it came, so answers repeat it exactly.
+#[derive(Debug, Clone)]
+enum TimeText {
+    Canonical([u8; 24]),
+    Other(Box<str>),
+}
+
+impl TimeText {
+    fn new(text: String) -> Self {
+        match <[u8; 24]>::try_from(text.as_bytes()) {
+            Ok(bytes) => TimeText::Canonical(bytes),
+            Err(_) => TimeText::Other(text.into_boxed_str()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Built from a `String`'s whole bytes, so always valid UTF-8.
+            TimeText::Canonical(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            TimeText::Other(text) => text,
+        }
+    }
+}
+
+/// One identity's latest signal as the table stores it: the signal's fields without the
+/// identity (it is the map key) and without the model name when it is this build's
+/// (nearly always). At a million identities this is several hundred megabytes less than
+/// keeping whole [`Signal`]s; [`RiskTable::get`] rebuilds the signal exactly.
+#[derive(Debug)]
+struct Stored {
+    time: TimeText,
+    received_ms: i64,
+    score: f64,
+    events_seen: u64,
+    level: Level,
+    state: IdentityState,
+    /// Empty (no allocation) for the normal identities that make up most of the table.
+    reasons: Box<[Reason]>,
+    event_id: Option<Box<str>>,
+    /// `None` when the signal's model is [`MODEL_NAME`].
+    model: Option<Box<str>>,
+}
+
+impl Stored {
+    fn new(signal: Signal, received_ms: i64) -> Self {
+        Stored {
+            time: TimeText::new(signal.time),
+            received_ms,
+            score: signal.score,
+            events_seen: signal.events_seen,
+            level: signal.level,
+            state: signal.state,
+            reasons: signal.reasons.into_boxed_slice(),
+            event_id: signal.event_id.map(String::into_boxed_str),
+            model: (signal.model != MODEL_NAME).then(|| signal.model.into_boxed_str()),
+        }
+    }
+
+    fn entry(&self, identity: &str) -> RiskEntry {
+        RiskEntry {
+            signal: Signal {
+                identity: identity.to_string(),
+                time: self.time.as_str().to_string(),
+                score: self.score,
+                level: self.level,
+                state: self.state,
+                events_seen: self.events_seen,
+                reasons: self.reasons.to_vec(),
+                event_id: self.event_id.as_deref().map(str::to_string),
+                model: self.model.as_deref().unwrap_or(MODEL_NAME).to_string(),
+            },
+            received_ms: self.received_ms,
+        }
+    }
+}
+
 /// Concurrent identity → latest signal map, plus the readiness flag `/readyz` reports.
 #[derive(Debug, Default)]
 pub struct RiskTable {
-    entries: DashMap<String, RiskEntry, foldhash::fast::RandomState>,
+    entries: DashMap<Box<str>, Stored, foldhash::fast::RandomState>,
     ready: AtomicBool,
 }
 
@@ -43,32 +121,26 @@ impl RiskTable {
     }
 
     /// Records a signal unless an entry with a later event time is already there: signals
-    /// from the topic and from this instance can arrive out of order.
+    /// from the topic and from this instance can arrive out of order. Times compare as
+    /// text, which orders riskd's fixed-width UTC times correctly.
     pub fn apply(&self, signal: Signal) {
         let received_ms = wall_clock_ms();
-        match self.entries.get_mut(&signal.identity) {
+        match self.entries.get_mut(signal.identity.as_str()) {
             Some(mut existing) => {
-                if existing.signal.time <= signal.time {
-                    *existing = RiskEntry {
-                        signal,
-                        received_ms,
-                    };
+                if existing.time.as_str() <= signal.time.as_str() {
+                    *existing = Stored::new(signal, received_ms);
                 }
             }
             None => {
-                self.entries.insert(
-                    signal.identity.clone(),
-                    RiskEntry {
-                        signal,
-                        received_ms,
-                    },
-                );
+                let identity = signal.identity.as_str().into();
+                self.entries
+                    .insert(identity, Stored::new(signal, received_ms));
             }
         }
     }
 
     pub fn get(&self, identity: &str) -> Option<RiskEntry> {
-        self.entries.get(identity).map(|e| e.value().clone())
+        self.entries.get(identity).map(|e| e.value().entry(e.key()))
     }
 
     pub fn remove(&self, identity: &str) {
@@ -89,8 +161,8 @@ impl RiskTable {
         let mut hits: Vec<RiskEntry> = self
             .entries
             .iter()
-            .filter(|e| e.signal.level >= min_level)
-            .map(|e| e.value().clone())
+            .filter(|e| e.level >= min_level)
+            .map(|e| e.value().entry(e.key()))
             .collect();
         hits.sort_by(|a, b| {
             b.signal
@@ -106,7 +178,7 @@ impl RiskTable {
     pub fn level_counts(&self) -> [usize; 4] {
         let mut counts = [0; 4];
         for e in self.entries.iter() {
-            counts[e.signal.level as usize] += 1;
+            counts[e.level as usize] += 1;
         }
         counts
     }
@@ -123,7 +195,7 @@ impl RiskTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signal::{model_name, IdentityState};
+    use crate::signal::model_name;
 
     fn signal(identity: &str, time: &str, score: f64, level: Level) -> Signal {
         Signal {
@@ -137,6 +209,31 @@ mod tests {
             event_id: None,
             model: model_name(),
         }
+    }
+
+    #[test]
+    fn get_gives_back_exactly_the_signal_applied() {
+        let table = RiskTable::new();
+        let mut full = signal("svc-a", "2026-01-01T00:00:02.000Z", 72.5, Level::High);
+        full.reasons = vec![Reason {
+            detector: "new_destination".into(),
+            strength: 0.8,
+            detail: "first use of bucket `payroll`".into(),
+        }];
+        full.event_id = Some("evt-1".into());
+        full.events_seen = 41;
+        // A signal from another producer: a different model and a time text riskd would
+        // not write (offset form, no milliseconds) come back as they were.
+        let mut foreign = signal("svc-b", "2026-01-01T01:00:02+01:00", 3.0, Level::Normal);
+        foreign.model = "riskd/0.0.1-old".into();
+        foreign.state = IdentityState::Learning;
+        for s in [&full, &foreign] {
+            table.apply(s.clone());
+            assert_eq!(table.get(&s.identity).map(|e| e.signal).as_ref(), Some(s));
+        }
+        assert_eq!(table.len(), 2);
+        table.remove("svc-a");
+        assert!(table.get("svc-a").is_none());
     }
 
     #[test]

@@ -89,8 +89,11 @@ pub struct Signal {
 }
 
 /// `riskd/<crate version>`: lets consumers tell which scorer produced a signal.
+pub const MODEL_NAME: &str = concat!("riskd/", env!("CARGO_PKG_VERSION"));
+
+/// [`MODEL_NAME`] as an owned string, for building a [`Signal`].
 pub fn model_name() -> String {
-    format!("riskd/{}", env!("CARGO_PKG_VERSION"))
+    MODEL_NAME.to_string()
 }
 
 /// Formats event-time milliseconds as RFC 3339 UTC with millisecond precision.
