@@ -47,8 +47,19 @@ fn template_states() -> Vec<Vec<u8>> {
         let _ = engine.process(&event, &mut out);
         out.clear();
     }
-    engine
-        .take_dirty()
+    let dirty = engine.take_dirty();
+    // The in-memory size of these states (the state struct and its own heap, without
+    // the table's slot and name), to set the process RSS printed at the end against.
+    let in_memory: usize = dirty
+        .iter()
+        .filter_map(|(name, _)| engine.identity(name))
+        .map(|s| std::mem::size_of_val(s) + s.heap_bytes())
+        .sum();
+    eprintln!(
+        "template states: {} bytes per identity in memory (state and its heap)",
+        in_memory / dirty.len().max(1)
+    );
+    dirty
         .into_iter()
         .map(|(_, snapshot)| riskd::service::changelog::encode(-1, &snapshot, &[]))
         .collect()
