@@ -24,7 +24,7 @@ use crate::state::generalize::{
 };
 use crate::state::hash::{stable_hash, StableMap};
 use crate::state::identity::DecodeError;
-use crate::state::{Identity, IdentityTable, Observation, StateParams};
+use crate::state::{Identity, IdentityTable, Observation, Origin, StateParams};
 
 /// Counters the engine keeps for summaries and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -136,7 +136,7 @@ pub struct Engine {
     /// identity's `dirty` flag keeps it from being listed twice).
     dirty: Vec<Box<str>>,
     /// Evicted identities not yet handed out for changelog tombstones (bounded).
-    evicted: Vec<Box<str>>,
+    evicted: Vec<(Box<str>, Origin)>,
     /// Whether `dirty`/`evicted` are kept at all: only a runtime with a changelog
     /// drains them, and undrained they would grow with every identity ever seen.
     track_changes: bool,
@@ -595,8 +595,8 @@ impl Engine {
         }
     }
 
-    fn drop_evicted(&mut self, evicted: Vec<Box<str>>) {
-        for name in evicted {
+    fn drop_evicted(&mut self, evicted: Vec<(Box<str>, Origin)>) {
+        for (name, origin) in evicted {
             self.stats.evicted += 1;
             if let Some(h) = self.hot.remove(&name) {
                 if let Some(d) = h.due_ms {
@@ -612,7 +612,7 @@ impl Engine {
             if self.evicted.len() >= self.max_identities {
                 self.evicted.clear();
             }
-            self.evicted.push(name);
+            self.evicted.push((name, origin));
         }
     }
 
@@ -625,10 +625,13 @@ impl Engine {
         self
     }
 
-    /// Drains identities evicted (TTL or cap) since the last call, so the runtime can
-    /// write changelog tombstones for them.
-    pub fn take_evicted(&mut self) -> Vec<String> {
-        self.evicted.drain(..).map(String::from).collect()
+    /// Drains identities evicted (TTL or cap) since the last call, with the origin each
+    /// had, so the runtime can write changelog tombstones for them.
+    pub fn take_evicted(&mut self) -> Vec<(String, Origin)> {
+        self.evicted
+            .drain(..)
+            .map(|(name, origin)| (String::from(name), origin))
+            .collect()
     }
 
     /// Advances the event-time watermark with no event (end of input, idle stream) and
@@ -766,6 +769,25 @@ impl Engine {
                 h.reasons = reasons;
             }
         }
+    }
+
+    /// Where a tracked identity's state stands in the input (set by the Kafka runtime).
+    pub fn origin(&self, identity: &str) -> Option<Origin> {
+        self.table.origin(identity)
+    }
+
+    pub fn origin_mut(&mut self, identity: &str) -> Option<&mut Origin> {
+        self.table.origin_mut(identity)
+    }
+
+    /// Drops the state of every identity whose origin matches `drop` (its partitions
+    /// were revoked); returns how many.
+    pub fn forget_where(&mut self, drop: impl Fn(Origin) -> bool) -> usize {
+        let names = self.table.names_with_origin(drop);
+        for name in &names {
+            self.forget(name);
+        }
+        names.len()
     }
 
     /// Drops an identity's state (partition revoked: another instance owns it now).
@@ -1251,5 +1273,40 @@ mod tests {
         assert_eq!(e.stats().evicted, 900);
         assert_eq!(e.take_evicted().len(), 900);
         assert!(e.take_evicted().is_empty());
+    }
+
+    #[test]
+    fn origins_go_with_evictions_and_select_what_to_forget() {
+        let mut config = Config::default_config().expect("defaults");
+        config.state.max_identities = 100;
+        let mut e = Engine::new(&config);
+        let mut out = Vec::new();
+        for i in 0..100 {
+            let mut ev = event(T0 + i, "a", "b", "10.0.0.1", "x");
+            ev.identity = format!("id-{i:03}");
+            e.process(&ev, &mut out).expect("ok");
+            if let Some(o) = e.origin_mut(&ev.identity) {
+                o.partition = (i % 4) as i32;
+                o.offset = i;
+            }
+        }
+        // Partition 3's identities are revoked.
+        assert_eq!(e.forget_where(|o| o.partition == 3), 25);
+        assert_eq!(e.identities(), 75);
+        assert!(e.origin("id-003").is_none() && e.origin("id-002").is_some());
+        // Fill to the cap and one more: the least recently active (id-000) goes, with
+        // the origin it had, so its tombstone can reach its changelog partition.
+        for i in 100..126 {
+            let mut ev = event(T0 + i, "a", "b", "10.0.0.1", "x");
+            ev.identity = format!("id-{i:03}");
+            e.process(&ev, &mut out).expect("ok");
+        }
+        let evicted = e.take_evicted();
+        let first = evicted.iter().find(|(name, _)| name == "id-000");
+        assert_eq!(
+            first.map(|(_, o)| (o.partition, o.offset)),
+            Some((0, 0)),
+            "{evicted:?}"
+        );
     }
 }

@@ -24,8 +24,10 @@
 //!
 //! # Ownership
 //!
-//! The pipeline remembers, per identity, the input partition its events come from and
-//! the offset of the last one folded into its state. The state record goes to the same
+//! The engine keeps, with each identity's state, its [`Origin`]: the input partition its
+//! events come from and the offset of the last one folded into its state (kept there,
+//! not in a map of the pipeline's own, so a name is stored once). The state record goes
+//! to the same
 //! partition number of the changelog topic, so a restore reads exactly the changelog
 //! partitions matching the assigned input partitions, and on revocation the identities
 //! of the revoked partitions are forgotten.
@@ -60,6 +62,7 @@ use crate::sink::kafka::{
     Ack, Outgoing, Producer, Token,
 };
 use crate::source::kafka::{group_consumer_config, read_partitions, record_lag};
+use crate::state::Origin;
 
 /// How long `poll` blocks when no record is waiting; bounds how late a flush tick or a
 /// shutdown request is noticed.
@@ -69,9 +72,6 @@ const POLL_TIMEOUT: Duration = Duration::from_millis(100);
 const STORE_EVERY: Duration = Duration::from_millis(50);
 /// Shortest wait without a partition assignment before the group consumer is replaced.
 const REJOIN_AFTER_MIN: Duration = Duration::from_secs(15);
-/// Identities missing from the engine (evicted) are looked for this often, to write
-/// their tombstones and drop them from the ownership map.
-const EVICTION_SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 /// How far ahead of the wall clock an event time may be, and its config text.
 #[derive(Debug, Clone)]
@@ -107,18 +107,6 @@ fn beyond_wall_clock(time_ms: i64, now_ms: i64, lookahead: &Lookahead) -> Option
             ),
         )
     })
-}
-
-/// Where an identity's state lives and how far it goes.
-#[derive(Debug, Clone, Copy)]
-struct Owner {
-    /// Input partition its events come from = changelog partition of its state.
-    partition: i32,
-    /// Offset of the last input record folded into its state.
-    offset: i64,
-    /// Records at or below this offset were already in the state restored from the
-    /// changelog: a redelivery after a crash must not fold them in twice.
-    floor: i64,
 }
 
 /// A changelog write of every identity whose state changed before it was taken.
@@ -157,13 +145,11 @@ pub struct Pipeline {
     cancel: CancellationToken,
     tracks: HashMap<i32, PartitionTrack>,
     windows: HashMap<i32, DedupeWindow>,
-    owners: HashMap<String, Owner, foldhash::fast::RandomState>,
     batches: VecDeque<StateBatch>,
     next_batch: u64,
     retries: VecDeque<Retry>,
     last_flush: Instant,
     last_store: Instant,
-    last_sweep: Instant,
     last_poll_warning: Option<Instant>,
     /// `engine.stats().evicted` already added to the eviction counter.
     evicted_exported: u64,
@@ -300,13 +286,11 @@ pub fn run(
         cancel: cancel.clone(),
         tracks: HashMap::new(),
         windows: HashMap::new(),
-        owners: HashMap::default(),
         batches: VecDeque::new(),
         next_batch: 0,
         retries: VecDeque::new(),
         last_flush: Instant::now(),
         last_store: Instant::now(),
-        last_sweep: Instant::now(),
         last_poll_warning: None,
         evicted_exported: 0,
         decoded: Vec::with_capacity(4),
@@ -441,8 +425,8 @@ impl Pipeline {
                             continue;
                         }
                     }
-                    if let Some(owner) = self.owners.get(&event.identity) {
-                        if owner.partition == partition && offset <= owner.floor {
+                    if let Some(origin) = self.engine.origin(&event.identity) {
+                        if origin.partition == partition && offset <= origin.floor {
                             // Already folded into the restored state before a crash.
                             m.events_duplicate.inc();
                             continue;
@@ -452,21 +436,10 @@ impl Pipeline {
                     signals.clear();
                     match self.engine.process(&event, &mut signals) {
                         Ok(()) => {
-                            match self.owners.get_mut(&event.identity) {
-                                Some(owner) => {
-                                    owner.partition = partition;
-                                    owner.offset = offset;
-                                }
-                                None => {
-                                    self.owners.insert(
-                                        event.identity.clone(),
-                                        Owner {
-                                            partition,
-                                            offset,
-                                            floor: -1,
-                                        },
-                                    );
-                                }
+                            // A new identity starts from `Origin::NONE`: no floor.
+                            if let Some(origin) = self.engine.origin_mut(&event.identity) {
+                                origin.partition = partition;
+                                origin.offset = offset;
                             }
                             for signal in signals.drain(..) {
                                 outstanding += 1;
@@ -748,11 +721,11 @@ impl Pipeline {
         let dirty = self.engine.take_dirty();
         let mut unsent = VecDeque::with_capacity(dirty.len());
         for (identity, snapshot) in dirty {
-            match self.owners.get(&identity) {
-                Some(owner) => {
+            match self.engine.origin(&identity).filter(Origin::is_set) {
+                Some(origin) => {
                     let reasons = self.engine.reasons_of(&identity);
-                    let value = changelog::encode(owner.offset, &snapshot, reasons);
-                    unsent.push_back((identity, owner.partition, Some(value)));
+                    let value = changelog::encode(origin.offset, &snapshot, reasons);
+                    unsent.push_back((identity, origin.partition, Some(value)));
                 }
                 // Engine state for an identity no input record of ours touched (cannot
                 // happen today): without a partition it has no changelog home.
@@ -760,40 +733,27 @@ impl Pipeline {
             }
         }
         // Identities the engine evicted (cap or idle TTL) get a tombstone, so a restore
-        // does not bring back state the cap already threw away, and they leave the
-        // ownership map at once (an identity-spraying input would otherwise grow it by
-        // one entry per sprayed name until the next sweep). An identity re-created
-        // since its eviction has fresh state in `dirty` above: no tombstone for it.
+        // does not bring back state the cap already threw away. Their origin left the
+        // engine with them, in the eviction list. (That list is bounded by the cap: if
+        // more than the whole table were evicted between two flushes, the oldest names
+        // would go without a tombstone, and a restore would bring those states back
+        // under the cap, to be evicted again.) An identity re-created since its
+        // eviction has fresh state in `dirty` above: no tombstone for it.
         //
         // The read side forgets them too: the risk table (and, through a signals-topic
         // tombstone, every instance following that topic) would otherwise keep one last
         // signal per identity ever seen, so a sprayed input would grow the API's memory
         // without bound even though the engine's is capped. A lookup then answers
         // `unknown`, which is the truth: riskd holds no baseline for it any more.
-        for identity in self.engine.take_evicted() {
+        for (identity, origin) in self.engine.take_evicted() {
             if self.engine.events_seen(&identity).is_some() {
                 continue;
             }
             self.table.remove(&identity);
             self.send_signal_tombstone(&identity);
-            if let Some(owner) = self.owners.remove(&identity) {
-                unsent.push_back((identity, owner.partition, None));
+            if origin.is_set() {
+                unsent.push_back((identity, origin.partition, None));
             }
-        }
-        // Safety net: the engine's eviction list is bounded and drops names if more
-        // than its bound pile up between two flushes; this sweep finds those.
-        if self.last_sweep.elapsed() >= EVICTION_SWEEP_EVERY {
-            self.last_sweep = Instant::now();
-            let engine = &self.engine;
-            let mut evicted = Vec::new();
-            self.owners.retain(|identity, owner| {
-                let keep = engine.events_seen(identity).is_some();
-                if !keep {
-                    evicted.push((identity.clone(), owner.partition, None));
-                }
-                keep
-            });
-            unsent.extend(evicted);
         }
         let uncovered = self.tracks.values().any(|t| !t.is_settled());
         if unsent.is_empty() && !uncovered {
@@ -973,17 +933,9 @@ impl Pipeline {
             batch.unsent.retain(|(_, p, _)| !partitions.contains(p));
             batch.barrier.retain(|p, _| !partitions.contains(p));
         }
-        let mut forgotten = 0usize;
-        let engine = &mut self.engine;
-        self.owners.retain(|identity, owner| {
-            if partitions.contains(&owner.partition) {
-                engine.forget(identity);
-                forgotten += 1;
-                false
-            } else {
-                true
-            }
-        });
+        let forgotten = self
+            .engine
+            .forget_where(|origin| partitions.contains(&origin.partition));
         for p in partitions {
             self.tracks.remove(p);
             self.windows.remove(p);
@@ -999,7 +951,6 @@ impl Pipeline {
         let started = Instant::now();
         tracing::info!(?partitions, "partitions assigned; restoring state");
         let engine = &mut self.engine;
-        let owners = &mut self.owners;
         let mut corrupt = 0u64;
         let result = read_partitions(
             &self.config.kafka,
@@ -1014,7 +965,6 @@ impl Pipeline {
                 let Some(value) = value else {
                     // Tombstone: the identity was evicted after its last state.
                     engine.forget(identity);
-                    owners.remove(identity);
                     return;
                 };
                 let restored = changelog::decode(value)
@@ -1028,14 +978,13 @@ impl Pipeline {
                     });
                 match restored {
                     Ok(last) => {
-                        owners.insert(
-                            identity.to_string(),
-                            Owner {
+                        if let Some(origin) = engine.origin_mut(identity) {
+                            *origin = Origin {
                                 partition,
                                 offset: last,
                                 floor: last,
-                            },
-                        );
+                            };
+                        }
                     }
                     Err(_) => corrupt += 1,
                 }
