@@ -69,6 +69,20 @@ fn identity(i: usize) -> String {
     format!("arn:aws:iam::123456789012:role/restart-bench-{i:07}")
 }
 
+/// The id of the event behind the signal, shaped like a CloudTrail `eventID` (riskd's
+/// signals carry the triggering event's id).
+fn event_id(i: usize) -> String {
+    let h = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        h >> 32,
+        (h >> 16) & 0xffff,
+        h & 0xfff,
+        (h >> 20) & 0xfff,
+        h & 0xffff_ffff_ffff
+    )
+}
+
 /// A score of its own per identity, so a lookup proves it read *its* signal.
 fn score_of(i: usize) -> f64 {
     (i % 1000) as f64 / 10.0
@@ -83,9 +97,10 @@ fn signal_json(i: usize) -> Vec<u8> {
         _ => "normal",
     };
     format!(
-        r#"{{"identity":"{}","time":"2026-11-05T00:00:00.000Z","score":{score:.1},"level":"{level}","state":"active","events_seen":{},"reasons":[],"model":"riskd/0.1.0"}}"#,
+        r#"{{"identity":"{}","time":"2026-11-05T00:00:00.000Z","score":{score:.1},"level":"{level}","state":"active","events_seen":{},"reasons":[],"event_id":"{}","model":"riskd/0.1.0"}}"#,
         identity(i),
-        100 + i % 5000
+        100 + i % 5000,
+        event_id(i)
     )
     .into_bytes()
 }

@@ -348,8 +348,9 @@ pub struct ScoreConfig {
     pub sustained_window: HumanDuration,
     /// Weight of each other elevated hour in that window, in [0, 1].
     pub sustained_hour_weight: f64,
-    /// Action globs (case-insensitive) judged by `new_action` even while learning.
-    pub alert_while_learning: Vec<String>,
+    /// Action globs (case-insensitive) that impair logging or detection: a first use
+    /// scores high on its own, learning or not.
+    pub impair_defences: Vec<String>,
 }
 
 /// Per-detector weight in [0, 1]; 0 disables a detector.
@@ -700,12 +701,12 @@ impl Config {
         }
         if let Some(i) = self
             .score
-            .alert_while_learning
+            .impair_defences
             .iter()
             .position(|p| p.trim().is_empty())
         {
             return Err(ConfigError::invalid(
-                &format!("score.alert_while_learning[{i}]"),
+                &format!("score.impair_defences[{i}]"),
                 "must not be empty (an empty pattern matches nothing)",
             ));
         }
@@ -901,12 +902,11 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_alert_while_learning_pattern_names_its_position() {
-        let err =
-            load_text("[score]\nalert_while_learning = [\"cloudtrail:StopLogging\", \" \"]\n")
-                .expect_err("empty pattern");
+    fn an_empty_impair_defences_pattern_names_its_position() {
+        let err = load_text("[score]\nimpair_defences = [\"cloudtrail:StopLogging\", \" \"]\n")
+            .expect_err("empty pattern");
         assert!(
-            err.to_string().contains("score.alert_while_learning[1]"),
+            err.to_string().contains("score.impair_defences[1]"),
             "{err}"
         );
     }

@@ -310,9 +310,7 @@ impl Engine {
                 novelty: &novelty,
                 params: &self.params,
                 learning,
-                alert_while_learning: learning
-                    && novelty.action
-                    && self.scorer.alerts_while_learning(&event.action),
+                impairs_defences: novelty.action && self.scorer.impairs_defences(&event.action),
                 texts: &self.texts,
                 fleet,
                 sensitivity: sensitivity.unwrap_or_default(),
@@ -1242,9 +1240,9 @@ mod tests {
     }
 
     #[test]
-    fn alert_while_learning_can_be_emptied() {
+    fn impair_defences_can_be_emptied() {
         let config =
-            Config::from_toml_str("[score]\nalert_while_learning = []\n").expect("valid config");
+            Config::from_toml_str("[score]\nimpair_defences = []\n").expect("valid config");
         let mut e = Engine::new(&config);
         let mut out = Vec::new();
         let ev = ActivityEvent {

@@ -21,8 +21,8 @@ const MAX_P: f64 = 0.95;
 pub struct Scorer {
     weights: [f64; COUNT],
     rules: Vec<(WildMatch, Sensitivity)>,
-    /// `score.alert_while_learning`, case-insensitive.
-    learning_alerts: Vec<WildMatch>,
+    /// `score.impair_defences`, case-insensitive.
+    impair_defences: Vec<WildMatch>,
     default: Sensitivity,
     scales: [f64; 4],
     half_life_ms: f64,
@@ -44,9 +44,9 @@ impl Scorer {
                 .iter()
                 .map(|r| (WildMatch::new(&r.pattern), r.level))
                 .collect(),
-            learning_alerts: config
+            impair_defences: config
                 .score
-                .alert_while_learning
+                .impair_defences
                 .iter()
                 .map(|p| WildMatch::new_case_insensitive(p.trim()))
                 .collect(),
@@ -78,9 +78,9 @@ impl Scorer {
             .map_or(self.default, |(_, s)| *s)
     }
 
-    /// Whether `action` is judged even while its identity is learning.
-    pub fn alerts_while_learning(&self, action: &str) -> bool {
-        self.learning_alerts.iter().any(|p| p.matches(action))
+    /// Whether `action` impairs logging or detection (`score.impair_defences`).
+    pub fn impairs_defences(&self, action: &str) -> bool {
+        self.impair_defences.iter().any(|p| p.matches(action))
     }
 
     fn scale(&self, s: Sensitivity) -> f64 {

@@ -294,7 +294,7 @@ fn replay_cloudtrail_stratus_prints_valid_signals() {
     );
     assert!(got.iter().all(|s| (0.0..=100.0).contains(&s.score)));
     // What fires on this real attack simulation (every identity is still learning, so
-    // only failure bursts and `score.alert_while_learning` actions can): the operator's
+    // only failure bursts and `score.impair_defences` actions can): the operator's
     // user, the two fresh roles that probe permissions call after refused call, and the
     // role that tries to leave the organisation reach high; the console user whose
     // read-only browsing hits benign `NoSuch…` errors does not.

@@ -7,7 +7,8 @@
 //!   at the generalised granularity (see `state::generalize`);
 //! - a novelty many other identities met recently is weak evidence ([`fleet_discount`]);
 //! - identities still `learning` get no novelty or volume findings, except a first use
-//!   of an action `score.alert_while_learning` names (impairing logging or detection);
+//!   of an action `score.impair_defences` names (impairing logging or detection), which
+//!   scores high for any identity;
 //! - one detector alone rarely reaches `high`: attacks combine weak signs in the score.
 
 pub mod data_volume_spike;
@@ -100,10 +101,9 @@ pub struct Context<'a> {
     pub novelty: &'a Novelty,
     pub params: &'a StateParams,
     pub learning: bool,
-    /// The action is one that `score.alert_while_learning` names: `new_action` judges it
-    /// even while the identity is learning. (Only looked up for a learning identity's
-    /// new action.)
-    pub alert_while_learning: bool,
+    /// The action is new to the identity and `score.impair_defences` names it:
+    /// `new_action` scores it high, learning or not. (Only looked up for a new action.)
+    pub impairs_defences: bool,
     pub texts: &'a Texts,
     pub fleet: FleetView,
     pub sensitivity: Sensitivity,
@@ -289,8 +289,8 @@ pub(crate) mod testkit {
     pub struct Harness {
         pub state: Identity,
         pub params: StateParams,
-        /// What the engine's `score.alert_while_learning` lookup would say.
-        pub alert_while_learning: bool,
+        /// What the engine's `score.impair_defences` lookup would say.
+        pub impairs_defences: bool,
     }
 
     impl Harness {
@@ -299,7 +299,7 @@ pub(crate) mod testkit {
             Harness {
                 state: Identity::new(T0, &params),
                 params,
-                alert_while_learning: false,
+                impairs_defences: false,
             }
         }
 
@@ -327,7 +327,7 @@ pub(crate) mod testkit {
                 novelty: &novelty,
                 params: &self.params,
                 learning: !self.state.is_active(),
-                alert_while_learning: self.alert_while_learning,
+                impairs_defences: self.impairs_defences,
                 texts: &texts,
                 fleet,
                 sensitivity: e.sensitivity.unwrap_or_default(),

@@ -95,19 +95,20 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     if !ctx.novelty.action {
         return None;
     }
-    if ctx.learning {
-        // Learning identities are quiet, except for the few actions operators list as
-        // never acceptable unnoticed (impairing logging and detection): there is no
-        // baseline to weigh them against, and none is needed.
-        if !ctx.alert_while_learning {
-            return None;
-        }
+    // The few actions operators list as never acceptable unnoticed (impairing logging
+    // and detection) are judged on their own, whatever the identity's history: no
+    // baseline makes a first `StopLogging` routine, and a novelty-rate or fleet discount
+    // would let it hide among an identity's other new actions.
+    if ctx.impairs_defences {
         return Finding::lazy(1.0, || {
             format!(
-                "first use of {} by an identity still learning (score.alert_while_learning)",
+                "first use of {}, which impairs logging or detection (score.impair_defences)",
                 ctx.event.action
             )
         });
+    }
+    if ctx.learning {
+        return None;
     }
     let sensitive = is_sensitive(&ctx.event.action);
     let base = if sensitive { 0.85 } else { 0.65 };
@@ -172,7 +173,7 @@ mod tests {
         // Not listed (the engine's lookup said no): quiet, as any learning identity.
         assert_eq!(h.ask(&stop, FleetView::default(), detect), None);
         // Listed: judged, and strong enough to stand on its own.
-        h.alert_while_learning = true;
+        h.impairs_defences = true;
         let f = h
             .ask(&stop, FleetView::default(), detect)
             .expect("judged while learning");
@@ -183,6 +184,21 @@ mod tests {
         let mut again = stop.clone();
         again.time_ms += 60_000;
         assert_eq!(h.ask(&again, FleetView::default(), detect), None);
+    }
+
+    #[test]
+    fn impairing_defences_is_strong_for_an_active_identity_too() {
+        // A plain new action of a busy identity, met by other identities too, is
+        // discounted; a first `StopLogging` is not.
+        let mut h = ci_runner();
+        h.impairs_defences = true;
+        let fleet = FleetView {
+            action: 5,
+            ..FleetView::default()
+        };
+        let f = ask(&h, "cloudtrail:StopLogging", fleet).expect("fires");
+        assert_eq!(f.strength, 1.0, "{f:?}");
+        assert!(f.detail.contains("impairs logging"), "{f:?}");
     }
 
     #[test]
