@@ -14,16 +14,28 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         return None;
     }
     let now = ctx.obs.time_ms;
-    let fresh = f64::from(ctx.state.window(now, ctx.params).new_dests) + 1.0;
+    let window = ctx.state.window(now, ctx.params);
+    let fresh = f64::from(window.new_dests) + 1.0;
     if fresh < MIN_NEW {
         return None;
     }
     let window_days =
         (ctx.params.bucket_ms * ctx.params.window_buckets as i64) as f64 / 86_400_000.0;
-    let expected = ctx
+    let rate = ctx
         .state
-        .novelty_rate_per_day(SeenKind::Destination, now, ctx.params)
-        * window_days;
+        .novelty_rate_per_day(SeenKind::Destination, now, ctx.params);
+    // Spread evenly over the day, the rate predicts this many per window...
+    let spread = rate * window_days;
+    // ...but identities that work in sessions (a coding agent reading a repository it
+    // just cloned, a copilot working through a ticket) meet their new destinations
+    // while they are busy: per event, at the share of its events that met something new,
+    // this window's activity predicts this many. Recon by a key that rarely meets
+    // anything new still stands out, as its share per event is small.
+    let days = (ctx.state.history_ms(now) as f64 / 86_400_000.0).max(0.5);
+    let events_per_day = (ctx.state.events as f64 / days).max(1.0);
+    let per_event = (rate / events_per_day).min(1.0);
+    let in_session = per_event * (f64::from(window.count) + 1.0);
+    let expected = spread.max(in_session);
     let excess = fresh / (expected + 1.0);
     Finding::lazy(log_ramp(excess, MIN_NEW / 2.0, 20.0), || {
         format!(
