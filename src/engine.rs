@@ -385,6 +385,18 @@ impl Engine {
             0.0
         };
         let mut session: Option<[Option<detect::Finding>; detect::COUNT]> = None;
+        // A second action never used before, in the same session, is a second sign, not
+        // the same one again (a stolen key trying `CreateAccessKey`, then
+        // `AttachUserPolicy`): it adds to the earlier one at half weight. Other detectors
+        // keep the strongest sign (a volume spike fires on every event of the spike).
+        if let Some(f) = findings[detect::NEW_ACTION].as_mut() {
+            let earlier = f64::from(state.recent[detect::NEW_ACTION]) / 255.0 * carry;
+            if earlier >= 0.05 {
+                f.strength =
+                    1.0 - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
+                f.detail.push_str("; another new action this session");
+            }
+        }
         for i in 0..detect::COUNT {
             let earlier = f64::from(state.recent[i]) / 255.0 * carry;
             let now = findings[i].as_ref().map_or(0.0, |f| f.strength);
@@ -978,6 +990,35 @@ mod tests {
             .find(|r| r.detector == "new_action")
             .map(|r| format!("{} {}", r.strength, r.detail))
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_second_new_action_in_a_session_adds_to_the_first() {
+        // From the usual network and client, so only the actions are new. Returns the
+        // score after the last event.
+        let run = |actions: &[&str]| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            for (k, action) in actions.iter().enumerate() {
+                let mut ev = event(
+                    t + 60_000 + k as i64 * 20_000,
+                    action,
+                    "arn:aws:s3:::orders/1.json",
+                    "10.1.2.3",
+                    "aws-sdk-go/1.44",
+                );
+                ev.identity = "svc".into();
+                e.process(&ev, &mut out).expect("in order");
+            }
+            e.score_of("svc").unwrap_or_default()
+        };
+        let one = run(&["iam:CreateAccessKey"]);
+        let two = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
+        assert!(one > 40.0 && two > one + 2.0, "{one} then {two}");
+        // The same action again is not a second sign.
+        let again = run(&["iam:CreateAccessKey", "iam:CreateAccessKey"]);
+        assert!(again <= one, "{one} then {again}");
     }
 
     #[test]
