@@ -24,7 +24,7 @@ use crate::state::generalize::{
 };
 use crate::state::hash::{stable_hash, StableMap};
 use crate::state::identity::DecodeError;
-use crate::state::{Identity, IdentityTable, Observation, Origin, StateParams};
+use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, StateParams};
 
 /// Counters the engine keeps for summaries and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -259,7 +259,20 @@ impl Engine {
         };
 
         // Detectors look at the state before the event.
-        let novelty = state.novelty(&obs);
+        let met = state.novelty(&obs);
+        // A call that creates a resource names a destination that did not exist before:
+        // that it is new to this identity is no sign (a deployer applying a new module, a
+        // controller creating objects). It is remembered as met, so later calls on it are
+        // not new either; the action itself is still judged.
+        let novelty = if creates_resource(&event.action) {
+            Novelty {
+                dest: false,
+                class: false,
+                ..met
+            }
+        } else {
+            met
+        };
         let learning = !state.is_active();
         // Fleet-wide changes hit the *same* container (a release adds one route, an
         // upgrade one bucket), so the fleet key of a class is the raw container name:
@@ -350,7 +363,7 @@ impl Engine {
                 f.record(h, who, t);
             }
         }
-        state.fold(&obs, &novelty, &self.params);
+        state.fold(&obs, &met, &self.params);
 
         // An HTTP route action (`GET /v1/balance`) and its destination describe the same
         // call: a new route is one piece of evidence, not two. A new action of a service
@@ -863,6 +876,23 @@ fn sustain(instant: f64, hours: u32, hour_weight: f64) -> f64 {
 }
 
 /// `GET /path`-style actions: HTTP routes whose path repeats the destination.
+/// Whether `action` creates the resource it names: `<service>:Create…` and
+/// `ec2:RunInstances` in cloud audit logs, `create <resource>` in Kubernetes. Not the
+/// sensitive ones (`iam:CreateAccessKey` names the user it creates a key for; `create
+/// pods/exec` opens a shell): their destination is an existing resource, and meeting it
+/// is evidence.
+fn creates_resource(action: &str) -> bool {
+    let creates = match action.split_once(':') {
+        Some((_, verb)) => {
+            verb.strip_prefix("Create")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+                || verb == "RunInstances"
+        }
+        None => action.starts_with("create "),
+    };
+    creates && !detect::new_action::is_sensitive(action)
+}
+
 fn is_route_action(action: &str) -> bool {
     let Some((method, rest)) = action.split_once(' ') else {
         return false;
@@ -990,6 +1020,57 @@ mod tests {
             .find(|r| r.detector == "new_action")
             .map(|r| format!("{} {}", r.strength, r.detail))
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn creating_calls_are_told_from_calls_on_existing_resources() {
+        for action in [
+            "sns:CreateTopic",
+            "s3:CreateBucket",
+            "ec2:RunInstances",
+            "create configmaps",
+        ] {
+            assert!(creates_resource(action), "{action}");
+        }
+        for action in [
+            "iam:CreateAccessKey",
+            "iam:CreateLoginProfile",
+            "create pods/exec",
+            "create clusterrolebindings",
+            "s3:GetObject",
+            "ec2:Create",
+            "POST /v1/orders",
+            "logs:Createx",
+        ] {
+            assert!(!creates_resource(action), "{action}");
+        }
+    }
+
+    #[test]
+    fn a_new_bucket_it_creates_is_no_new_destination_sign() {
+        let run = |action: &str| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            let mut ev = event(
+                t + 60_000,
+                action,
+                "arn:aws:s3:::brand-new-bucket",
+                "10.1.2.3",
+                "aws-sdk-go/1.44",
+            );
+            ev.identity = "svc".into();
+            e.process(&ev, &mut out).expect("in order");
+            out.iter()
+                .flat_map(|s| &s.reasons)
+                .any(|r| r.detector == "new_destination")
+        };
+        assert!(
+            run("s3:GetBucketVersioning"),
+            "a bucket it never touched is a sign"
+        );
+        assert!(!run("s3:CreateBucket"), "a bucket it creates is not");
     }
 
     #[test]

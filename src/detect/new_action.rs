@@ -86,7 +86,7 @@ const SENSITIVE_VERBS: [&str; 62] = [
     "deleteobjects",
 ];
 
-fn is_sensitive(action: &str) -> bool {
+pub(crate) fn is_sensitive(action: &str) -> bool {
     let lower = action.to_ascii_lowercase();
     SENSITIVE_VERBS.iter().any(|v| lower.contains(v))
 }
