@@ -69,12 +69,9 @@ struct TokenShape {
     upper: usize,
     lower: usize,
     vowels: usize,
-    /// Case and digit runs that words in camel case do not have (see
-    /// [`RunTally`]): random base62 ids (`REXahEZHwvTGgk`) are full of them.
-    irregular_runs: usize,
 }
 
-/// Counts the irregular runs of a token while it is scanned. Camel-case words are
+/// Counts the irregular runs of a token. Camel-case words are
 /// capitals each followed by two or more small letters, with an acronym now and then
 /// (`ListBucketVersions`, `XMLHttpRequest`): at most one run of two or more capitals,
 /// no lone small letter between capitals, no digits inside. Random mixed-case ids break
@@ -126,7 +123,6 @@ impl RunTally {
 fn scan_token(s: &[u8]) -> TokenShape {
     let (mut len, mut digits, mut and, mut or) = (0usize, 0usize, HEX, 0u8);
     let (mut upper, mut lower, mut vowels) = (0usize, 0usize, 0usize);
-    let mut runs = RunTally::new();
     for &b in s {
         let c = CLASSES[usize::from(b)];
         if c & ALNUM == 0 {
@@ -137,11 +133,9 @@ fn scan_token(s: &[u8]) -> TokenShape {
         upper += usize::from(c & UPPER != 0);
         lower += usize::from(c & LOWER != 0);
         vowels += usize::from(c & VOWEL != 0);
-        runs.push(c & (UPPER | LOWER | DIGIT));
         and &= c;
         or |= c;
     }
-    runs.close(true);
     TokenShape {
         len,
         digits,
@@ -150,8 +144,18 @@ fn scan_token(s: &[u8]) -> TokenShape {
         upper,
         lower,
         vowels,
-        irregular_runs: runs.irregular,
     }
+}
+
+/// Irregular runs of `token` (see [`RunTally`]). A second pass, taken only for the
+/// long mixed-case tokens the cheap counts cannot settle: most tokens never need it.
+fn irregular_runs(token: &[u8]) -> usize {
+    let mut runs = RunTally::new();
+    for &b in token {
+        runs.push(CLASSES[usize::from(b)] & (UPPER | LOWER | DIGIT));
+    }
+    runs.close(true);
+    runs.irregular
 }
 
 /// A mixed-case token of 8+ characters that is not camel-case words: three irregular
@@ -159,24 +163,25 @@ fn scan_token(s: &[u8]) -> TokenShape {
 /// Random base62 ids of 12–14 characters without two digits (a third of them, which the
 /// digit rules miss) are caught at 96–98 %; tokens of the real CloudTrail and Kubernetes
 /// audit sets it catches are all random strings, none are words.
-fn random_mixed_case(t: &TokenShape) -> bool {
+fn random_mixed_case(t: &TokenShape, token: &[u8]) -> bool {
     if t.len < 8 || t.upper < 2 || t.lower < 2 {
         return false;
     }
     let letters = t.upper + t.lower;
-    t.irregular_runs >= 3 || (t.irregular_runs >= 2 && t.vowels * 100 < letters * 35)
+    let irregular = irregular_runs(token);
+    irregular >= 3 || (irregular >= 2 && t.vowels * 100 < letters * 35)
 }
 
 /// Long names made of words (`OrganizationAccountAccessRole`, a role every AWS
 /// organisation has): letters with at most two digits, vowels like words have, and
 /// camel case without irregular runs beyond one acronym.
-fn made_of_words(t: &TokenShape) -> bool {
+fn made_of_words(t: &TokenShape, token: &[u8]) -> bool {
     let letters = t.upper + t.lower;
-    t.digits <= 2 && t.irregular_runs <= 1 && t.vowels * 100 >= letters * 30
+    t.digits <= 2 && t.vowels * 100 >= letters * 30 && irregular_runs(token) <= 1
 }
 
-/// Classifies a scanned alphanumeric token; `None` keeps it verbatim.
-fn placeholder_of(t: &TokenShape) -> Option<&'static str> {
+/// Classifies a scanned alphanumeric `token`; `None` keeps it verbatim.
+fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<&'static str> {
     let TokenShape {
         len,
         digits,
@@ -202,7 +207,7 @@ fn placeholder_of(t: &TokenShape) -> Option<&'static str> {
     if len >= 6 && !vowel {
         return Some("{id}");
     }
-    if (len >= 24 && !made_of_words(t)) || random_mixed_case(t) {
+    if (len >= 24 && !made_of_words(t, token)) || random_mixed_case(t, token) {
         return Some("{id}");
     }
     None
@@ -268,7 +273,7 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
         let start = i;
         let shape = scan_token(&bytes[i..]);
         i += shape.len;
-        match placeholder_of(&shape) {
+        match placeholder_of(&shape, &bytes[start..i]) {
             Some(p) => out.push_str(p),
             // Tokens are ASCII alphanumerics, always a valid `str` slice.
             None => out.push_str(dest.get(start..i).unwrap_or_default()),
