@@ -303,7 +303,7 @@ pub struct DecodeConfig {
     pub max_depth: usize,
     /// Events older than the watermark by more than this are rejected (`too_late`).
     pub max_lateness: HumanDuration,
-    /// Events ahead of the watermark by more than this are rejected (`too_far_ahead`).
+    /// Events stamped more than this ahead of the wall clock are rejected (`too_far_ahead`).
     pub max_lookahead: HumanDuration,
 }
 

@@ -120,6 +120,8 @@ pub struct Engine {
     params: StateParams,
     max_lateness_ms: i64,
     max_lookahead_ms: i64,
+    /// Events stamped after this are refused (see [`Engine::refuse_after`]).
+    latest_allowed_ms: i64,
     lateness_text: String,
     lookahead_text: String,
     window_label: String,
@@ -155,6 +157,7 @@ impl Engine {
             params: StateParams::from_config(&config.state),
             max_lateness_ms: config.decode.max_lateness.as_millis_i64(),
             max_lookahead_ms: config.decode.max_lookahead.as_millis_i64(),
+            latest_allowed_ms: i64::MAX,
             lateness_text: config.decode.max_lateness.to_string(),
             lookahead_text: config.decode.max_lookahead.to_string(),
             window_label: config.state.window.to_string(),
@@ -221,14 +224,15 @@ impl Engine {
                 ));
             }
         }
-        if self.watermark_ms != i64::MIN
-            && t > self.watermark_ms.saturating_add(self.max_lookahead_ms)
-        {
+        // Not judged against the watermark: a quiet spell in the input (a night on a
+        // small account, a weekend) is a jump in event time like any other, and a
+        // watermark that refused to follow it would refuse every later event.
+        if t > self.latest_allowed_ms {
             self.stats.too_far_ahead += 1;
             return Err(Rejection::new(
                 RejectReason::TooFarAhead,
                 format!(
-                    "event time {} is more than {} ahead of the watermark",
+                    "event time {} is more than {} ahead of the wall clock",
                     format_time_ms(t),
                     self.lookahead_text
                 ),
@@ -813,6 +817,15 @@ impl Engine {
         names.len()
     }
 
+    /// Refuses events stamped more than `decode.max_lookahead` after `now_ms` (the wall
+    /// clock when the caller starts): real events cannot come from the future, and one
+    /// bogus far-future record would move the watermark for every identity (every score
+    /// decays at once, the idle sweep evicts every baseline). The engine itself reads no
+    /// clock, so a replay of past data gives the same output whenever it runs.
+    pub fn refuse_after(&mut self, now_ms: i64) {
+        self.latest_allowed_ms = now_ms.saturating_add(self.max_lookahead_ms);
+    }
+
     /// Drops an identity's state (partition revoked: another instance owns it now).
     pub fn forget(&mut self, identity: &str) -> bool {
         self.reschedule(identity, None);
@@ -1229,11 +1242,16 @@ mod tests {
             )
             .expect_err("late");
         assert_eq!(err.reason, RejectReason::TooLate);
+        // An hour of silence is no reason to refuse what follows.
+        e.process(&event(T0 + 3_600_000, "a", "b", "10.0.0.1", "x"), &mut out)
+            .expect("after a quiet hour");
+        // Beyond the wall clock (plus `decode.max_lookahead`) is.
+        e.refuse_after(T0 + 3_600_000);
         let err = e
-            .process(&event(T0 + 3_600_000, "a", "b", "10.0.0.1", "x"), &mut out)
-            .expect_err("ahead");
+            .process(&event(T0 + 5_400_000, "a", "b", "10.0.0.1", "x"), &mut out)
+            .expect_err("from the future");
         assert_eq!(err.reason, RejectReason::TooFarAhead);
-        assert_eq!(e.events_seen("test-identity"), Some(1));
+        assert_eq!(e.events_seen("test-identity"), Some(2));
     }
 
     #[test]

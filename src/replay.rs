@@ -287,9 +287,12 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
     };
 
     let (recycle_tx, recycled) = std::sync::mpsc::sync_channel::<Spares>(RECYCLE_IN_FLIGHT);
+    // A replay writes no changelog. Past data is scored in its own time, but nothing
+    // real comes from the future: that bound is the only clock a replay reads.
+    let mut engine = Engine::new(config).without_changelog();
+    engine.refuse_after(crate::risk_table::wall_clock_ms());
     let mut replay = Replay {
-        // A replay writes no changelog.
-        engine: Engine::new(config).without_changelog(),
+        engine,
         horizon_ms: config.decode.max_lateness.as_millis_i64(),
         reorder: Reorder::default(),
         newest_ms: i64::MIN,

@@ -437,3 +437,43 @@ fn independent_fleet_is_read_whole_and_evaluated() {
         "{text}"
     );
 }
+
+/// Regression: the engine used to refuse any event more than `decode.max_lookahead`
+/// (15 min) ahead of its watermark, so one quiet spell in the input (a night on a
+/// small account) made replay, and the service, refuse every later event. A quiet
+/// spell is now just a jump in event time; only times ahead of the wall clock are
+/// refused.
+#[test]
+fn a_quiet_spell_in_the_input_is_no_reason_to_refuse_what_follows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("events.ndjson");
+    let mut lines = String::new();
+    for (k, time) in [
+        "2026-11-02T00:00:00Z",
+        "2026-11-02T00:01:00Z",
+        "2026-11-02T00:40:00Z",
+        "2026-11-02T06:00:00Z",
+        "2026-11-04T09:30:00Z",
+        "2199-12-31T23:59:59Z",
+    ]
+    .iter()
+    .enumerate()
+    {
+        lines.push_str(&format!(
+            r#"{{"time":"{time}","identity":"svc","action":"s3:GetObject","destination":"arn:aws:s3:::b/{k}"}}"#
+        ));
+        lines.push('\n');
+    }
+    std::fs::write(&input, lines).expect("writes");
+    let out = run(riskd()
+        .args(["replay", "--format", "native", "--output", "/dev/null"])
+        .arg(&input));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stderr(&out);
+    // Five real events after quiet spells of 39 minutes, 5 hours and 2 days are scored;
+    // only the one from the future is refused.
+    assert!(
+        report.contains("6 records read, 6 decoded, 1 rejected (too_far_ahead 1)"),
+        "{report}"
+    );
+}

@@ -18,7 +18,8 @@
 //!
 //! Decompression (`.gz`) and line splitting are the caller's job (`source`): a decoder
 //! sees exactly one record or one CloudTrail document. `too_late` / `too_far_ahead` are
-//! never produced here; they need the event-time watermark, which the engine owns.
+//! never produced here: they need the identity's latest event time and the wall-clock
+//! bound, which the engine and the runtime own.
 
 use std::fmt;
 
@@ -119,9 +120,9 @@ pub enum RejectReason {
     InvalidValue,
     /// `auto` could not tell which format the record is.
     UnknownFormat,
-    /// Event time too far behind the watermark (`decode.max_lateness`).
+    /// Event time too far behind the identity's latest event (`decode.max_lateness`).
     TooLate,
-    /// Event time too far ahead of the watermark (`decode.max_lookahead`).
+    /// Event time too far ahead of the wall clock (`decode.max_lookahead`).
     TooFarAhead,
 }
 

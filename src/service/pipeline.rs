@@ -82,16 +82,15 @@ struct Lookahead {
 
 /// Rejects an event stamped more than `decode.max_lookahead` ahead of the wall clock.
 ///
-/// Why here and not (only) in the engine: the engine bounds lookahead against its own
-/// event-time watermark, but the watermark is set by the events themselves, so a single
-/// bogus far-future record (a broken clock, a typo in a year, a hostile producer) that
-/// arrives first, or at any time later, would move the watermark for *everyone*: every
-/// score would decay to `normal` at once (an attacker could wipe the risk of the identity
-/// it is abusing), and the next idle sweep would evict every identity with its baseline,
-/// sending all of them back to `learning`. The service has a trustworthy
-/// reference the engine deliberately lacks (it is wall-clock free so replays are
-/// deterministic): real events cannot come from the future. `riskd replay` does not
-/// apply this check, since historic files are scored in their own time.
+/// Why: the event-time watermark is set by the events themselves, so a single bogus
+/// far-future record (a broken clock, a typo in a year, a hostile producer) would move
+/// it for *everyone*: every score would decay to `normal` at once (an attacker could
+/// wipe the risk of the identity it is abusing), and the next idle sweep would evict
+/// every identity with its baseline, sending all of them back to `learning`. The engine
+/// reads no clock (replays are deterministic), so the runtime supplies the bound: here
+/// per record, against the clock now; `riskd replay` once, at its start
+/// ([`Engine::refuse_after`]). The watermark itself follows any jump: a quiet spell is
+/// not an error.
 ///
 /// Events far in the *past* are not refused here: a consumer catching up on a backlog
 /// legitimately reads old events, and an old event cannot move the watermark (it only
