@@ -268,6 +268,12 @@ async fn service_refuses_events_from_the_future_before_they_move_the_watermark()
         "success",
     );
     let mut records = vec![(Some("poison".to_string()), poison.clone())];
+    // Then a quiet spell: traffic three hours ago, nothing until ten minutes ago. The
+    // engine once judged lookahead against its own watermark, so everything after the
+    // spell was refused as `too_far_ahead`; it must all be scored.
+    for (k, v) in workload("night", 2, 3, now_ms - 3 * 3_600_000) {
+        records.push((Some(k), v));
+    }
     for (k, v) in workload("honest", 5, 4, now_ms - 10 * 60_000) {
         records.push((Some(k), v));
     }
@@ -291,6 +297,7 @@ async fn service_refuses_events_from_the_future_before_they_move_the_watermark()
     let signals = last_signals(&bootstrap, &topics.signals);
     assert!(!signals.contains_key("poison"));
     assert!(signals.contains_key("early"));
+    assert!(signals.contains_key("night-sa-0000") && signals.contains_key("honest-sa-0004"));
     let (_, text) = riskd.get("/metrics").expect("metrics");
     assert!(
         text.contains("riskd_events_rejected_total{reason=\"too_far_ahead\"} 1"),
