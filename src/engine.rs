@@ -268,7 +268,13 @@ impl Engine {
         // that it is new to this identity is no sign (a deployer applying a new module, a
         // controller creating objects). It is remembered as met, so later calls on it are
         // not new either; the action itself is still judged.
-        let novelty = if creates_resource(&event.action) {
+        let novelty = if on_behalf(event) {
+            // A call a service made for this identity (the `kms:Decrypt` behind a
+            // secret read, from `AWS Internal`) follows from a call the identity made,
+            // which carries any novelty; judged on its own, every first encrypted read
+            // would look like a new action from a new network.
+            Novelty::default()
+        } else if creates_resource(&event.action) {
             Novelty {
                 dest: false,
                 class: false,
@@ -889,6 +895,12 @@ fn sustain(instant: f64, hours: u32, hour_weight: f64) -> f64 {
 }
 
 /// `GET /path`-style actions: HTTP routes whose path repeats the destination.
+/// Whether a service made this call on the identity's behalf (the CloudTrail decoder's
+/// `attributes["invoked_by"]`).
+fn on_behalf(event: &ActivityEvent) -> bool {
+    !event.attributes.is_empty() && event.attributes.contains_key("invoked_by")
+}
+
 /// Whether `action` creates the resource it names: `<service>:Create…` and
 /// `ec2:RunInstances` in cloud audit logs, `create <resource>` in Kubernetes. Not the
 /// sensitive ones (`iam:CreateAccessKey` names the user it creates a key for; `create
@@ -1033,6 +1045,41 @@ mod tests {
             .find(|r| r.detector == "new_action")
             .map(|r| format!("{} {}", r.strength, r.detail))
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_call_a_service_made_on_the_identitys_behalf_is_no_novelty() {
+        let run = |on_behalf: bool| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            let mut ev = event(
+                t + 60_000,
+                "kms:Decrypt",
+                "arn:aws:kms:us-east-1:1:key/0d5e1c2a-1b2c-4d5e-8f90-123456789abc",
+                "10.1.2.3",
+                "aws-sdk-go/1.44",
+            );
+            ev.identity = "svc".into();
+            if on_behalf {
+                ev.source_ip = None;
+                ev.source_network = Some("AWS Internal".into());
+                ev.attributes
+                    .insert("invoked_by".into(), "AWS Internal".into());
+            }
+            e.process(&ev, &mut out).expect("in order");
+            let seen = e.events_seen("svc");
+            (e.score_of("svc").unwrap_or_default(), seen)
+        };
+        let (own, _) = run(false);
+        let (behalf, seen) = run(true);
+        assert!(
+            own >= 30.0,
+            "the identity's own first Decrypt is a sign: {own}"
+        );
+        assert!(behalf < 1.0, "on its behalf it is not: {behalf}");
+        assert_eq!(seen, Some(10 * 144 + 1), "but it is still counted");
     }
 
     #[test]

@@ -13,6 +13,10 @@
 //!   The last fallback is ours: AWS writes service events (`AwsServiceEvent`, e.g.
 //!   `StartSecretVersionDelete`) with a type-less `{accountId, invokedBy}` identity, and
 //!   those are real actions by a service principal, not garbage.
+//! - a call a service made on a user's or role's behalf (`invokedBy` next to an `arn`:
+//!   the `kms:Decrypt` Secrets Manager or S3 makes for the caller, with source `AWS
+//!   Internal`) keeps the user or role as its identity and carries the service in
+//!   `attributes["invoked_by"]`, so scoring can tell it from a call the identity made.
 //! - identity_kind: IAM user with an access key → `api_key`, assumed role → `workload`,
 //!   AWS service → `service_account`, root → `human`, else `unknown`.
 //! - action `<service>:<eventName>`, service = first label of `eventSource`.
@@ -289,6 +293,12 @@ fn identity(
     let arn = ui.opt_nonempty("arn")?;
     let principal = ui.opt_nonempty("principalId")?;
     let invoked_by = ui.opt_nonempty("invokedBy")?;
+    // A service acting for a user or role (not a service's own identity, below).
+    let is_service =
+        ui.opt_nonempty("type")? == Some("AWSService") || (arn.is_none() && principal.is_none());
+    if let (Some(service), false) = (invoked_by, is_service) {
+        attributes.insert("invoked_by".into(), service.to_string());
+    }
     match ui.opt_nonempty("type")? {
         Some("AssumedRole") => {
             let issuer_arn = match ui.lenient_obj("sessionContext", "userIdentity.sessionContext") {
@@ -521,6 +531,31 @@ mod tests {
             json!({"userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::1:user/u"}}),
         ));
         assert_eq!(ev.identity_kind, IdentityKind::Unknown);
+    }
+
+    #[test]
+    fn a_call_made_on_a_users_behalf_names_the_service() {
+        // As in the Stratus set: Secrets Manager decrypting for the user who read a secret.
+        let ev = ok(record(json!({
+            "userIdentity": {
+                "type": "IAMUser",
+                "arn": "arn:aws:iam::111122223333:user/bert",
+                "invokedBy": "secretsmanager.amazonaws.com"
+            },
+            "sourceIPAddress": "secretsmanager.amazonaws.com"
+        })));
+        assert_eq!(ev.identity, "arn:aws:iam::111122223333:user/bert");
+        assert_eq!(
+            ev.attributes.get("invoked_by").map(String::as_str),
+            Some("secretsmanager.amazonaws.com")
+        );
+        // A service's own identity is the service: nothing on its behalf.
+        let own = ok(record(json!({"userIdentity": {
+            "type": "AWSService",
+            "invokedBy": "lambda.amazonaws.com"
+        }})));
+        assert_eq!(own.identity, "lambda.amazonaws.com");
+        assert!(!own.attributes.contains_key("invoked_by"));
     }
 
     #[test]
