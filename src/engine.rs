@@ -967,6 +967,33 @@ mod tests {
         t
     }
 
+    /// An event of `svc` from its usual network and client, `after_ms` past `t`.
+    fn svc_call(t: i64, after_ms: i64, action: &str, destination: &str) -> ActivityEvent {
+        let mut ev = event(
+            t + after_ms,
+            action,
+            destination,
+            "10.1.2.3",
+            "aws-sdk-go/1.44",
+        );
+        ev.identity = "svc".into();
+        ev
+    }
+
+    /// An engine capped at `max` identities.
+    fn capped(max: usize) -> Engine {
+        let mut config = Config::default_config().expect("defaults");
+        config.state.max_identities = max;
+        Engine::new(&config)
+    }
+
+    /// A call from identity `name` at `t`.
+    fn call_as(e: &mut Engine, name: String, t: i64, out: &mut Vec<Signal>) {
+        let mut ev = event(t, "a", "b", "10.0.0.1", "x");
+        ev.identity = name;
+        e.process(&ev, out).expect("ok");
+    }
+
     /// A stolen key used on `svc` a minute after `t`: public IP, curl, recon `actions`.
     fn stolen_key_recon(e: &mut Engine, t: i64, actions: &[&str], out: &mut Vec<Signal>) {
         for (k, action) in actions.iter().enumerate() {
@@ -1054,14 +1081,12 @@ mod tests {
             let mut out = Vec::new();
             let t = history(&mut e, &mut out);
             out.clear();
-            let mut ev = event(
-                t + 60_000,
+            let mut ev = svc_call(
+                t,
+                60_000,
                 "kms:Decrypt",
                 "arn:aws:kms:us-east-1:1:key/0d5e1c2a-1b2c-4d5e-8f90-123456789abc",
-                "10.1.2.3",
-                "aws-sdk-go/1.44",
             );
-            ev.identity = "svc".into();
             if on_behalf {
                 ev.source_ip = None;
                 ev.source_network = Some("AWS Internal".into());
@@ -1113,14 +1138,7 @@ mod tests {
             let mut out = Vec::new();
             let t = history(&mut e, &mut out);
             out.clear();
-            let mut ev = event(
-                t + 60_000,
-                action,
-                "arn:aws:s3:::brand-new-bucket",
-                "10.1.2.3",
-                "aws-sdk-go/1.44",
-            );
-            ev.identity = "svc".into();
+            let ev = svc_call(t, 60_000, action, "arn:aws:s3:::brand-new-bucket");
             e.process(&ev, &mut out).expect("in order");
             out.iter()
                 .flat_map(|s| &s.reasons)
@@ -1142,14 +1160,8 @@ mod tests {
             let mut out = Vec::new();
             let t = history(&mut e, &mut out);
             for (k, action) in actions.iter().enumerate() {
-                let mut ev = event(
-                    t + 60_000 + k as i64 * 20_000,
-                    action,
-                    "arn:aws:s3:::orders/1.json",
-                    "10.1.2.3",
-                    "aws-sdk-go/1.44",
-                );
-                ev.identity = "svc".into();
+                let after_ms = 60_000 + k as i64 * 20_000;
+                let ev = svc_call(t, after_ms, action, "arn:aws:s3:::orders/1.json");
                 e.process(&ev, &mut out).expect("in order");
             }
             e.score_of("svc").unwrap_or_default()
@@ -1445,14 +1457,10 @@ mod tests {
 
     #[test]
     fn cap_is_enforced_and_counted() {
-        let mut config = Config::default_config().expect("defaults");
-        config.state.max_identities = 100;
-        let mut e = Engine::new(&config);
+        let mut e = capped(100);
         let mut out = Vec::new();
         for i in 0..1000 {
-            let mut ev = event(T0 + i, "a", "b", "10.0.0.1", "x");
-            ev.identity = format!("id-{i}");
-            e.process(&ev, &mut out).expect("ok");
+            call_as(&mut e, format!("id-{i}"), T0 + i, &mut out);
         }
         assert!(e.identities() <= 100);
         assert_eq!(e.stats().evicted, 900);
@@ -1462,15 +1470,12 @@ mod tests {
 
     #[test]
     fn origins_go_with_evictions_and_select_what_to_forget() {
-        let mut config = Config::default_config().expect("defaults");
-        config.state.max_identities = 100;
-        let mut e = Engine::new(&config);
+        let mut e = capped(100);
         let mut out = Vec::new();
         for i in 0..100 {
-            let mut ev = event(T0 + i, "a", "b", "10.0.0.1", "x");
-            ev.identity = format!("id-{i:03}");
-            e.process(&ev, &mut out).expect("ok");
-            if let Some(o) = e.origin_mut(&ev.identity) {
+            let name = format!("id-{i:03}");
+            call_as(&mut e, name.clone(), T0 + i, &mut out);
+            if let Some(o) = e.origin_mut(&name) {
                 o.partition = (i % 4) as i32;
                 o.offset = i;
             }
@@ -1482,9 +1487,7 @@ mod tests {
         // Fill to the cap and one more: the least recently active (id-000) goes, with
         // the origin it had, so its tombstone can reach its changelog partition.
         for i in 100..126 {
-            let mut ev = event(T0 + i, "a", "b", "10.0.0.1", "x");
-            ev.identity = format!("id-{i:03}");
-            e.process(&ev, &mut out).expect("ok");
+            call_as(&mut e, format!("id-{i:03}"), T0 + i, &mut out);
         }
         let evicted = e.take_evicted();
         let first = evicted.iter().find(|(name, _)| name == "id-000");

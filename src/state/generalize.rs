@@ -163,21 +163,17 @@ fn irregular_runs(token: &[u8]) -> usize {
 /// Random base62 ids of 12–14 characters without two digits (a third of them, which the
 /// digit rules miss) are caught at 96–98 %; tokens of the real CloudTrail and Kubernetes
 /// audit sets it catches are all random strings, none are words.
-fn random_mixed_case(t: &TokenShape, token: &[u8]) -> bool {
-    if t.len < 8 || t.upper < 2 || t.lower < 2 {
-        return false;
-    }
+fn random_mixed_case(t: &TokenShape, irregular: usize) -> bool {
     let letters = t.upper + t.lower;
-    let irregular = irregular_runs(token);
     irregular >= 3 || (irregular >= 2 && t.vowels * 100 < letters * 35)
 }
 
 /// Long names made of words (`OrganizationAccountAccessRole`, a role every AWS
 /// organisation has): letters with at most two digits, vowels like words have, and
 /// camel case without irregular runs beyond one acronym.
-fn made_of_words(t: &TokenShape, token: &[u8]) -> bool {
+fn made_of_words(t: &TokenShape, irregular: usize) -> bool {
     let letters = t.upper + t.lower;
-    t.digits <= 2 && t.vowels * 100 >= letters * 30 && irregular_runs(token) <= 1
+    t.digits <= 2 && t.vowels * 100 >= letters * 30 && irregular <= 1
 }
 
 /// Classifies a scanned alphanumeric `token`; `None` keeps it verbatim.
@@ -207,8 +203,14 @@ fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<&'static str> {
     if len >= 6 && !vowel {
         return Some("{id}");
     }
-    if (len >= 24 && !made_of_words(t, token)) || random_mixed_case(t, token) {
-        return Some("{id}");
+    let mixed_case = len >= 8 && t.upper >= 2 && t.lower >= 2;
+    if len >= 24 || mixed_case {
+        let irregular = irregular_runs(token);
+        if (len >= 24 && !made_of_words(t, irregular))
+            || (mixed_case && random_mixed_case(t, irregular))
+        {
+            return Some("{id}");
+        }
     }
     None
 }
