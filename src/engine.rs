@@ -24,7 +24,7 @@ use crate::state::generalize::{
 };
 use crate::state::hash::{stable_hash, StableMap};
 use crate::state::identity::DecodeError;
-use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, StateParams};
+use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, SeenKind, StateParams};
 
 /// Counters the engine keeps for summaries and metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -341,6 +341,72 @@ impl Engine {
             };
             detect::run_all(&ctx)
         };
+        // Lingering novelty (low-and-slow exfiltration): a sensitive class or action the
+        // identity met on its own is new only on the first call; a thief reading a few
+        // records an hour is then never new again. Continued use in later hours of the
+        // sustained window is weak evidence once an hour, so the sustained-anomaly rule
+        // can build on it. A release is adopted by many identities, and is discounted.
+        let mut lingered = false;
+        if !learning && !on_behalf(event) {
+            if novelty.class || novelty.action {
+                let (hash, others) = if novelty.class {
+                    (obs.class, fleet.class)
+                } else {
+                    (obs.action, fleet.action)
+                };
+                if others <= 2
+                    && *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event))
+                        >= Sensitivity::Confidential
+                {
+                    state.remember_lingering(hash, t);
+                }
+            } else if state.lingering != 0 {
+                let window = self.sustained_hours;
+                let lingering = match state.linger(obs.class, t, window) {
+                    Some(used) => Some((used, detect::NEW_DESTINATION)),
+                    None => state
+                        .linger(obs.action, t, window)
+                        .map(|used| (used, detect::NEW_ACTION)),
+                };
+                if let Some(((since, used), slot)) = lingering {
+                    let who = stable_hash(SEED_IDENTITY, event.identity.as_bytes());
+                    let (kind, fleet_key, what) = if slot == detect::NEW_DESTINATION {
+                        let raw = destination_class(&event.destination);
+                        (
+                            SeenKind::DestinationClass,
+                            stable_hash(SEED_RAW_CLASS, raw.as_bytes()),
+                            self.texts.class.as_str(),
+                        )
+                    } else {
+                        (SeenKind::Action, obs.action, &*event.action)
+                    };
+                    let others = self.fleet_novelty.others(fleet_key, who, t);
+                    let rate = state.novelty_rate_per_day(kind, t, &self.params);
+                    let level = *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event));
+                    // Each hour of use is one more independent sign. The identity's own
+                    // novelty rate matters less than for a first meeting: persistence is
+                    // the evidence here.
+                    let strength = (1.0 - (1.0 - LINGERING_HOUR_STRENGTH).powi(used as i32))
+                        * detect::rarity(rate).sqrt()
+                        * detect::fleet_discount(others);
+                    if findings[slot]
+                        .as_ref()
+                        .map_or(true, |f| f.strength < strength)
+                    {
+                        if let Some(f) = detect::Finding::lazy(strength, || {
+                            format!(
+                                "still using {what} ({}) in {used} hours since meeting it \
+                                 {since}h ago, alone",
+                                level.as_str()
+                            )
+                        }) {
+                            findings[slot] = Some(f);
+                            lingered = true;
+                        }
+                    }
+                }
+            }
+        }
         for d in PULSED {
             let Some(f) = findings[d].as_mut() else {
                 continue;
@@ -488,6 +554,10 @@ impl Engine {
             }
         }
         let level = self.scorer.level(score);
+        if lingered && level >= Level::High {
+            // Reported: continued use would only raise the same alert again every hour.
+            state.forget_lingering();
+        }
         if level >= Level::High {
             // An alerting identity stops vouching for the novelties it met (a campaign
             // is not a release; see `FleetNovelty`).
@@ -882,6 +952,12 @@ impl Engine {
     }
 }
 
+/// Weight of each clock hour in which an identity used a sensitive novelty it met on its
+/// own (noisy-OR over the hours, before its own novelty rate and the fleet discount). At
+/// `new_destination`'s weight and confidential scale, four hours of use are `elevated`
+/// (59) and five `high` (65); restricted data gets there an hour sooner.
+const LINGERING_HOUR_STRENGTH: f64 = 0.3;
+
 /// Most other elevated hours the sustained-anomaly rule counts.
 const SUSTAINED_MAX_COUNTED: u32 = 8;
 
@@ -1149,6 +1225,58 @@ mod tests {
             "a bucket it never touched is a sign"
         );
         assert!(!run("s3:CreateBucket"), "a bucket it creates is not");
+    }
+
+    /// `svc` keeps its usual calls and reads `bucket` three times an hour for `hours`
+    /// hours; returns the hour of the first `high` signal, and how often it entered high.
+    fn reads_for_hours(bucket: &str, hours: i64) -> (Option<i64>, usize) {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let start = history(&mut e, &mut out);
+        out.clear();
+        let (mut first_high, mut entered, mut was_high) = (None, 0, false);
+        for minute in (10..hours * 60).step_by(10) {
+            let mut calls = vec![svc_call(
+                start,
+                minute * 60_000,
+                "s3:GetObject",
+                &format!("arn:aws:s3:::orders/{minute}.json"),
+            )];
+            if minute % 20 == 0 {
+                calls.push(svc_call(
+                    start,
+                    minute * 60_000 + 1_000,
+                    "s3:GetObject",
+                    &format!("arn:aws:s3:::{bucket}/ledger/{minute}.csv"),
+                ));
+            }
+            for ev in calls {
+                out.clear();
+                e.process(&ev, &mut out).expect("in order");
+                for s in &out {
+                    let high = s.level >= Level::High;
+                    if high && !was_high {
+                        entered += 1;
+                        first_high.get_or_insert(minute / 60);
+                    }
+                    was_high = high;
+                }
+            }
+        }
+        (first_high, entered)
+    }
+
+    #[test]
+    fn sensitive_data_read_hour_after_hour_since_meeting_it_alone_is_reported_once() {
+        // Low-and-slow exfiltration: a few reads an hour of a confidential bucket the
+        // identity never touched. The first read alone is not high; continued use is.
+        let (first_high, entered) = reads_for_hours("finance-exports", 10);
+        let hour = first_high.expect("continued reads reach high");
+        assert!((2..=6).contains(&hour), "high in hour {hour}");
+        assert_eq!(entered, 1, "reported once, not every hour");
+        // The same reads of a bucket of no particular sensitivity stay below high: a
+        // job adopting a new bucket is routine.
+        assert_eq!(reads_for_hours("analytics-scratch", 10), (None, 0));
     }
 
     #[test]

@@ -374,6 +374,10 @@ pub struct Identity {
     /// the snapshot, so a restart remembers them like everything else.
     pub elevated_hour: i64,
     pub elevated_hours: u16,
+    /// The last sensitive novelty this identity met on its own (not with the fleet), for
+    /// the lingering-novelty rule: part of its hash, the hour it was met in and the hours
+    /// it has been used in since. 0 when none. See [`Identity::linger`].
+    pub lingering: u64,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -413,11 +417,22 @@ mod le_words {
 /// Snapshot format version, first byte of every encoded identity. Version 2 appended
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
-pub const SNAPSHOT_VERSION: u8 = 2;
+pub const SNAPSHOT_VERSION: u8 = 3;
 const SNAPSHOT_VERSION_1: u8 = 1;
+const SNAPSHOT_VERSION_2: u8 = 2;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
+/// What version 3 appended (the lingering novelty), as version 2 would have said it:
+/// none (a zero `u64` is one byte).
+const V2_TO_V3_SUFFIX: [u8; 1] = [0];
+/// Layout of [`Identity::lingering`]: the first-met hour (low 16 bits of the absolute
+/// hour), the last counted hour as an offset from it (4 bits), the distinct hours of use
+/// (4 bits), and the top 40 bits of the novelty's hash.
+const LINGER_HOUR_MASK: u64 = 0xffff;
+const LINGER_LAST_SHIFT: u32 = 16;
+const LINGER_USED_SHIFT: u32 = 20;
+const LINGER_HASH_MASK: u64 = !0 << 24;
 /// Hours the elevated-hours memory can look back over (its bits; the window in use is
 /// `score.sustained_window`, validated to fit).
 pub const MAX_SUSTAINED_HOURS: u32 = 15;
@@ -477,6 +492,7 @@ impl Identity {
             pulse_bits: 0,
             elevated_hour: 0,
             elevated_hours: 0,
+            lingering: 0,
             dirty: false,
         }
     }
@@ -506,6 +522,52 @@ impl Identity {
         let others = (self.elevated_hours & window & !1).count_ones();
         self.elevated_hours |= 1;
         others
+    }
+
+    /// Remembers `hash`, a sensitive novelty met alone at `t`, for the lingering-novelty
+    /// rule (replacing any earlier one).
+    pub fn remember_lingering(&mut self, hash: u64, t: i64) {
+        let hour = t.div_euclid(HOUR_MS) as u64 & LINGER_HOUR_MASK;
+        self.lingering = (hash & LINGER_HASH_MASK) | (1 << LINGER_USED_SHIFT) | hour;
+    }
+
+    /// Forgets the remembered sensitive novelty (once it has been reported).
+    pub fn forget_lingering(&mut self) {
+        self.lingering = 0;
+    }
+
+    /// When this event's `hash` is the remembered sensitive novelty, first met more than
+    /// an hour ago (by the clock hour) and at most `window_hours` ago: that many hours,
+    /// and in how many distinct clock hours the identity has used it, this one included.
+    /// A novelty older than the window is forgotten.
+    pub fn linger(&mut self, hash: u64, t: i64, window_hours: u32) -> Option<(u32, u32)> {
+        if self.lingering == 0 || (self.lingering ^ hash) & LINGER_HASH_MASK != 0 {
+            return None;
+        }
+        let hour = t.div_euclid(HOUR_MS) as u64 & LINGER_HOUR_MASK;
+        // Hours wrap at 2^16 (7.5 years); the rule only looks back a few hours.
+        let since =
+            (hour.wrapping_sub(self.lingering & LINGER_HOUR_MASK) & LINGER_HOUR_MASK) as u32;
+        if since > window_hours.min(MAX_SUSTAINED_HOURS) {
+            // Older than the window, or an event from before the meeting (within the
+            // lateness bound) that wrapped: either way not continued use.
+            if since < u32::from(u16::MAX) / 2 {
+                self.lingering = 0;
+            }
+            return None;
+        }
+        if since == 0 {
+            return None;
+        }
+        let last = ((self.lingering >> LINGER_LAST_SHIFT) & 0xf) as u32;
+        let mut used = ((self.lingering >> LINGER_USED_SHIFT) & 0xf) as u32;
+        if since > last {
+            used = (used + 1).min(15);
+            self.lingering = (self.lingering & (LINGER_HASH_MASK | LINGER_HOUR_MASK))
+                | (u64::from(used) << LINGER_USED_SHIFT)
+                | (u64::from(since) << LINGER_LAST_SHIFT);
+        }
+        Some((since, used))
     }
 
     /// Reads one word from every cache line of the state and of its seen-set and
@@ -554,7 +616,8 @@ impl Identity {
             ^ self.pulse_window as u64
             ^ u64::from(self.pulse_bits)
             ^ self.elevated_hour as u64
-            ^ u64::from(self.elevated_hours);
+            ^ u64::from(self.elevated_hours)
+            ^ self.lingering;
         for b in self.ring.iter().step_by(RING_STRIDE) {
             x ^= u64::from(b.count);
         }
@@ -1002,10 +1065,13 @@ impl Identity {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
             SNAPSHOT_VERSION => postcard::from_bytes(body)?,
-            SNAPSHOT_VERSION_1 => {
-                let mut upgraded = Vec::with_capacity(body.len() + V1_TO_V2_SUFFIX.len());
+            SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 => {
+                let mut upgraded = Vec::with_capacity(body.len() + 3);
                 upgraded.extend_from_slice(body);
-                upgraded.extend_from_slice(&V1_TO_V2_SUFFIX);
+                if version == SNAPSHOT_VERSION_1 {
+                    upgraded.extend_from_slice(&V1_TO_V2_SUFFIX);
+                }
+                upgraded.extend_from_slice(&V2_TO_V3_SUFFIX);
                 postcard::from_bytes(&upgraded)?
             }
             other => return Err(DecodeError::Version(other)),
@@ -1192,7 +1258,7 @@ mod tests {
     }
 
     #[test]
-    fn version_1_snapshots_still_decode_with_no_elevated_hours() {
+    fn older_snapshots_still_decode_with_nothing_elevated_or_lingering() {
         let p = params();
         let mut id = Identity::new(1_700_000_000_000, &p);
         for k in 0..200 {
@@ -1202,20 +1268,64 @@ mod tests {
                 &p,
             );
         }
-        // A version 1 snapshot is the same bytes without the two appended fields.
-        let v2 = id.encode();
-        assert_eq!(v2[0], SNAPSHOT_VERSION);
-        assert!(v2.ends_with(&V1_TO_V2_SUFFIX), "nothing elevated yet");
+        // Version 2 is the same bytes without the lingering novelty, and version 1
+        // without the elevated hours too.
+        let v3 = id.encode();
+        assert_eq!(v3[0], SNAPSHOT_VERSION);
+        assert!(
+            v3.ends_with(&[0, 0, 0]),
+            "nothing elevated or lingering yet"
+        );
+        let mut v2 = v3[..v3.len() - V2_TO_V3_SUFFIX.len()].to_vec();
+        v2[0] = SNAPSHOT_VERSION_2;
+        assert_eq!(Identity::decode(&v2, &p).expect("v2 decodes"), id);
         let mut v1 = v2[..v2.len() - V1_TO_V2_SUFFIX.len()].to_vec();
         v1[0] = SNAPSHOT_VERSION_1;
         assert_eq!(Identity::decode(&v1, &p).expect("v1 decodes"), id);
         // And the appended fields do round-trip when set.
-        id.mark_elevated(1_700_000_000_000 + 200 * 120_000, 12);
+        let t = 1_700_000_000_000 + 200 * 120_000;
+        id.mark_elevated(t, 12);
+        id.remember_lingering(0xabcd_ef01_2345_6789, t);
         let back = Identity::decode(&id.encode(), &p).expect("decodes");
         assert_eq!(
-            (back.elevated_hour, back.elevated_hours),
-            (id.elevated_hour, 1)
+            (back.elevated_hour, back.elevated_hours, back.lingering),
+            (id.elevated_hour, 1, id.lingering)
         );
+    }
+
+    #[test]
+    fn a_lingering_novelty_counts_the_hours_it_is_used_in_within_the_window() {
+        let p = params();
+        let t = 1_700_000_000_000;
+        let hour = 3_600_000;
+        let mut id = Identity::new(t, &p);
+        let hash = 0xabcd_ef01_2345_6789;
+        assert_eq!(id.linger(hash, t + hour, 12), None, "nothing remembered");
+        id.remember_lingering(hash, t);
+        assert_eq!(
+            id.linger(hash, t + 60_000, 12),
+            None,
+            "same hour is no lingering"
+        );
+        assert_eq!(id.linger(hash, t + hour, 12), Some((1, 2)));
+        assert_eq!(
+            id.linger(hash, t + hour + 60_000, 12),
+            Some((1, 2)),
+            "counted once"
+        );
+        // Another hash is another novelty (only the low bits may differ).
+        assert_eq!(id.linger(hash ^ (1 << 40), t + hour, 12), None);
+        assert_eq!(id.linger(hash ^ 0xff, t + 3 * hour, 12), Some((3, 3)));
+        // Past the window it is forgotten.
+        assert_eq!(id.linger(hash, t + 13 * hour, 12), None);
+        assert_eq!(id.lingering, 0);
+        // Remembering another replaces it; forgetting clears it.
+        id.remember_lingering(hash, t);
+        id.remember_lingering(7 << 50, t);
+        assert_eq!(id.linger(hash, t + hour, 12), None);
+        assert_eq!(id.linger(7 << 50, t + hour, 12), Some((1, 2)));
+        id.forget_lingering();
+        assert_eq!(id.linger(7 << 50, t + 2 * hour, 12), None);
     }
 
     #[test]
