@@ -520,7 +520,8 @@ impl Engine {
         // low-and-slow exfiltration: every copy at an hour it never works, to a bucket
         // it met yesterday) is more telling than one elevated moment, which the
         // 30-minute half-life otherwise forgets between copies.
-        if fresh && self.scorer.level(instant) >= Level::Elevated {
+        if fresh && counts_as_sustained(&findings) && self.scorer.level(instant) >= Level::Elevated
+        {
             let hours = state.mark_elevated(t, self.sustained_hours);
             if hours > 0 {
                 instant = sustain(instant, hours, self.sustained_hour_weight);
@@ -970,7 +971,17 @@ fn sustain(instant: f64, hours: u32, hour_weight: f64) -> f64 {
     round1((1.0 - keep.powf(exponent)) * 100.0).clamp(0.0, 100.0)
 }
 
-/// `GET /path`-style actions: HTTP routes whose path repeats the destination.
+/// Whether the sustained-anomaly rule counts an elevated moment with these findings.
+/// Volume alone does not: its detectors already weigh the last hour against the
+/// identity's hourly maxima, and a heavy day (an analyst's big job, a backfill) is
+/// elevated hour after hour without being an attack.
+fn counts_as_sustained(findings: &[Option<detect::Finding>; detect::COUNT]) -> bool {
+    findings
+        .iter()
+        .enumerate()
+        .any(|(i, f)| f.is_some() && i != detect::VOLUME_SPIKE && i != detect::DATA_VOLUME_SPIKE)
+}
+
 /// Whether a service made this call on the identity's behalf (the CloudTrail decoder's
 /// `attributes["invoked_by"]`).
 fn on_behalf(event: &ActivityEvent) -> bool {
@@ -994,6 +1005,7 @@ fn creates_resource(action: &str) -> bool {
     creates && !detect::new_action::is_sensitive(action)
 }
 
+/// `GET /path`-style actions: HTTP routes whose path repeats the destination.
 fn is_route_action(action: &str) -> bool {
     let Some((method, rest)) = action.split_once(' ') else {
         return false;
@@ -1340,6 +1352,18 @@ mod tests {
         assert_eq!(restored.mark_elevated(h(14), 12), 2);
         assert_eq!(s.mark_elevated(h(14), 12), 2);
         assert_eq!(s.mark_elevated(h(40), 12), 0);
+    }
+
+    #[test]
+    fn volume_alone_is_no_sustained_anomaly() {
+        let sign = || detect::Finding::new(0.6, String::new());
+        let mut findings: [Option<detect::Finding>; detect::COUNT] = Default::default();
+        assert!(!counts_as_sustained(&findings));
+        findings[detect::VOLUME_SPIKE] = sign();
+        findings[detect::DATA_VOLUME_SPIKE] = sign();
+        assert!(!counts_as_sustained(&findings), "a heavy day");
+        findings[detect::NEW_DESTINATION] = sign();
+        assert!(counts_as_sustained(&findings), "a heavy day somewhere new");
     }
 
     #[test]
