@@ -378,6 +378,11 @@ pub struct Identity {
     /// the lingering-novelty rule: part of its hash, the hour it was met in and the hours
     /// it has been used in since. 0 when none. See [`Identity::linger`].
     pub lingering: u64,
+    /// Bit `k` set: kind `k` overflowed its exact set into `sketch`. Only those kinds
+    /// ask the sketch: an identity meeting hundreds of new destinations fills it, and
+    /// then it answers "seen" to anything; asked about actions too, it made such an
+    /// identity blind to its first `StopLogging`.
+    pub overflowed: u8,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -417,15 +422,19 @@ mod le_words {
 /// Snapshot format version, first byte of every encoded identity. Version 2 appended
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
-pub const SNAPSHOT_VERSION: u8 = 3;
+pub const SNAPSHOT_VERSION: u8 = 4;
 const SNAPSHOT_VERSION_1: u8 = 1;
 const SNAPSHOT_VERSION_2: u8 = 2;
+const SNAPSHOT_VERSION_3: u8 = 3;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
 /// What version 3 appended (the lingering novelty), as version 2 would have said it:
 /// none (a zero `u64` is one byte).
 const V2_TO_V3_SUFFIX: [u8; 1] = [0];
+/// What version 4 appended (the overflowed kinds), as version 3 would have said it;
+/// [`Identity::decode`] then derives the mask from the set sizes.
+const V3_TO_V4_SUFFIX: [u8; 1] = [0];
 /// Layout of [`Identity::lingering`]: the first-met hour (low 16 bits of the absolute
 /// hour), the last counted hour as an offset from it (4 bits), the distinct hours of use
 /// (4 bits), and the top 40 bits of the novelty's hash.
@@ -493,6 +502,7 @@ impl Identity {
             elevated_hour: 0,
             elevated_hours: 0,
             lingering: 0,
+            overflowed: 0,
             dirty: false,
         }
     }
@@ -617,7 +627,8 @@ impl Identity {
             ^ u64::from(self.pulse_bits)
             ^ self.elevated_hour as u64
             ^ u64::from(self.elevated_hours)
-            ^ self.lingering;
+            ^ self.lingering
+            ^ u64::from(self.overflowed);
         for b in self.ring.iter().step_by(RING_STRIDE) {
             x ^= u64::from(b.count);
         }
@@ -648,7 +659,7 @@ impl Identity {
         if run.binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key)).is_ok() {
             return true;
         }
-        !self.sketch.is_empty() && self.sketch_contains(key)
+        self.overflowed & (1 << kind as u8) != 0 && self.sketch_contains(key)
     }
 
     /// The entries of `kind` and where they start in `seen`. Entries sort by kind first,
@@ -704,6 +715,7 @@ impl Identity {
             if self.sketch.is_empty() {
                 self.sketch = vec![0; SKETCH_WORDS];
             }
+            self.overflowed |= 1 << k;
             for b in Self::sketch_probes(key) {
                 if let Some(w) = self.sketch.get_mut(b / 64) {
                     *w |= 1 << (b % 64);
@@ -1065,14 +1077,27 @@ impl Identity {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
             SNAPSHOT_VERSION => postcard::from_bytes(body)?,
-            SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 => {
-                let mut upgraded = Vec::with_capacity(body.len() + 3);
+            SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_3 => {
+                let mut upgraded = Vec::with_capacity(body.len() + 4);
                 upgraded.extend_from_slice(body);
                 if version == SNAPSHOT_VERSION_1 {
                     upgraded.extend_from_slice(&V1_TO_V2_SUFFIX);
                 }
-                upgraded.extend_from_slice(&V2_TO_V3_SUFFIX);
-                postcard::from_bytes(&upgraded)?
+                if version <= SNAPSHOT_VERSION_2 {
+                    upgraded.extend_from_slice(&V2_TO_V3_SUFFIX);
+                }
+                upgraded.extend_from_slice(&V3_TO_V4_SUFFIX);
+                let mut id: Identity = postcard::from_bytes(&upgraded)?;
+                // Older states did not say which kinds overflowed: those whose exact set
+                // is full did (a kind only spills into the sketch when its set is full).
+                if !id.sketch.is_empty() {
+                    for (k, &count) in id.seen_counts.iter().enumerate() {
+                        if usize::from(count) >= params.max_seen_entries {
+                            id.overflowed |= 1 << k;
+                        }
+                    }
+                }
+                id
             }
             other => return Err(DecodeError::Version(other)),
         };
@@ -1153,6 +1178,40 @@ mod tests {
     }
 
     #[test]
+    fn a_full_sketch_of_destinations_leaves_other_kinds_judged_exactly() {
+        let p = params();
+        let mut id = Identity::new(0, &p);
+        // A log shipper writing to a new log stream on every call: hundreds of
+        // destinations fill the sketch until it answers "seen" to almost anything.
+        for d in 0..2_000u64 {
+            fold(&mut id, &obs(d as i64 * 1000, (d + 1) << 40, 1), &p);
+        }
+        let unseen = (0..100u64)
+            .filter(|a| {
+                !id.has_seen(
+                    SeenKind::Destination,
+                    crate::state::hash::mix((a + 1) << 50),
+                )
+            })
+            .count();
+        assert!(
+            unseen < 10,
+            "the sketch is full: {unseen} of 100 read as new"
+        );
+        // Its one action is exact, and a first `StopLogging` is still new.
+        let first = obs(2_000_000, 1 << 40, 77);
+        assert!(id.novelty(&first).action);
+        // A state written before the mask existed gets it from the set sizes.
+        let mut v3 = id.encode();
+        v3.pop();
+        v3[0] = SNAPSHOT_VERSION_3;
+        let back = Identity::decode(&v3, &p).expect("v3 decodes");
+        assert_eq!(back.overflowed, id.overflowed);
+        assert_eq!(back.overflowed & (1 << SeenKind::Action as u8), 0);
+        assert!(back.novelty(&first).action);
+    }
+
+    #[test]
     fn seen_sets_are_exact_then_sketched() {
         let p = params();
         let mut id = Identity::new(0, &p);
@@ -1169,6 +1228,10 @@ mod tests {
             );
         }
         assert!(!id.has_seen(SeenKind::Action, crate::state::hash::mix(2)));
+        // Destinations (and, in this test, their classes) overflowed; actions did not.
+        let dests_and_classes =
+            1 << SeenKind::Destination as u8 | 1 << SeenKind::DestinationClass as u8;
+        assert_eq!(id.overflowed, dests_and_classes);
         assert_eq!(
             id.first_seen_ms(SeenKind::Destination, crate::state::hash::mix(0)),
             Some(0)
@@ -1268,14 +1331,17 @@ mod tests {
                 &p,
             );
         }
-        // Version 2 is the same bytes without the lingering novelty, and version 1
-        // without the elevated hours too.
-        let v3 = id.encode();
-        assert_eq!(v3[0], SNAPSHOT_VERSION);
+        // Version 3 is the same bytes without the overflowed kinds, version 2 without
+        // the lingering novelty too, and version 1 without the elevated hours too.
+        let v4 = id.encode();
+        assert_eq!(v4[0], SNAPSHOT_VERSION);
         assert!(
-            v3.ends_with(&[0, 0, 0]),
-            "nothing elevated or lingering yet"
+            v4.ends_with(&[0, 0, 0, 0]),
+            "nothing elevated, lingering or overflowed yet"
         );
+        let mut v3 = v4[..v4.len() - V3_TO_V4_SUFFIX.len()].to_vec();
+        v3[0] = SNAPSHOT_VERSION_3;
+        assert_eq!(Identity::decode(&v3, &p).expect("v3 decodes"), id);
         let mut v2 = v3[..v3.len() - V2_TO_V3_SUFFIX.len()].to_vec();
         v2[0] = SNAPSHOT_VERSION_2;
         assert_eq!(Identity::decode(&v2, &p).expect("v2 decodes"), id);
