@@ -531,6 +531,17 @@ impl Engine {
             self.scorer
                 .decayed(f64::from(state.score), state.score_ms, t),
         );
+        // Earlier signs alone are what the decayed score already says, with one
+        // exception: an anomalous session reaching sensitive data weighs more. Otherwise
+        // they would re-raise the score on every later event (decayed signs recombined
+        // with a noisy-OR sum to more than the decayed score), and an identity at a
+        // level's floor flapped across it on every call.
+        if !fresh
+            && (instant < previous + CARRIED_MARGIN
+                || sensitivity.is_some_and(|s| s < Sensitivity::Confidential))
+        {
+            instant = 0.0;
+        }
         let score = instant.max(previous);
         if t >= state.score_ms || instant >= previous {
             state.score = score as f32;
@@ -952,6 +963,10 @@ impl Engine {
         self.schedule.len()
     }
 }
+
+/// Points by which earlier signs alone, recombined on a later event, must exceed the
+/// decayed score to raise it (well above the rounding of `recent` and of scores).
+const CARRIED_MARGIN: f64 = 1.0;
 
 /// Weight of each clock hour in which an identity used a sensitive novelty it met on its
 /// own (noisy-OR over the hours, before its own novelty rate and the fleet discount). At
@@ -1438,6 +1453,44 @@ mod tests {
         assert!(scores.windows(2).all(|w| w[1] <= w[0]), "{scores:?}");
         assert_eq!(out.last().map(|s| s.level), Some(Level::Normal));
         assert_eq!(e.scheduled(), 0);
+    }
+
+    #[test]
+    fn ordinary_calls_after_an_anomaly_let_the_score_decay() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        stolen_key_recon(
+            &mut e,
+            t,
+            &["sts:GetCallerIdentity", "iam:ListRoles", "s3:ListBuckets"],
+            &mut out,
+        );
+        let score = |e: &Engine| e.identity("svc").map_or(0.0, |s| f64::from(s.score));
+        let mut last = score(&e);
+        assert!(last >= 60.0, "{last}");
+        // The service carries on as usual: its earlier signs are still in the session,
+        // but nothing new happens, so the score decays at its half-life (the earlier
+        // signs used to re-raise it on every call, and it flapped across a level's
+        // floor).
+        for k in 1..=12 {
+            let ev = svc_call(
+                t,
+                120_000 + k * 300_000,
+                "s3:GetObject",
+                "arn:aws:s3:::orders/1.json",
+            );
+            e.process(&ev, &mut out).expect("in order");
+            let now = score(&e);
+            // Five minutes of a 30-minute half-life, give or take the rounding.
+            let decayed = last * 0.5f64.powf(5.0 / 30.0);
+            assert!(
+                now <= decayed + 0.1,
+                "call {k}: {last} -> {now}, not {decayed:.1}"
+            );
+            last = now;
+        }
+        assert!(last < 40.0, "an hour later: {last}");
     }
 
     #[test]
