@@ -199,8 +199,9 @@ fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<&'static str> {
     if len >= 5 && digits >= 2 && letters >= 1 {
         return Some("{id}");
     }
-    // Long tokens without vowels are random strings, not words (`bqxztkw`).
-    if len >= 6 && !vowel {
+    // Long tokens without vowels are random strings, not words (`bqxztkw`), and so are
+    // shorter ones with a digit among them (`fdb8v`, a Kubernetes pod's suffix).
+    if (len >= 6 || (len == 5 && digits >= 1)) && !vowel {
         return Some("{id}");
     }
     let mixed_case = len >= 8 && t.upper >= 2 && t.lower >= 2;
@@ -250,6 +251,12 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
     out.clear();
     let bytes = &dest.as_bytes()[..dest.len().min(MAX_DEST_LEN)];
     let mut i = 0;
+    // The last token became a placeholder and a single `-` followed it: Kubernetes names
+    // a pod `<deployment>-<replica set hash>-<5 random characters>`, both random parts
+    // from an alphabet without vowels, so a 5-character suffix without vowels there is
+    // random too (`reco-api-nwplmdqwph-gmgtd`), where elsewhere it may be a word.
+    let mut after_placeholder = false;
+    let mut dash_after_placeholder = false;
     while i < bytes.len() {
         let b = bytes[i];
         if !is_alnum(b) {
@@ -265,17 +272,26 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
                 Some(run) => out.push_str(run),
                 None => out.push_str(&String::from_utf8_lossy(&bytes[start..i])),
             }
+            dash_after_placeholder = after_placeholder && &bytes[start..i] == b"-";
+            after_placeholder = false;
             continue;
         }
         if let Some(n) = uuid_at(&bytes[i..]) {
             out.push_str("{uuid}");
             i += n;
+            after_placeholder = true;
             continue;
         }
         let start = i;
         let shape = scan_token(&bytes[i..]);
         i += shape.len;
-        match placeholder_of(&shape, &bytes[start..i]) {
+        let placeholder = match placeholder_of(&shape, &bytes[start..i]) {
+            None if dash_after_placeholder && shape.len == 5 && !shape.vowel => Some("{id}"),
+            p => p,
+        };
+        dash_after_placeholder = false;
+        after_placeholder = placeholder.is_some();
+        match placeholder {
             Some(p) => out.push_str(p),
             // Tokens are ASCII alphanumerics, always a valid `str` slice.
             None => out.push_str(dest.get(start..i).unwrap_or_default()),
@@ -545,6 +561,39 @@ mod tests {
             "XMLHttpRequest/NoSuchCORSConfiguration/mapPublicIpOnLaunch",
             "stacks/MyAppStackLambdaFunction/PayrollExports",
             "github.com/acme/GitHubActions/getHTTPResponseCode",
+        ] {
+            assert_eq!(g(word), word, "{word}");
+        }
+    }
+
+    #[test]
+    fn kubernetes_pod_names_lose_their_random_parts() {
+        for (raw, general) in [
+            (
+                "log-group:/eks/prod/reco-api:log-stream:reco-api-nwplmdqwph-gmgtd",
+                "log-group:/eks/prod/reco-api:log-stream:reco-api-{id}-{id}",
+            ),
+            (
+                "prod/pods/reco-api-5bvcpbxjbb-fdb8v",
+                "prod/pods/reco-api-{id}-{id}",
+            ),
+            (
+                "prod/pods/coredns-5d78c9869d-x2k4q",
+                "prod/pods/coredns-{hex}-{id}",
+            ),
+            (
+                "kube-system/pods/kube-proxy-hswbv",
+                "kube-system/pods/kube-proxy-hswbv",
+            ),
+        ] {
+            assert_eq!(g(raw), general, "{raw}");
+        }
+        // Short words keep their identity, even without vowels, where no random part
+        // precedes them.
+        for word in [
+            "https://api.acme.com/v1",
+            "db/pgsql-main",
+            "docs/index.xhtml",
         ] {
             assert_eq!(g(word), word, "{word}");
         }
