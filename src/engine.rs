@@ -1644,6 +1644,30 @@ mod tests {
     }
 
     #[test]
+    fn removing_kubernetes_admission_webhooks_or_events_impairs_defences() {
+        for (action, destination) in [
+            (
+                "delete validatingwebhookconfigurations",
+                "validatingwebhookconfigurations/gatekeeper-validating-webhook-configuration",
+            ),
+            (
+                "delete mutatingwebhookconfigurations",
+                "mutatingwebhookconfigurations/kyverno",
+            ),
+            ("delete events", "prod/events/api-7f9c.17a2b3"),
+        ] {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            e.process(&svc_call(t, 60_000, action, destination), &mut out)
+                .expect("in order");
+            let top = out.iter().map(|s| s.score).fold(0.0, f64::max);
+            assert!(top >= 60.0, "{action}: {out:?}");
+        }
+    }
+
+    #[test]
     fn impair_defences_can_be_emptied() {
         let config =
             Config::from_toml_str("[score]\nimpair_defences = []\n").expect("valid config");
