@@ -1644,7 +1644,7 @@ mod tests {
     }
 
     #[test]
-    fn removing_kubernetes_admission_webhooks_or_events_impairs_defences() {
+    fn removing_kubernetes_admission_webhooks_impairs_defences() {
         for (action, destination) in [
             (
                 "delete validatingwebhookconfigurations",
@@ -1654,7 +1654,6 @@ mod tests {
                 "delete mutatingwebhookconfigurations",
                 "mutatingwebhookconfigurations/kyverno",
             ),
-            ("delete events", "prod/events/api-7f9c.17a2b3"),
         ] {
             let mut e = engine();
             let mut out = Vec::new();
