@@ -343,9 +343,9 @@ impl Engine {
         };
         // Lingering novelty (low-and-slow exfiltration): a sensitive class or action the
         // identity met on its own is new only on the first call; a thief reading a few
-        // records an hour is then never new again. Continued use in later hours of the
-        // sustained window is weak evidence once an hour, so the sustained-anomaly rule
-        // can build on it. A release is adopted by many identities, and is discounted.
+        // records an hour is then never new again. Each later clock hour of use within
+        // the sustained window adds evidence (a noisy-OR over the hours). A release is
+        // adopted by many identities, and is discounted.
         let mut lingered = false;
         if !learning && !on_behalf(event) {
             if novelty.class || novelty.action {
@@ -1097,6 +1097,9 @@ mod tests {
         e.process(&ev, out).expect("ok");
     }
 
+    /// A stolen key's first look around.
+    const RECON: [&str; 3] = ["sts:GetCallerIdentity", "iam:ListRoles", "s3:ListBuckets"];
+
     /// A stolen key used on `svc` a minute after `t`: public IP, curl, recon `actions`.
     fn stolen_key_recon(e: &mut Engine, t: i64, actions: &[&str], out: &mut Vec<Signal>) {
         for (k, action) in actions.iter().enumerate() {
@@ -1436,12 +1439,7 @@ mod tests {
         );
         assert_eq!(e.snapshot_state("svc"), Some(IdentityState::Active));
         out.clear();
-        stolen_key_recon(
-            &mut e,
-            t,
-            &["sts:GetCallerIdentity", "iam:ListRoles", "s3:ListBuckets"],
-            &mut out,
-        );
+        stolen_key_recon(&mut e, t, &RECON, &mut out);
         let top = out.iter().map(|s| s.score).fold(0.0, f64::max);
         assert!(top >= 60.0, "{out:#?}");
         let last = out.last().expect("signals").clone();
@@ -1460,12 +1458,7 @@ mod tests {
         let mut e = engine();
         let mut out = Vec::new();
         let t = history(&mut e, &mut out);
-        stolen_key_recon(
-            &mut e,
-            t,
-            &["sts:GetCallerIdentity", "iam:ListRoles", "s3:ListBuckets"],
-            &mut out,
-        );
+        stolen_key_recon(&mut e, t, &RECON, &mut out);
         let score = |e: &Engine| e.identity("svc").map_or(0.0, |s| f64::from(s.score));
         let mut last = score(&e);
         assert!(last >= 60.0, "{last}");
