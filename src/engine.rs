@@ -576,6 +576,13 @@ impl Engine {
             self.fleet_novelty
                 .flag(stable_hash(SEED_IDENTITY, key.as_bytes()), t);
         }
+        // A signal says how risky the identity is as of the engine's clock: stamped with
+        // the watermark when the event is behind it. A late event (a CloudTrail record
+        // delivered minutes after a gateway's) may follow decay signals of this identity
+        // stamped up to the watermark, and readers keep the newest stamp per identity
+        // (the API table, a compacted topic's consumers): stamped with its own time,
+        // its raised score would be dropped as older than the decay it overrides.
+        let stamp_ms = t.max(self.watermark_ms);
         let active = state.is_active();
         let emit = state.emitted_level == u8::MAX
             || state.emitted_active != active
@@ -600,7 +607,7 @@ impl Engine {
             self.stats.signals += 1;
             out.push(Signal {
                 identity: event.identity.clone(),
-                time: format_time_ms(t),
+                time: format_time_ms(stamp_ms),
                 score,
                 level,
                 state: if active {
@@ -623,7 +630,12 @@ impl Engine {
             state.dirty = true;
             self.dirty.push(key.into());
         }
-        let due = self.scorer.next_decay_due(anchor, anchor_ms, emitted);
+        // Never due at or before the stamp: a decay signal stamped earlier than this
+        // identity's last signal would be dropped by the same readers.
+        let due = self
+            .scorer
+            .next_decay_due(anchor, anchor_ms, emitted)
+            .map(|d| d.max(stamp_ms + 1));
         self.reschedule(key, due);
         Ok(())
     }
@@ -1550,6 +1562,44 @@ mod tests {
         e.process(&behind, &mut out)
             .expect("behind's own history is in order, so it is not late");
         assert_eq!(e.events_seen("behind"), Some(2));
+    }
+
+    #[test]
+    fn a_late_event_is_not_stamped_before_its_identitys_decay() {
+        // Regression: another stream moved the watermark on and emitted svc's decay;
+        // svc's own late event (within its lateness) then raised the score with a
+        // signal stamped earlier than that decay, and the API table, which keeps the
+        // newest stamp, dropped it: the enforcement point saw the decayed score.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        stolen_key_recon(&mut e, t, &RECON, &mut out);
+        for k in 2..=50 {
+            call_as(&mut e, "other".into(), t + k * 60_000, &mut out);
+        }
+        assert!(
+            out.iter()
+                .any(|s| s.identity == "svc" && s.event_id.is_none()),
+            "the watermark emitted svc's decay"
+        );
+        let mut late = svc_call(t, 5 * 60_000, "cloudtrail:StopLogging", "trail/main");
+        late.source_ip = Some("203.0.113.7".into());
+        late.user_agent = Some("curl/8.1".into());
+        e.process(&late, &mut out)
+            .expect("within svc's own lateness");
+        let table = crate::risk_table::RiskTable::new();
+        let mut last = None;
+        for signal in out.into_iter().filter(|s| s.identity == "svc") {
+            last = Some(signal.clone());
+            table.apply(signal);
+        }
+        let last = last.expect("svc signals");
+        assert!(last.level >= Level::High, "the late event alerts: {last:?}");
+        let shown = table.get("svc").expect("svc in the table");
+        assert_eq!(
+            shown.signal.score, last.score,
+            "the table shows the late alert"
+        );
     }
 
     #[test]
