@@ -162,6 +162,9 @@ pub struct KafkaConfig {
     pub session_timeout: HumanDuration,
     /// How often changed identity state is flushed to the changelog topic.
     pub state_flush_interval: HumanDuration,
+    /// After this long without an input record, event time moves on at the pace of the
+    /// wall clock (scores decay, idle identities are evicted); zero: only events move it.
+    pub idle_advance: HumanDuration,
     /// Follow the signals topic so lookups answer for identities other instances own.
     pub follow_signals: bool,
     /// How many recent `event_id`s per partition are remembered to drop redeliveries.

@@ -20,7 +20,7 @@ use common::riskd::Riskd;
 use riskd::config::Config;
 use riskd::decode::{decode, Decoded, Format, Limits};
 use riskd::engine::Engine;
-use riskd::signal::Signal;
+use riskd::signal::{Level, Signal};
 
 /// 2026-11-25T08:00:00Z.
 const START_MS: i64 = 1_795_593_600_000;
@@ -102,7 +102,10 @@ async fn signals_agree_with_in_process_replay_and_bad_records_are_dead_lettered(
 
     produce(&bootstrap, &topics.input, &records);
     let started = Instant::now();
-    let mut riskd = Riskd::spawn("agree", &topics.env(&bootstrap));
+    let mut env = topics.env(&bootstrap);
+    // The in-process replay has no wall clock: no idle advance here either.
+    env.push(("RISKD__KAFKA__IDLE_ADVANCE".into(), "0s".into()));
+    let mut riskd = Riskd::spawn("agree", &env);
     riskd.wait_ready(Duration::from_secs(30));
     topics.wait_input_drained(&bootstrap);
     eprintln!(
@@ -173,6 +176,95 @@ async fn signals_agree_with_in_process_replay_and_bad_records_are_dead_lettered(
     // SIGTERM drains and exits cleanly within the session timeout.
     let status = riskd.terminate(Duration::from_secs(6));
     assert!(status.success(), "exit status {status}:\n{}", riskd.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scores_decay_while_the_input_is_idle() {
+    // Event time comes from the events: without the idle advance, an identity that
+    // alerted and then went quiet stayed `high` until the next record arrived.
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("idle");
+    create_topic(&bootstrap, &topics.input, 1).await;
+    let thief = "idle-sa-0000";
+    let mut records = workload("idle", 10, 60, START_MS);
+    // Then the first identity's key is used from outside: reconnaissance with curl from
+    // a public address, and the input goes quiet.
+    let after = START_MS + records.len() as i64 * 1000;
+    for (k, action) in [
+        "sts:GetCallerIdentity",
+        "iam:ListRoles",
+        "iam:ListUsers",
+        "s3:ListBuckets",
+        "cloudtrail:StopLogging",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let event = serde_json::json!({
+            "time": after + k as i64 * 1000,
+            "identity": thief,
+            "action": action,
+            "destination": "arn:aws:iam::123456789012:role/admin",
+            "event_id": format!("{thief}#attack{k}"),
+            "source_ip": "203.0.113.7",
+            "user_agent": "curl/8.1.2",
+            "outcome": "success",
+        });
+        records.push((thief.to_string(), event.to_string().into_bytes()));
+    }
+    let mut env = topics.env(&bootstrap);
+    for (key, value) in [
+        // Seconds instead of hours, so the test sees the whole decay.
+        ("RISKD__SCORE__HALF_LIFE", "5s"),
+        ("RISKD__KAFKA__IDLE_ADVANCE", "1s"),
+        ("RISKD__STATE__LEARNING_MIN_SPAN", "5m"),
+    ] {
+        env.push((key.to_string(), value.to_string()));
+    }
+    produce_keyed(&bootstrap, &topics.input, &records);
+    let mut riskd = Riskd::spawn("idle", &env);
+    riskd.wait_ready(Duration::from_secs(30));
+    topics.wait_input_drained(&bootstrap);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (alert, decayed) = loop {
+        let signals: Vec<Signal> = read_all(&bootstrap, &topics.signals)
+            .iter()
+            .filter_map(|m| {
+                m.payload()
+                    .map(|p| serde_json::from_slice(p).expect("signal"))
+            })
+            .filter(|s: &Signal| s.identity == thief)
+            .collect();
+        let alert = signals
+            .iter()
+            .position(|s| s.level >= Level::High)
+            .map(|i| signals[i].clone());
+        let decayed = alert.as_ref().and_then(|a| {
+            signals
+                .iter()
+                .find(|s| s.level == Level::Normal && s.time > a.time)
+                .cloned()
+        });
+        if let (Some(alert), Some(decayed)) = (alert.clone(), decayed) {
+            break (alert, decayed);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no decay to normal after the input went idle (alert: {alert:?})\n{}",
+            riskd.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(decayed.event_id.is_none(), "a decay signal: {decayed:?}");
+    assert!(!alert.reasons.is_empty());
+    // The API answers from the same signals.
+    let (status, body) = riskd.get(&format!("/v1/risk/{thief}")).expect("lookup");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"level\":\"normal\""), "{body}");
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
 }
 
 /// Every identity's restored state counts exactly the events produced for it.

@@ -22,6 +22,13 @@
 //! sent only after the signals of the events it covers are acknowledged, so restored
 //! state never claims an event whose signal was lost.
 //!
+//! # Idle input
+//!
+//! Event time comes from the events. When no record arrives for `kafka.idle_advance`,
+//! the watermark moves on from where the last record left it at the pace of the wall
+//! clock, so scores decay and idle identities are evicted while the input is quiet. No
+//! input offset waits for these decay signals, so state batches wait for them instead.
+//!
 //! # Ownership
 //!
 //! The engine keeps, with each identity's state, its [`Origin`]: the input partition its
@@ -149,6 +156,12 @@ pub struct Pipeline {
     retries: VecDeque<Retry>,
     last_flush: Instant,
     last_store: Instant,
+    /// When the last input record was handled, and the engine's watermark after it: the
+    /// idle advance starts from there.
+    last_record: Instant,
+    idle_base_ms: i64,
+    /// Idle decay signals sent and not acknowledged yet; state batches wait for them.
+    decays_in_flight: u32,
     last_poll_warning: Option<Instant>,
     /// `engine.stats().evicted` already added to the eviction counter.
     evicted_exported: u64,
@@ -290,6 +303,9 @@ pub fn run(
         retries: VecDeque::new(),
         last_flush: Instant::now(),
         last_store: Instant::now(),
+        last_record: Instant::now(),
+        idle_base_ms: i64::MIN,
+        decays_in_flight: 0,
         last_poll_warning: None,
         evicted_exported: 0,
         decoded: Vec::with_capacity(4),
@@ -463,11 +479,48 @@ impl Pipeline {
         if let Some(track) = self.tracks.get_mut(&partition) {
             track.processed(offset, outstanding);
         }
+        self.last_record = Instant::now();
+        self.idle_base_ms = self.engine.watermark_ms();
         m.event_processing_seconds
             .observe(started.elapsed().as_secs_f64());
     }
 
     fn send_signal(&mut self, partition: i32, offset: i64, signal: Signal) {
+        let token = Token::Signal {
+            partition,
+            offset,
+            level: signal.level,
+            time_ms: parse_time_ms(&signal.time).unwrap_or(0),
+        };
+        self.publish(token, signal);
+    }
+
+    /// Moves event time on while no record arrives (see "Idle input" above): from the
+    /// watermark the last record left, by the wall-clock time since it. Starting there,
+    /// not at the wall clock, keeps a pause in a backfill of old events from jumping
+    /// to now and evicting every identity it has built.
+    fn advance_idle(&mut self) {
+        let after = self.config.kafka.idle_advance.0;
+        let idle = self.last_record.elapsed();
+        if after.is_zero() || idle < after || self.idle_base_ms == i64::MIN {
+            return;
+        }
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        let mut signals = std::mem::take(&mut self.signals);
+        signals.clear();
+        self.engine
+            .advance_to(self.idle_base_ms.saturating_add(idle_ms), &mut signals);
+        for signal in signals.drain(..) {
+            let token = Token::Decay {
+                level: signal.level,
+            };
+            self.decays_in_flight += 1;
+            self.publish(token, signal);
+        }
+        self.signals = signals;
+    }
+
+    fn publish(&mut self, token: Token, signal: Signal) {
         let payload = match serde_json::to_vec(&signal) {
             Ok(p) => p,
             Err(err) => {
@@ -476,12 +529,6 @@ impl Pipeline {
                 tracing::error!(%err, "cannot serialise a signal");
                 return;
             }
-        };
-        let token = Token::Signal {
-            partition,
-            offset,
-            level: signal.level,
-            time_ms: parse_time_ms(&signal.time).unwrap_or(0),
         };
         let topic = Arc::clone(&self.signals_topic);
         let record = BaseRecord::with_opaque_to(&topic, Box::new(token))
@@ -668,6 +715,10 @@ impl Pipeline {
                         track.ack(offset);
                     }
                 }
+                Token::Decay { level } => {
+                    metrics().signal_published(level);
+                    self.decays_in_flight = self.decays_in_flight.saturating_sub(1);
+                }
                 Token::DeadLetter { partition, offset } => {
                     if let Some(track) = self.tracks.get_mut(&partition) {
                         track.ack(offset);
@@ -771,6 +822,10 @@ impl Pipeline {
     /// Hands staged state records to the producer, oldest batch first, once the effects
     /// of the events each batch covers are acknowledged.
     fn send_batches(&mut self) {
+        if self.decays_in_flight > 0 {
+            // The batches may hold the emitted scores of these decays.
+            return;
+        }
         for i in 0..self.batches.len() {
             let ready = {
                 let batch = &self.batches[i];
@@ -815,6 +870,7 @@ impl Pipeline {
     /// Periodic work between records.
     fn housekeeping(&mut self, consumer: &RunConsumer) {
         self.drain_acks(None);
+        self.advance_idle();
         if !self.retries.is_empty() {
             self.send_retries();
         }

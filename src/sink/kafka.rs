@@ -79,6 +79,10 @@ pub enum Token {
         /// Event time of the signal, for `event_to_signal_seconds`.
         time_ms: i64,
     },
+    /// A decay signal emitted while the input was idle (`kafka.idle_advance`). No input
+    /// offset waits for it; state batches do, so the changelog never records an emitted
+    /// score the signals topic has not received.
+    Decay { level: Level },
     /// A dead-lettered copy of the input record at (`partition`, `offset`).
     DeadLetter { partition: i32, offset: i64 },
     /// One identity's state in changelog batch `batch`.
