@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
-use crate::signal::{IdentityState, Level, Reason, Signal, MODEL_NAME};
+use crate::signal::{
+    format_time_ms, parse_time_ms, IdentityState, Level, Reason, Signal, MODEL_NAME,
+};
 
 /// What the API knows about one identity.
 #[derive(Debug, Clone)]
@@ -21,78 +23,105 @@ pub struct RiskEntry {
     pub received_ms: i64,
 }
 
-/// A signal's time text, inline when it has the canonical length (what riskd writes:
-/// `2026-11-25T17:04:05.123Z`, 24 bytes), so a million entries do not each hold a small
-/// heap string. Any other text is kept as it came, so answers repeat it exactly.
-#[derive(Debug, Clone)]
-enum TimeText {
-    Canonical([u8; 24]),
-    Other(Box<str>),
-}
+/// `Stored::score_tenths` when the score is not a whole number of tenths in 0-100.
+const NOT_TENTHS: u16 = u16::MAX;
 
-impl TimeText {
-    fn new(text: String) -> Self {
-        match <[u8; 24]>::try_from(text.as_bytes()) {
-            Ok(bytes) => TimeText::Canonical(bytes),
-            Err(_) => TimeText::Other(text.into_boxed_str()),
-        }
-    }
-
-    fn as_str(&self) -> &str {
-        match self {
-            // Built from a `String`'s whole bytes, so always valid UTF-8.
-            TimeText::Canonical(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
-            TimeText::Other(text) => text,
-        }
-    }
-}
-
-/// One identity's latest signal as the table stores it: the signal's fields without the
-/// identity (it is the map key), without the model name when it is this build's (nearly
-/// always) and without the event id, which no reader uses (lookups, decisions and the
-/// demo report score, level, state, reasons and times) and which would add a heap
-/// string per identity. At a million identities this is several hundred megabytes less
-/// than keeping whole [`Signal`]s.
+/// One identity's latest signal as the table stores it: 40 bytes for the common case
+/// (riskd's own signal of a normal identity), the identity only as the map key. At a
+/// million identities every byte here is a megabyte, so:
+/// - the time is kept as epoch milliseconds, with the text only when it is not the form
+///   riskd writes (`2026-11-25T17:04:05.123Z`), so answers repeat any other text exactly;
+/// - the score in tenths, as riskd rounds it, with the value itself only when it is not;
+/// - reasons (empty for normal identities) and a model name other than this build's go
+///   to one optional box;
+/// - the event id is not kept: no reader uses it (lookups, decisions and the demo report
+///   score, level, state, reasons and times).
 #[derive(Debug)]
 struct Stored {
-    time: TimeText,
+    /// Event time of the signal in epoch ms; `i64::MIN` when its text does not parse.
+    time_ms: i64,
     received_ms: i64,
-    score: f64,
     events_seen: u64,
+    score_tenths: u16,
     level: Level,
     state: IdentityState,
-    /// Empty (no allocation) for the normal identities that make up most of the table.
+    extra: Option<Box<Extra>>,
+}
+
+/// The uncommon parts of a stored signal.
+#[derive(Debug, Default)]
+struct Extra {
     reasons: Box<[Reason]>,
     /// `None` when the signal's model is [`MODEL_NAME`].
     model: Option<Box<str>>,
+    /// The time text, when it is not what `format_time_ms(time_ms)` writes.
+    time: Option<Box<str>>,
+    /// The score, when it is not a whole number of tenths in 0-100.
+    score: Option<f64>,
+}
+
+/// Epoch ms of a signal's time text; `i64::MIN` (older than anything) when it does not
+/// parse, so any parseable signal replaces it.
+fn time_key(text: &str) -> i64 {
+    parse_time_ms(text).unwrap_or(i64::MIN)
 }
 
 impl Stored {
-    fn new(signal: Signal, received_ms: i64) -> Self {
-        Stored {
-            time: TimeText::new(signal.time),
-            received_ms,
-            score: signal.score,
-            events_seen: signal.events_seen,
-            level: signal.level,
-            state: signal.state,
+    fn new(signal: Signal, time_ms: i64, received_ms: i64) -> Self {
+        let tenths = (signal.score * 10.0).round();
+        let score_tenths = if (0.0..=1000.0).contains(&tenths) && tenths / 10.0 == signal.score {
+            tenths as u16
+        } else {
+            NOT_TENTHS
+        };
+        let canonical_time = time_ms != i64::MIN && format_time_ms(time_ms) == signal.time;
+        let extra = Extra {
             reasons: signal.reasons.into_boxed_slice(),
             model: (signal.model != MODEL_NAME).then(|| signal.model.into_boxed_str()),
+            time: (!canonical_time).then(|| signal.time.into_boxed_str()),
+            score: (score_tenths == NOT_TENTHS).then_some(signal.score),
+        };
+        let plain = extra.reasons.is_empty()
+            && extra.model.is_none()
+            && extra.time.is_none()
+            && extra.score.is_none();
+        Stored {
+            time_ms,
+            received_ms,
+            events_seen: signal.events_seen,
+            score_tenths,
+            level: signal.level,
+            state: signal.state,
+            extra: (!plain).then(|| Box::new(extra)),
+        }
+    }
+
+    fn score(&self) -> f64 {
+        match self.extra.as_ref().and_then(|e| e.score) {
+            Some(score) => score,
+            None => f64::from(self.score_tenths) / 10.0,
         }
     }
 
     fn entry(&self, identity: &str) -> RiskEntry {
+        let extra = self.extra.as_deref();
         RiskEntry {
             signal: Signal {
                 identity: identity.to_string(),
-                time: self.time.as_str().to_string(),
-                score: self.score,
+                time: match extra.and_then(|e| e.time.as_deref()) {
+                    Some(text) => text.to_string(),
+                    None => format_time_ms(self.time_ms),
+                },
+                score: self.score(),
                 level: self.level,
                 state: self.state,
                 events_seen: self.events_seen,
-                reasons: self.reasons.to_vec(),
+                reasons: extra.map(|e| e.reasons.to_vec()).unwrap_or_default(),
                 event_id: None,
-                model: self.model.as_deref().unwrap_or(MODEL_NAME).to_string(),
+                model: extra
+                    .and_then(|e| e.model.as_deref())
+                    .unwrap_or(MODEL_NAME)
+                    .to_string(),
             },
             received_ms: self.received_ms,
         }
@@ -121,20 +150,20 @@ impl RiskTable {
     }
 
     /// Records a signal unless an entry with a later event time is already there: signals
-    /// from the topic and from this instance can arrive out of order. Times compare as
-    /// text, which orders riskd's fixed-width UTC times correctly.
+    /// from the topic and from this instance can arrive out of order.
     pub fn apply(&self, signal: Signal) {
         let received_ms = wall_clock_ms();
+        let time_ms = time_key(&signal.time);
         match self.entries.get_mut(signal.identity.as_str()) {
             Some(mut existing) => {
-                if existing.time.as_str() <= signal.time.as_str() {
-                    *existing = Stored::new(signal, received_ms);
+                if existing.time_ms <= time_ms {
+                    *existing = Stored::new(signal, time_ms, received_ms);
                 }
             }
             None => {
                 let identity = signal.identity.as_str().into();
                 self.entries
-                    .insert(identity, Stored::new(signal, received_ms));
+                    .insert(identity, Stored::new(signal, time_ms, received_ms));
             }
         }
     }
@@ -229,7 +258,11 @@ mod tests {
         let mut foreign = signal("svc-b", "2026-01-01T01:00:02+01:00", 3.0, Level::Normal);
         foreign.model = "riskd/0.0.1-old".into();
         foreign.state = IdentityState::Learning;
-        for s in [&full, &foreign] {
+        // A score riskd would not write (not in tenths), and one out of range.
+        let odd = signal("svc-c", "2026-01-01T00:00:03.000Z", 33.333, Level::Elevated);
+        let wild = signal("svc-d", "not a time", 250.0, Level::Critical);
+        let plain = signal("svc-e", "2026-01-01T00:00:04.500Z", 12.3, Level::Normal);
+        for s in [&full, &foreign, &odd, &wild, &plain] {
             table.apply(s.clone());
             let expected = Signal {
                 event_id: None,
@@ -237,7 +270,7 @@ mod tests {
             };
             assert_eq!(table.get(&s.identity).map(|e| e.signal), Some(expected));
         }
-        assert_eq!(table.len(), 2);
+        assert_eq!(table.len(), 5);
         table.remove("svc-a");
         assert!(table.get("svc-a").is_none());
     }
@@ -248,6 +281,30 @@ mod tests {
         table.apply(signal("a", "2026-01-01T00:00:02.000Z", 70.0, Level::High));
         table.apply(signal("a", "2026-01-01T00:00:01.000Z", 10.0, Level::Normal));
         assert_eq!(table.get("a").map(|e| e.signal.score), Some(70.0));
+        // Times compare as instants, not as text: this one is 00:00:01Z.
+        table.apply(signal(
+            "a",
+            "2026-01-01T01:00:01+01:00",
+            10.0,
+            Level::Normal,
+        ));
+        assert_eq!(table.get("a").map(|e| e.signal.score), Some(70.0));
+        table.apply(signal(
+            "a",
+            "2026-01-01T01:00:03+01:00",
+            20.0,
+            Level::Normal,
+        ));
+        assert_eq!(table.get("a").map(|e| e.signal.score), Some(20.0));
+    }
+
+    #[test]
+    fn a_normal_identitys_entry_is_small() {
+        // 40 bytes plus the key: the table holds one per identity, a million or more.
+        assert!(std::mem::size_of::<Stored>() <= 40);
+        let table = RiskTable::new();
+        table.apply(signal("a", "2026-01-01T00:00:02.000Z", 12.3, Level::Normal));
+        assert!(table.entries.get("a").is_some_and(|e| e.extra.is_none()));
     }
 
     #[test]
