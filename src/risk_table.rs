@@ -10,6 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
+use crate::decode::canonical_rfc3339_ms;
 use crate::signal::{
     format_time_ms, parse_time_ms, IdentityState, Level, Reason, Signal, MODEL_NAME,
 };
@@ -60,21 +61,26 @@ struct Extra {
     score: Option<f64>,
 }
 
-/// Epoch ms of a signal's time text; `i64::MIN` (older than anything) when it does not
-/// parse, so any parseable signal replaces it.
-fn time_key(text: &str) -> i64 {
-    parse_time_ms(text).unwrap_or(i64::MIN)
+/// Epoch ms of a signal's time text, and whether the text is the form riskd writes
+/// (then `format_time_ms` gives it back). `i64::MIN` (older than anything) when it does
+/// not parse, so any parseable signal replaces it.
+fn parse_time(text: &str) -> (i64, bool) {
+    // The decoder's fixed-form parser: a restore applies a million signals, and
+    // chrono's general one would be most of that work.
+    match (text.len(), canonical_rfc3339_ms(text)) {
+        (24, Some(ms)) => (ms, true),
+        _ => (parse_time_ms(text).unwrap_or(i64::MIN), false),
+    }
 }
 
 impl Stored {
-    fn new(signal: Signal, time_ms: i64, received_ms: i64) -> Self {
+    fn new(signal: Signal, (time_ms, canonical_time): (i64, bool), received_ms: i64) -> Self {
         let tenths = (signal.score * 10.0).round();
         let score_tenths = if (0.0..=1000.0).contains(&tenths) && tenths / 10.0 == signal.score {
             tenths as u16
         } else {
             NOT_TENTHS
         };
-        let canonical_time = time_ms != i64::MIN && format_time_ms(time_ms) == signal.time;
         let extra = Extra {
             reasons: signal.reasons.into_boxed_slice(),
             model: (signal.model != MODEL_NAME).then(|| signal.model.into_boxed_str()),
@@ -153,17 +159,19 @@ impl RiskTable {
     /// from the topic and from this instance can arrive out of order.
     pub fn apply(&self, signal: Signal) {
         let received_ms = wall_clock_ms();
-        let time_ms = time_key(&signal.time);
+        let (time_ms, canonical_time) = parse_time(&signal.time);
         match self.entries.get_mut(signal.identity.as_str()) {
             Some(mut existing) => {
                 if existing.time_ms <= time_ms {
-                    *existing = Stored::new(signal, time_ms, received_ms);
+                    *existing = Stored::new(signal, (time_ms, canonical_time), received_ms);
                 }
             }
             None => {
                 let identity = signal.identity.as_str().into();
-                self.entries
-                    .insert(identity, Stored::new(signal, time_ms, received_ms));
+                self.entries.insert(
+                    identity,
+                    Stored::new(signal, (time_ms, canonical_time), received_ms),
+                );
             }
         }
     }

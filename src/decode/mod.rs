@@ -27,6 +27,7 @@ pub mod cloudtrail;
 pub mod k8s_audit;
 pub mod native;
 mod native_fast;
+pub(crate) use native_fast::canonical_rfc3339_ms;
 pub(crate) mod scan;
 mod util;
 

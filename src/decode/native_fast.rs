@@ -320,7 +320,7 @@ fn parse(text: &str, max_depth: usize, event: &mut ActivityEvent) -> Option<()> 
 /// write, `YYYY-MM-DDTHH:MM:SS.mmmZ` (or without `.mmm`), for a real calendar date;
 /// `None` for anything else, which chrono then parses (or rejects) as before. chrono
 /// costs ~500 instructions per event here, this ~50.
-fn canonical_rfc3339_ms(s: &str) -> Option<i64> {
+pub(crate) fn canonical_rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     let digits = |from: usize, len: usize| -> Option<i64> {
         let mut n = 0i64;
