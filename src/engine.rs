@@ -144,6 +144,8 @@ pub struct Engine {
     track_changes: bool,
     max_identities: usize,
     watermark_ms: i64,
+    /// See [`Engine::restored_until_ms`].
+    restored_until_ms: i64,
     stats: EngineStats,
     texts: Texts,
     destinations: Memo,
@@ -178,6 +180,7 @@ impl Engine {
             track_changes: true,
             max_identities: config.state.max_identities.max(65_536),
             watermark_ms: i64::MIN,
+            restored_until_ms: i64::MIN,
             stats: EngineStats::default(),
             texts: Texts::default(),
             destinations: Memo::new(),
@@ -874,9 +877,17 @@ impl Engine {
             state.score_ms,
             f64::from(state.emitted_score),
         );
+        self.restored_until_ms = self.restored_until_ms.max(state.last_ms);
         self.table.insert(identity, state);
         self.reschedule(identity, due);
         Ok(())
+    }
+
+    /// The latest event time among restored states (`i64::MIN` when none was): where
+    /// event time stood when they were written, for a runtime that moves time on while
+    /// no new event arrives.
+    pub fn restored_until_ms(&self) -> i64 {
+        self.restored_until_ms
     }
 
     /// Reasons behind an identity's current (above normal) score, as its signals carry

@@ -179,9 +179,10 @@ async fn signals_agree_with_in_process_replay_and_bad_records_are_dead_lettered(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn scores_decay_while_the_input_is_idle() {
+async fn scores_decay_while_the_input_is_idle_even_after_a_restart() {
     // Event time comes from the events: without the idle advance, an identity that
-    // alerted and then went quiet stayed `high` until the next record arrived.
+    // alerted and then went quiet stayed `high` until the next record arrived, and a
+    // restart into a quiet input restored it at `high` for good.
     let broker = broker::shared();
     let bootstrap = broker.bootstrap();
     let topics = Topics::new("idle");
@@ -213,52 +214,75 @@ async fn scores_decay_while_the_input_is_idle() {
         });
         records.push((thief.to_string(), event.to_string().into_bytes()));
     }
-    let mut env = topics.env(&bootstrap);
-    for (key, value) in [
-        // Seconds instead of hours, so the test sees the whole decay.
-        ("RISKD__SCORE__HALF_LIFE", "5s"),
-        ("RISKD__KAFKA__IDLE_ADVANCE", "1s"),
-        ("RISKD__STATE__LEARNING_MIN_SPAN", "5m"),
-    ] {
-        env.push((key.to_string(), value.to_string()));
-    }
-    produce_keyed(&bootstrap, &topics.input, &records);
-    let mut riskd = Riskd::spawn("idle", &env);
-    riskd.wait_ready(Duration::from_secs(30));
-    topics.wait_input_drained(&bootstrap);
-
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (alert, decayed) = loop {
-        let signals: Vec<Signal> = read_all(&bootstrap, &topics.signals)
+    let env = |idle_advance: &str| {
+        let mut env = topics.env(&bootstrap);
+        for (key, value) in [
+            // Seconds instead of hours, so the test sees the whole decay.
+            ("RISKD__SCORE__HALF_LIFE", "5s"),
+            ("RISKD__KAFKA__IDLE_ADVANCE", idle_advance),
+            ("RISKD__STATE__LEARNING_MIN_SPAN", "5m"),
+        ] {
+            env.push((key.to_string(), value.to_string()));
+        }
+        env
+    };
+    let thief_signals = || -> Vec<Signal> {
+        read_all(&bootstrap, &topics.signals)
             .iter()
             .filter_map(|m| {
                 m.payload()
                     .map(|p| serde_json::from_slice(p).expect("signal"))
             })
             .filter(|s: &Signal| s.identity == thief)
-            .collect();
-        let alert = signals
+            .collect()
+    };
+    let first_alert = |signals: &[Signal]| signals.iter().find(|s| s.level >= Level::High).cloned();
+    let decay_after = |signals: &[Signal], alert: &Signal| {
+        signals
             .iter()
-            .position(|s| s.level >= Level::High)
-            .map(|i| signals[i].clone());
-        let decayed = alert.as_ref().and_then(|a| {
-            signals
-                .iter()
-                .find(|s| s.level == Level::Normal && s.time > a.time)
-                .cloned()
-        });
-        if let (Some(alert), Some(decayed)) = (alert.clone(), decayed) {
-            break (alert, decayed);
+            .find(|s| s.level == Level::Normal && s.time > alert.time)
+            .cloned()
+    };
+    produce_keyed(&bootstrap, &topics.input, &records);
+
+    // Without the idle advance, the alert stands as long as no record arrives.
+    let mut riskd = Riskd::spawn("idle-off", &env("0s"));
+    riskd.wait_ready(Duration::from_secs(30));
+    topics.wait_input_drained(&bootstrap);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alert = loop {
+        if let Some(alert) = first_alert(&thief_signals()) {
+            break alert;
         }
         assert!(
             Instant::now() < deadline,
-            "no decay to normal after the input went idle (alert: {alert:?})\n{}",
+            "no alert for {thief}\n{}",
+            riskd.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(!alert.reasons.is_empty());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(decay_after(&thief_signals(), &alert), None);
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+
+    // Restarted with it into the same quiet input: the restored alert decays.
+    let mut riskd = Riskd::spawn("idle-on", &env("1s"));
+    riskd.wait_ready(Duration::from_secs(30));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let decayed = loop {
+        if let Some(decayed) = decay_after(&thief_signals(), &alert) {
+            break decayed;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no decay to normal while the input was idle after a restart\n{}",
             riskd.log()
         );
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(decayed.event_id.is_none(), "a decay signal: {decayed:?}");
-    assert!(!alert.reasons.is_empty());
     // The API answers from the same signals.
     let (status, body) = riskd.get(&format!("/v1/risk/{thief}")).expect("lookup");
     assert_eq!(status, 200, "{body}");

@@ -28,6 +28,7 @@
 //! the watermark moves on from where the last record left it at the pace of the wall
 //! clock, so scores decay and idle identities are evicted while the input is quiet. No
 //! input offset waits for these decay signals, so state batches wait for them instead.
+//! After a restart into a quiet input, idle time counts from the newest restored event.
 //!
 //! # Ownership
 //!
@@ -1060,6 +1061,13 @@ impl Pipeline {
                     ?elapsed,
                     "state restored"
                 );
+                if self.idle_base_ms == i64::MIN {
+                    // No record since the start: idle time counts from the newest
+                    // restored event, so a restart into a quiet input still decays the
+                    // scores it restored.
+                    self.idle_base_ms = self.engine.restored_until_ms();
+                    self.last_record = Instant::now();
+                }
                 self.readiness.restored();
             }
             Err(err) => tracing::warn!(%err, "state restore stopped"),
