@@ -530,9 +530,18 @@ impl Engine {
                 instant = sustain(instant, hours, self.sustained_hour_weight);
             }
         }
+        // The score is reckoned as of the engine's clock, not the event's own time: a
+        // late event (a CloudTrail record delivered minutes after a gateway's) is
+        // evidence that arrives now. Its signal is stamped now (see `stamp_ms` below),
+        // and its score decays from now. Reckoned at its own time instead, the next
+        // decay (due after the stamp) and the identity's next late event (decayed only
+        // to its own time) disagreed by minutes of decay, and the published score
+        // flipped between the two on every event. Never before the score's own time: a
+        // restart restores scores newer than the first events it reads.
+        let now_ms = t.max(self.watermark_ms).max(state.score_ms);
         let previous = round1(
             self.scorer
-                .decayed(f64::from(state.score), state.score_ms, t),
+                .decayed(f64::from(state.score), state.score_ms, now_ms),
         );
         // Earlier signs alone are what the decayed score already says, with one
         // exception: an anomalous session reaching sensitive data weighs more. Otherwise
@@ -546,10 +555,8 @@ impl Engine {
             instant = 0.0;
         }
         let score = instant.max(previous);
-        if t >= state.score_ms || instant >= previous {
-            state.score = score as f32;
-            state.score_ms = state.score_ms.max(t);
-        }
+        state.score = score as f32;
+        state.score_ms = now_ms;
         let key: &str = &event.identity;
         // Reasons are kept only while the score is above normal (they explain decay
         // signals and lookups); a weak finding on a normal identity keeps nothing.
@@ -580,12 +587,12 @@ impl Engine {
                 .flag(stable_hash(SEED_IDENTITY, key.as_bytes()), t);
         }
         // A signal says how risky the identity is as of the engine's clock: stamped with
-        // the watermark when the event is behind it. A late event (a CloudTrail record
-        // delivered minutes after a gateway's) may follow decay signals of this identity
-        // stamped up to the watermark, and readers keep the newest stamp per identity
-        // (the API table, a compacted topic's consumers): stamped with its own time,
-        // its raised score would be dropped as older than the decay it overrides.
-        let stamp_ms = t.max(self.watermark_ms);
+        // the watermark when the event is behind it. A late event may follow decay
+        // signals of this identity stamped up to the watermark, and readers keep the
+        // newest stamp per identity (the API table, a compacted topic's consumers):
+        // stamped with its own time, its raised score would be dropped as older than
+        // the decay it overrides.
+        let stamp_ms = now_ms;
         let active = state.is_active();
         let emit = state.emitted_level == u8::MAX
             || state.emitted_active != active
@@ -1600,7 +1607,7 @@ mod tests {
             .expect("within svc's own lateness");
         let table = crate::risk_table::RiskTable::new();
         let mut last = None;
-        for signal in out.into_iter().filter(|s| s.identity == "svc") {
+        for signal in out.drain(..).filter(|s| s.identity == "svc") {
             last = Some(signal.clone());
             table.apply(signal);
         }
@@ -1610,6 +1617,35 @@ mod tests {
         assert_eq!(
             shown.signal.score, last.score,
             "the table shows the late alert"
+        );
+
+        // More late calls of svc, ordinary ones, while the other stream goes on. Each
+        // reckoned at its own time, they disagreed with the decay signals in between,
+        // and the published score went down and up again on every call.
+        for k in 1..=6 {
+            call_as(&mut e, "other".into(), t + (50 + k) * 60_000, &mut out);
+            let ordinary = svc_call(
+                t,
+                (5 + k) * 60_000,
+                "s3:GetObject",
+                "arn:aws:s3:::orders/1.json",
+            );
+            e.process(&ordinary, &mut out).expect("in svc's lateness");
+        }
+        let later: Vec<f64> = out
+            .iter()
+            .filter(|s| s.identity == "svc")
+            .map(|s| s.score)
+            .collect();
+        assert!(!later.is_empty(), "the score decays meanwhile");
+        assert!(
+            std::iter::once(last.score)
+                .chain(later.iter().copied())
+                .collect::<Vec<_>>()
+                .windows(2)
+                .all(|w| w[1] < w[0]),
+            "svc's score only decays with no new evidence: {} then {later:?}",
+            last.score
         );
     }
 
