@@ -18,6 +18,7 @@ pub const EVENTS_CONSUMED: &str = "riskd_events_consumed_total";
 pub const EVENTS_REJECTED: &str = "riskd_events_rejected_total";
 pub const EVENTS_SKIPPED: &str = "riskd_events_skipped_total";
 pub const EVENTS_DUPLICATE: &str = "riskd_events_duplicate_total";
+pub const DEAD_LETTERS_DROPPED: &str = "riskd_dead_letters_dropped_total";
 pub const SIGNALS_PUBLISHED: &str = "riskd_signals_published_total";
 pub const DETECTOR_FIRED: &str = "riskd_detector_fired_total";
 pub const IDENTITIES_TRACKED: &str = "riskd_identities_tracked";
@@ -60,6 +61,7 @@ pub struct Metrics {
     pub events_rejected: IntCounterVec,
     pub events_skipped: IntCounter,
     pub events_duplicate: IntCounter,
+    pub dead_letters_dropped: IntCounter,
     pub signals_published: IntCounterVec,
     pub detector_fired: IntCounterVec,
     pub identities_tracked: IntGauge,
@@ -116,6 +118,15 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(events_skipped.clone()))
+            .expect("unique metric");
+        let dead_letters_dropped = IntCounter::new(
+            DEAD_LETTERS_DROPPED,
+            "Dead-letter copies the broker refused for good (too large, not authorised); \
+             the records are still in the input topic at the logged partition and offset.",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(dead_letters_dropped.clone()))
             .expect("unique metric");
         let events_duplicate = IntCounter::new(
             EVENTS_DUPLICATE,
@@ -238,6 +249,7 @@ impl Metrics {
             events_rejected,
             events_skipped,
             events_duplicate,
+            dead_letters_dropped,
             signals_published,
             detector_fired,
             identities_tracked,

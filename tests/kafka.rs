@@ -291,6 +291,55 @@ async fn scores_decay_while_the_input_is_idle_even_after_a_restart() {
     assert!(status.success(), "exit status {status}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_bad_record_is_dead_lettered_cut_and_commits_go_on() {
+    // Regression: the dead-letter copy of a bad record over the producer's
+    // message.max.bytes (1,000,000; riskd reads records up to 1 MiB, CloudTrail
+    // envelopes larger) was refused, retried for ever, and held back every commit and
+    // state write of the instance.
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("oversized");
+    create_topic(&bootstrap, &topics.input, 1).await;
+    let mut records: Vec<(Option<String>, Vec<u8>)> = workload("oversized", 4, 10, START_MS)
+        .into_iter()
+        .map(|(k, v)| (Some(k), v))
+        .collect();
+    let mut bad = br#"{"identity":"oversized-sa-0000","note":""#.to_vec();
+    bad.resize(1_010_000, b'x');
+    let at = records.len() / 2;
+    records.insert(at, (Some("oversized-sa-0000".into()), bad.clone()));
+    produce(&bootstrap, &topics.input, &records);
+
+    let mut riskd = Riskd::spawn("oversized", &topics.env(&bootstrap));
+    riskd.wait_ready(Duration::from_secs(30));
+    wait_committed_to_end(
+        &bootstrap,
+        &topics.group,
+        &topics.input,
+        Duration::from_secs(60),
+    );
+    let dead = read_all(&bootstrap, &topics.dead_letter);
+    assert_eq!(dead.len(), 1, "one dead letter");
+    let copy = &dead[0];
+    assert_eq!(
+        header(copy, "riskd-reason").as_deref(),
+        Some("invalid_json")
+    );
+    assert_eq!(
+        header(copy, "riskd-original-bytes").as_deref(),
+        Some("1010000")
+    );
+    assert_eq!(
+        header(copy, "riskd-source-offset").as_deref(),
+        Some(at.to_string().as_str())
+    );
+    let payload = copy.payload().unwrap_or_default();
+    assert!(payload.len() < 1_000_000 && bad.starts_with(payload));
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+}
+
 /// Every identity's restored state counts exactly the events produced for it.
 fn assert_no_history_lost(bootstrap: &str, topics: &Topics, produced: &HashMap<String, u64>) {
     let seen = changelog_events_seen(bootstrap, &topics.state, &scoring_config());

@@ -29,6 +29,11 @@ pub struct PartitionTrack {
     covered: i64,
     /// Last position handed to the consumer's offset store.
     stored: i64,
+    /// Acknowledgements for the record still being processed, before its `processed`
+    /// call: its effects are sent one at a time, and while the producer queue is full
+    /// the pipeline applies acknowledgements between two sends. Dropped, they would
+    /// leave the record waiting for ever, and every partition's commits behind it.
+    early: Option<(i64, u32)>,
 }
 
 impl PartitionTrack {
@@ -40,12 +45,18 @@ impl PartitionTrack {
             next: first_offset,
             covered: first_offset,
             stored: first_offset,
+            early: None,
         }
     }
 
     /// Records that the record at `offset` was processed and caused `outstanding`
     /// deliveries that are not acknowledged yet. Offsets arrive in increasing order.
     pub fn processed(&mut self, offset: i64, outstanding: u32) {
+        let early = match self.early.take() {
+            Some((o, n)) if o == offset => n,
+            _ => 0,
+        };
+        let outstanding = outstanding.saturating_sub(early);
         if outstanding > 0 {
             self.pending.push_back((offset, outstanding));
         }
@@ -54,6 +65,14 @@ impl PartitionTrack {
 
     /// One delivery caused by the record at `offset` was acknowledged.
     pub fn ack(&mut self, offset: i64) {
+        if offset >= self.next {
+            // The record is still being processed (see `early`).
+            match &mut self.early {
+                Some((o, n)) if *o == offset => *n += 1,
+                early => *early = Some((offset, 1)),
+            }
+            return;
+        }
         if let Ok(i) = self.pending.binary_search_by_key(&offset, |&(o, _)| o) {
             let entry = &mut self.pending[i].1;
             *entry = entry.saturating_sub(1);
@@ -114,6 +133,27 @@ impl PartitionTrack {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ack_before_its_record_is_processed_is_not_lost() {
+        // Regression: the pipeline applies acknowledgements while it waits for room in
+        // a full producer queue, possibly between two effects of the record it is
+        // processing. That record was not pending yet, the ack was dropped, and the
+        // partition waited for it for ever.
+        let mut t = PartitionTrack::new(0);
+        t.ack(0);
+        t.processed(0, 2);
+        assert_eq!(t.safe(), 0, "one effect is still outstanding");
+        t.ack(0);
+        t.state_covered(1);
+        assert_eq!(t.safe(), 1);
+        // An early ack of a record processed with no effect left is nothing pending.
+        t.ack(1);
+        t.processed(1, 1);
+        t.state_covered(2);
+        assert_eq!(t.safe(), 2);
+        assert!(t.is_settled());
+    }
 
     #[test]
     fn nothing_is_safe_before_state_is_covered() {

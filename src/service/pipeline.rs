@@ -49,7 +49,7 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::BorrowedMessage;
+use rdkafka::message::{BorrowedMessage, Header};
 use rdkafka::producer::BaseRecord;
 use rdkafka::statistics::Statistics;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -67,7 +67,7 @@ use crate::risk_table::{wall_clock_ms, SharedRiskTable};
 use crate::signal::{parse_time_ms, Signal};
 use crate::sink::kafka::{
     create_producer, dead_letter_headers, forward_log, is_permanent, is_queue_full, owned_headers,
-    Ack, Outgoing, Producer, Token,
+    Ack, Outgoing, Producer, Token, DEAD_LETTER_MAX_BYTES, HEADER_ORIGINAL_BYTES,
 };
 use crate::source::kafka::{group_consumer_config, read_partitions, record_lag};
 use crate::state::Origin;
@@ -572,9 +572,20 @@ impl Pipeline {
             partition: message.partition(),
             offset: message.offset(),
         };
+        let payload = message.payload().unwrap_or_default();
+        let (payload, headers) = if payload.len() > DEAD_LETTER_MAX_BYTES {
+            let original = payload.len().to_string();
+            let headers = headers.insert(Header {
+                key: HEADER_ORIGINAL_BYTES,
+                value: Some(original.as_str()),
+            });
+            (&payload[..DEAD_LETTER_MAX_BYTES], headers)
+        } else {
+            (payload, headers)
+        };
         let topic = Arc::clone(&self.dead_letter_topic);
         let mut record = BaseRecord::with_opaque_to(&topic, Box::new(token))
-            .payload(message.payload().unwrap_or_default())
+            .payload(payload)
             .headers(headers);
         if let Some(key) = message.key() {
             record = record.key(key);
@@ -629,6 +640,27 @@ impl Pipeline {
         attempt: u32,
         err: &KafkaError,
     ) {
+        if let Token::DeadLetter { partition, offset } = token {
+            if is_permanent(err) {
+                // A diagnostic copy the broker will never take (too large for its
+                // limits, a topic we may not write): retried, it would hold back this
+                // partition's commits, and with them every state write, for good. The
+                // record itself is still in the input topic.
+                metrics().dead_letters_dropped.inc();
+                tracing::error!(
+                    partition,
+                    offset,
+                    topic = %record.topic,
+                    %err,
+                    "dead-letter copy refused by the broker; dropped (the record stays in the input topic)"
+                );
+                self.apply_ack(Ack {
+                    token,
+                    result: Ok(()),
+                });
+                return;
+            }
+        }
         let backoff = Duration::from_millis(500) * 2u32.saturating_pow(attempt.min(6));
         if is_permanent(err) {
             tracing::error!(topic = %record.topic, %err, attempt, "delivery refused by the broker; will retry (fix the broker or topic settings)");

@@ -41,6 +41,16 @@ pub const HEADER_DETAIL: &str = "riskd-detail";
 pub const HEADER_SOURCE_TOPIC: &str = "riskd-source-topic";
 pub const HEADER_SOURCE_PARTITION: &str = "riskd-source-partition";
 pub const HEADER_SOURCE_OFFSET: &str = "riskd-source-offset";
+/// On a dead letter cut to [`DEAD_LETTER_MAX_BYTES`]: the original record's size.
+pub const HEADER_ORIGINAL_BYTES: &str = "riskd-original-bytes";
+
+/// Largest dead-letter payload: under librdkafka's default `message.max.bytes`
+/// (1,000,000), with room for the headers. An input record may be larger (up to
+/// `decode.max_record_bytes`, a CloudTrail envelope many times that): its copy is cut
+/// to this, and the record itself stays in the input topic at the offset the headers
+/// name. A copy the producer refuses would be retried for ever and hold back every
+/// commit behind it.
+pub const DEAD_LETTER_MAX_BYTES: usize = 900_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {

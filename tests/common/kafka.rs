@@ -183,6 +183,8 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Vec<u8>
         .set("linger.ms", "5")
         .set("message.timeout.ms", "60000")
         .set("queue.buffering.max.messages", "1000000")
+        // Room for the oversized records the dead-letter test sends.
+        .set("message.max.bytes", "4000000")
         .create()
         .expect("producer");
     for (key, value) in records {
