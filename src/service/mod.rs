@@ -50,6 +50,17 @@ pub enum ServiceError {
     Consumer(rdkafka::error::KafkaError),
     #[error("the pipeline thread failed: {0}")]
     Thread(String),
+    #[error(
+        "assigned input partitions {partitions:?} have no partition in state topic \
+         `{state_topic}` ({state_partitions} partitions): the input topic grew while riskd \
+         ran. Add partitions to `{state_topic}` to match and restart (identities whose \
+         partition changed start learning again)"
+    )]
+    InputGrew {
+        partitions: Vec<i32>,
+        state_topic: String,
+        state_partitions: usize,
+    },
 }
 
 /// `/readyz` turns ready once this instance's state is restored *and* (when following
@@ -127,11 +138,15 @@ async fn run_kafka(
 ) -> Result<(), ServiceError> {
     // Topics: wait for the broker rather than crash when it is not up yet.
     let mut backoff = Duration::from_millis(250);
-    loop {
+    let partitions = loop {
         match ensure_topics(&config.kafka).await {
             Ok(partitions) => {
-                tracing::info!(partitions, topic = %config.kafka.input_topic, "topics ready");
-                break;
+                tracing::info!(
+                    partitions = partitions.input,
+                    topic = %config.kafka.input_topic,
+                    "topics ready"
+                );
+                break partitions;
             }
             // A wrong partition count will not fix itself.
             Err(err @ SinkError::StatePartitions { .. }) => return Err(err.into()),
@@ -142,7 +157,7 @@ async fn run_kafka(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
+    };
 
     let readiness = Arc::new(Readiness::new(table.clone(), config.kafka.follow_signals));
     let follower_stop = CancellationToken::new();
@@ -169,7 +184,7 @@ async fn run_kafka(
         std::thread::Builder::new()
             .name("riskd-pipeline".into())
             .spawn(move || {
-                let result = pipeline::run(config, table, readiness, cancel);
+                let result = pipeline::run(config, partitions.state, table, readiness, cancel);
                 let _ = done_tx.send(result);
             })
             .map_err(|e| ServiceError::Thread(e.to_string()))?;

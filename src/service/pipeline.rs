@@ -163,6 +163,11 @@ pub struct Pipeline {
     idle_base_ms: i64,
     /// Idle decay signals sent and not acknowledged yet; state batches wait for them.
     decays_in_flight: u32,
+    /// Partitions of the state topic at start: an assigned input partition at or past
+    /// it has nowhere to restore from or write to.
+    state_partitions: usize,
+    /// Why the pipeline stopped on its own, for `run` to return.
+    fatal: Option<ServiceError>,
     last_poll_warning: Option<Instant>,
     /// `engine.stats().evicted` already added to the eviction counter.
     evicted_exported: u64,
@@ -277,6 +282,7 @@ impl ConsumerContext for RunContext {
 /// Runs the pipeline until `cancel`, then drains. Blocking: call from a dedicated thread.
 pub fn run(
     config: Config,
+    state_partitions: usize,
     table: SharedRiskTable,
     readiness: Arc<Readiness>,
     cancel: CancellationToken,
@@ -307,6 +313,8 @@ pub fn run(
         last_record: Instant::now(),
         idle_base_ms: i64::MIN,
         decays_in_flight: 0,
+        state_partitions,
+        fatal: None,
         last_poll_warning: None,
         evicted_exported: 0,
         decoded: Vec::with_capacity(4),
@@ -388,7 +396,10 @@ pub fn run(
     // 4. Dropping the consumer closes it: librdkafka leaves the group (the revoke
     //    callback finds nothing left to do) so partitions move at once, without waiting
     //    for our session to time out.
-    let producer = consumer.context().pipeline().producer.clone();
+    let (producer, consumer_fatal) = {
+        let mut pipeline = consumer.context().pipeline();
+        (pipeline.producer.clone(), pipeline.fatal.take())
+    };
     drop(consumer);
     // 5. Anything the producer still holds was not covered by a committed offset; give
     //    it what is left of the budget, then drop it (it will be redelivered).
@@ -397,7 +408,16 @@ pub fn run(
         tracing::warn!(%err, "producer not flushed at shutdown; uncommitted records will be redelivered");
     }
     tracing::info!(elapsed = ?started.elapsed(), "pipeline stopped");
-    Ok(())
+    consumer_fatal.map_or(Ok(()), Err)
+}
+
+/// Assigned input partitions with no partition of the same number in the state topic.
+fn without_state_partition(assigned: &[i32], state_partitions: usize) -> Vec<i32> {
+    assigned
+        .iter()
+        .copied()
+        .filter(|&p| usize::try_from(p).map_or(true, |p| p >= state_partitions))
+        .collect()
 }
 
 impl Pipeline {
@@ -1036,6 +1056,21 @@ impl Pipeline {
     }
 
     fn on_assign(&mut self, partitions: &[i32]) {
+        let orphans = without_state_partition(partitions, self.state_partitions);
+        if !orphans.is_empty() {
+            // Restoring one would wait for ever for a partition that does not exist,
+            // inside the rebalance callback, while /healthz said ok; the next owner
+            // would hang the same way. Stop loudly instead.
+            let err = ServiceError::InputGrew {
+                partitions: orphans,
+                state_topic: self.config.kafka.state_topic.clone(),
+                state_partitions: self.state_partitions,
+            };
+            tracing::error!(%err, "stopping");
+            self.fatal = Some(err);
+            self.cancel.cancel();
+            return;
+        }
         let started = Instant::now();
         tracing::info!(?partitions, "partitions assigned; restoring state");
         let engine = &mut self.engine;
@@ -1123,6 +1158,13 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_partitions_past_the_state_topic_are_found() {
+        assert!(without_state_partition(&[0, 1, 2], 3).is_empty());
+        assert_eq!(without_state_partition(&[1, 3, 4], 3), vec![3, 4]);
+        assert_eq!(without_state_partition(&[-1], 3), vec![-1]);
+    }
 
     #[test]
     fn events_beyond_the_wall_clock_lookahead_are_refused() {

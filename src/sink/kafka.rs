@@ -68,7 +68,8 @@ pub enum SinkError {
     #[error(
         "state topic `{state}` has {state_partitions} partitions but input topic `{input}` has \
          {input_partitions}; the changelog must use the input's partition numbers \
-         (recreate `kafka.state_topic` or choose another name)"
+         (add partitions to `kafka.state_topic` to match, recreate it, or choose another \
+         name)"
     )]
     StatePartitions {
         state: String,
@@ -334,10 +335,17 @@ pub fn owned_headers(headers: &[(String, Vec<u8>)]) -> Option<OwnedHeaders> {
     Some(owned)
 }
 
-/// Creates whichever of the service's topics are missing and returns the input topic's
-/// partition count. The state topic is created with the input's partition count, because
-/// each identity's state lives on the partition number its events come from.
-pub async fn ensure_topics(kafka: &KafkaConfig) -> Result<usize, SinkError> {
+/// Partition counts of the service's topics, as [`ensure_topics`] found them.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicPartitions {
+    pub input: usize,
+    pub state: usize,
+}
+
+/// Creates whichever of the service's topics are missing and returns the partition
+/// counts. The state topic is created with the input's partition count, because each
+/// identity's state lives on the partition number its events come from.
+pub async fn ensure_topics(kafka: &KafkaConfig) -> Result<TopicPartitions, SinkError> {
     let admin: AdminClient<DefaultClientContext> =
         client_config(kafka).create().map_err(SinkError::Admin)?;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -381,7 +389,10 @@ pub async fn ensure_topics(kafka: &KafkaConfig) -> Result<usize, SinkError> {
             input_partitions,
         });
     }
-    Ok(input_partitions)
+    Ok(TopicPartitions {
+        input: input_partitions,
+        state: state_partitions,
+    })
 }
 
 /// Creates `topic` with the configured partitions and replication if it is missing (the
