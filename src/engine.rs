@@ -927,12 +927,44 @@ impl Engine {
 
     /// Drops the state of every identity whose origin matches `drop` (its partitions
     /// were revoked); returns how many.
-    pub fn forget_where(&mut self, drop: impl Fn(Origin) -> bool) -> usize {
+    pub fn forget_where(&mut self, drop: impl Fn(Origin) -> bool) -> Vec<Box<str>> {
         let names = self.table.names_with_origin(drop);
         for name in &names {
             self.forget(name);
         }
-        names.len()
+        names
+    }
+
+    /// The last signal a tracked identity's state says was published (its emitted
+    /// score, level and reasons), stamped with the time of its score; `None` before its
+    /// first signal. For a runtime that does not read the signals topic back and must
+    /// still answer lookups for the identities it restored.
+    pub fn last_signal(&self, identity: &str) -> Option<Signal> {
+        let state = self.table.get(identity)?;
+        if state.emitted_level == u8::MAX {
+            return None;
+        }
+        let score = round1(f64::from(state.emitted_score));
+        let level = self.scorer.level(score);
+        Some(Signal {
+            identity: identity.to_string(),
+            time: format_time_ms(state.score_ms),
+            score,
+            level,
+            state: if state.is_active() {
+                IdentityState::Active
+            } else {
+                IdentityState::Learning
+            },
+            events_seen: state.events,
+            reasons: if level == Level::Normal {
+                Vec::new()
+            } else {
+                self.reasons_of(identity).to_vec()
+            },
+            event_id: None,
+            model: self.model.clone(),
+        })
     }
 
     /// Refuses events stamped more than `decode.max_lookahead` after `now_ms` (the wall
@@ -1799,7 +1831,7 @@ mod tests {
             }
         }
         // Partition 3's identities are revoked.
-        assert_eq!(e.forget_where(|o| o.partition == 3), 25);
+        assert_eq!(e.forget_where(|o| o.partition == 3).len(), 25);
         assert_eq!(e.identities(), 75);
         assert!(e.origin("id-003").is_none() && e.origin("id-002").is_some());
         // Fill to the cap and one more: the least recently active (id-000) goes, with

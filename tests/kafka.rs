@@ -178,19 +178,12 @@ async fn signals_agree_with_in_process_replay_and_bad_records_are_dead_lettered(
     assert!(status.success(), "exit status {status}:\n{}", riskd.log());
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn scores_decay_while_the_input_is_idle_even_after_a_restart() {
-    // Event time comes from the events: without the idle advance, an identity that
-    // alerted and then went quiet stayed `high` until the next record arrived, and a
-    // restart into a quiet input restored it at `high` for good.
-    let broker = broker::shared();
-    let bootstrap = broker.bootstrap();
-    let topics = Topics::new("idle");
-    create_topic(&bootstrap, &topics.input, 1).await;
-    let thief = "idle-sa-0000";
-    let mut records = workload("idle", 10, 60, START_MS);
-    // Then the first identity's key is used from outside: reconnaissance with curl from
-    // a public address, and the input goes quiet.
+/// Ten identities' ordinary traffic (ten minutes), then the first one's key used from
+/// outside: reconnaissance with curl from a public address, after which the input goes
+/// quiet. Returns that identity and the records keyed by identity.
+fn stolen_key_workload(prefix: &str) -> (String, Vec<(String, Vec<u8>)>) {
+    let thief = format!("{prefix}-sa-0000");
+    let mut records = workload(prefix, 10, 60, START_MS);
     let after = START_MS + records.len() as i64 * 1000;
     for (k, action) in [
         "sts:GetCallerIdentity",
@@ -212,8 +205,70 @@ async fn scores_decay_while_the_input_is_idle_even_after_a_restart() {
             "user_agent": "curl/8.1.2",
             "outcome": "success",
         });
-        records.push((thief.to_string(), event.to_string().into_bytes()));
+        records.push((thief.clone(), event.to_string().into_bytes()));
     }
+    (thief, records)
+}
+
+/// The level `GET /v1/risk/{identity}` reports, or the whole answer when it has none.
+fn api_level(riskd: &Riskd, identity: &str) -> Result<Level, String> {
+    let (status, body) = riskd
+        .get(&format!("/v1/risk/{identity}"))
+        .ok_or_else(|| "no answer".to_string())?;
+    let value: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+    value
+        .get("level")
+        .and_then(|l| l.as_str())
+        .and_then(Level::parse)
+        .ok_or_else(|| format!("{status} {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_following_signals_a_restart_still_answers_for_restored_identities() {
+    // Regression: with kafka.follow_signals off, the API table was filled only by new
+    // signals, so after a restart every restored identity answered `unknown`.
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("nofollow");
+    create_topic(&bootstrap, &topics.input, 1).await;
+    let (thief, records) = stolen_key_workload("nofollow");
+    produce_keyed(&bootstrap, &topics.input, &records);
+    let mut env = topics.env(&bootstrap);
+    env.push(("RISKD__KAFKA__FOLLOW_SIGNALS".into(), "false".into()));
+    env.push(("RISKD__STATE__LEARNING_MIN_SPAN".into(), "5m".into()));
+
+    let mut riskd = Riskd::spawn("nofollow-a", &env);
+    riskd.wait_ready(Duration::from_secs(30));
+    topics.wait_input_drained(&bootstrap);
+    let before = api_level(&riskd, &thief).expect("a level before the restart");
+    assert!(before >= Level::High, "{before:?}");
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+
+    let mut riskd = Riskd::spawn("nofollow-b", &env);
+    riskd.wait_ready(Duration::from_secs(30));
+    assert_eq!(api_level(&riskd, &thief), Ok(before), "{}", riskd.log());
+    assert_eq!(
+        api_level(&riskd, "nofollow-sa-0003").map(|l| l < Level::High),
+        Ok(true),
+        "an ordinary identity is known too"
+    );
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scores_decay_while_the_input_is_idle_even_after_a_restart() {
+    // Event time comes from the events: without the idle advance, an identity that
+    // alerted and then went quiet stayed `high` until the next record arrived, and a
+    // restart into a quiet input restored it at `high` for good.
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("idle");
+    create_topic(&bootstrap, &topics.input, 1).await;
+    let (thief, records) = stolen_key_workload("idle");
+    let thief = thief.as_str();
     let env = |idle_advance: &str| {
         let mut env = topics.env(&bootstrap);
         for (key, value) in [

@@ -1044,6 +1044,14 @@ impl Pipeline {
         let forgotten = self
             .engine
             .forget_where(|origin| partitions.contains(&origin.partition));
+        if !self.config.kafka.follow_signals {
+            // Not following the topic, the table holds only what this instance scored:
+            // the next owner answers for these now, and nothing would update them here.
+            for name in &forgotten {
+                self.table.remove(name);
+            }
+        }
+        let forgotten = forgotten.len();
         for p in partitions {
             self.tracks.remove(p);
             self.windows.remove(p);
@@ -1074,6 +1082,10 @@ impl Pipeline {
         let started = Instant::now();
         tracing::info!(?partitions, "partitions assigned; restoring state");
         let engine = &mut self.engine;
+        // Not following the signals topic, the table would learn of a restored identity
+        // only at its next signal: until then, lookups said `unknown`. Fill it from the
+        // restored state instead.
+        let fill = (!self.config.kafka.follow_signals).then_some(&self.table);
         let mut corrupt = 0u64;
         let result = read_partitions(
             &self.config.kafka,
@@ -1088,6 +1100,9 @@ impl Pipeline {
                 let Some(value) = value else {
                     // Tombstone: the identity was evicted after its last state.
                     engine.forget(identity);
+                    if let Some(table) = fill {
+                        table.remove(identity);
+                    }
                     return;
                 };
                 let restored = changelog::decode(value)
@@ -1097,6 +1112,11 @@ impl Pipeline {
                             .restore(identity, value.snapshot)
                             .map_err(|e| e.to_string())?;
                         engine.restore_reasons(identity, value.reasons);
+                        if let Some(table) = fill {
+                            if let Some(signal) = engine.last_signal(identity) {
+                                table.apply(signal);
+                            }
+                        }
                         Ok(value.last_offset)
                     });
                 match restored {
