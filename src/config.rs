@@ -156,6 +156,10 @@ pub struct KafkaConfig {
     pub state_topic: String,
     #[serde(deserialize_with = "lenient_string")]
     pub dead_letter_topic: String,
+    /// Empty: the input is keyed by identity. Set: riskd decodes the input topic and
+    /// re-produces each event, keyed by identity, to this topic, and scores from it.
+    #[serde(deserialize_with = "lenient_string")]
+    pub repartition_topic: String,
     /// Format of records on the input topic.
     pub input_format: Format,
     /// Consumer group session timeout; SIGTERM drains within it.
@@ -492,12 +496,15 @@ impl Config {
                 return Err(ConfigError::invalid(key, "must not be empty"));
             }
         }
-        let topics = [
+        let mut topics = vec![
             &self.kafka.input_topic,
             &self.kafka.signals_topic,
             &self.kafka.state_topic,
             &self.kafka.dead_letter_topic,
         ];
+        if !self.kafka.repartition_topic.trim().is_empty() {
+            topics.push(&self.kafka.repartition_topic);
+        }
         for (i, a) in topics.iter().enumerate() {
             if topics[i + 1..].contains(a) {
                 return Err(ConfigError::invalid(

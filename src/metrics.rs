@@ -32,8 +32,10 @@ pub const STATE_RESTORE_SECONDS: &str = "riskd_state_restore_seconds";
 pub const BUILD_INFO: &str = "riskd_build_info";
 pub const API_REQUESTS: &str = "riskd_api_requests_total";
 
-/// Event sources (label `source` on consumed events).
-pub const SOURCES: [&str; 4] = ["kafka", "replay", "demo", "generator"];
+/// Event sources (label `source` on consumed events). `kafka_repartition`: records of
+/// the unkeyed input topic read by the repartition stage (each event is then read
+/// again, keyed, under `kafka`).
+pub const SOURCES: [&str; 5] = ["kafka", "kafka_repartition", "replay", "demo", "generator"];
 /// Detector names (label `detector`), fixed by design §4.
 pub const DETECTORS: [&str; 8] = [
     "volume_spike",

@@ -178,6 +178,52 @@ async fn signals_agree_with_in_process_replay_and_bad_records_are_dead_lettered(
     assert!(status.success(), "exit status {status}:\n{}", riskd.log());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn unkeyed_input_is_repartitioned_so_two_instances_keep_whole_histories() {
+    // Input not keyed by identity (CloudTrail files, audit webhooks) spreads one
+    // identity over every partition, and so over every instance: each would keep part
+    // of its history. With kafka.repartition_topic, riskd re-keys it first.
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("repartition");
+    create_topic(&bootstrap, &topics.input, 4).await;
+    let keyed = format!("{}.keyed", topics.input);
+    let records = workload("repartition", 30, 20, START_MS);
+    let unkeyed: Vec<(Option<String>, Vec<u8>)> =
+        records.iter().map(|(_, v)| (None, v.clone())).collect();
+    let mut env = topics.env(&bootstrap);
+    env.push(("RISKD__KAFKA__REPARTITION_TOPIC".into(), keyed.clone()));
+
+    let mut a = Riskd::spawn("repartition-a", &env);
+    a.wait_ready(Duration::from_secs(30));
+    let mut b = Riskd::spawn("repartition-b", &env);
+    b.wait_ready(Duration::from_secs(30));
+    produce(&bootstrap, &topics.input, &unkeyed);
+    let spread: usize = end_offsets(&bootstrap, &topics.input)
+        .values()
+        .filter(|&&end| end > 0)
+        .count();
+    assert!(spread > 1, "the unkeyed input is spread over partitions");
+    let within = Duration::from_secs(60);
+    let route_group = format!("{}.repartition", topics.group);
+    wait_committed_to_end(&bootstrap, &route_group, &topics.input, within);
+    wait_committed_to_end(&bootstrap, &topics.group, &keyed, within);
+    for m in read_all(&bootstrap, &keyed) {
+        let event: serde_json::Value =
+            serde_json::from_slice(m.payload().unwrap_or_default()).expect("native JSON");
+        assert_eq!(
+            m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            event["identity"].as_str().map(str::to_string),
+            "keyed by identity"
+        );
+    }
+    for riskd in [&mut a, &mut b] {
+        let status = riskd.terminate(Duration::from_secs(6));
+        assert!(status.success(), "exit status {status}");
+    }
+    assert_no_history_lost(&bootstrap, &topics, &counts(&records));
+}
+
 /// Ten identities' ordinary traffic (ten minutes), then the first one's key used from
 /// outside: reconnaissance with curl from a public address, after which the input goes
 /// quiet. Returns that identity and the records keyed by identity.

@@ -34,9 +34,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiError};
 use crate::config::Config;
+use crate::decode::Format;
 use crate::risk_table::{RiskTable, SharedRiskTable};
-use crate::sink::kafka::{ensure_topics, SinkError};
+use crate::sink::kafka::{ensure_topic, ensure_topics, SinkError};
 use crate::source::kafka::{follow_signals, SourceError};
+use pipeline::Stage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -131,15 +133,68 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Serv
     result
 }
 
+/// Starts one pipeline stage on its own OS thread (not spawn_blocking: the runtime must
+/// not wait for it at exit if a drain ever hangs on a dead broker). A stage that fails on
+/// its own cancels `shutdown`, so the other stops too.
+fn spawn_pipeline(
+    name: &str,
+    config: Config,
+    stage: Stage,
+    state_partitions: usize,
+    table: SharedRiskTable,
+    readiness: Arc<Readiness>,
+    shutdown: CancellationToken,
+) -> Result<tokio::sync::oneshot::Receiver<Result<(), ServiceError>>, ServiceError> {
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            let result = pipeline::run(
+                config,
+                stage,
+                state_partitions,
+                table,
+                readiness,
+                shutdown.clone(),
+            );
+            if result.is_err() {
+                shutdown.cancel();
+            }
+            let _ = done_tx.send(result);
+        })
+        .map_err(|e| ServiceError::Thread(e.to_string()))?;
+    Ok(done_rx)
+}
+
 async fn run_kafka(
     config: &Config,
     table: &SharedRiskTable,
     shutdown: &CancellationToken,
 ) -> Result<(), ServiceError> {
-    // Topics: wait for the broker rather than crash when it is not up yet.
+    // Unkeyed input: a repartition stage reads it and writes each event keyed by
+    // identity to the repartition topic, which the scoring stage reads as its input.
+    let repartition = config.kafka.repartition_topic.trim().to_string();
+    let raw = config;
+    let config = &{
+        let mut scoring = config.clone();
+        if !repartition.is_empty() {
+            scoring.kafka.input_topic = repartition.clone();
+            scoring.kafka.input_format = Format::Native;
+        }
+        scoring
+    };
+
+    // Topics: wait for the broker rather than crash when it is not up yet. The scoring
+    // stage's input decides the state topic's partitions.
     let mut backoff = Duration::from_millis(250);
     let partitions = loop {
-        match ensure_topics(&config.kafka).await {
+        let mut ready = ensure_topics(&config.kafka).await;
+        if ready.is_ok() && !repartition.is_empty() {
+            if let Err(err) = ensure_topic(&raw.kafka, &raw.kafka.input_topic).await {
+                ready = Err(err);
+            }
+        }
+        match ready {
             Ok(partitions) => {
                 tracing::info!(
                     partitions = partitions.input,
@@ -159,6 +214,31 @@ async fn run_kafka(
         backoff = (backoff * 2).min(Duration::from_secs(10));
     };
 
+    let repartition_stage = if repartition.is_empty() {
+        None
+    } else {
+        let mut stage_config = raw.clone();
+        stage_config.kafka.group_id = format!("{}.repartition", raw.kafka.group_id);
+        tracing::info!(
+            from = %raw.kafka.input_topic,
+            to = %repartition,
+            group = %stage_config.kafka.group_id,
+            "repartitioning the input by identity"
+        );
+        Some(spawn_pipeline(
+            "riskd-repartition",
+            stage_config,
+            Stage::Repartition {
+                topic: Arc::from(repartition.as_str()),
+            },
+            0,
+            table.clone(),
+            // Its own readiness: a stage with no state says nothing about lookups.
+            Arc::new(Readiness::new(RiskTable::new(), false)),
+            shutdown.clone(),
+        )?)
+    };
+
     let readiness = Arc::new(Readiness::new(table.clone(), config.kafka.follow_signals));
     let follower_stop = CancellationToken::new();
     let follower = if config.kafka.follow_signals {
@@ -175,20 +255,15 @@ async fn run_kafka(
 
     // The pipeline runs on its own OS thread (not spawn_blocking: the runtime must not
     // wait for it at exit if a drain ever hangs on a dead broker).
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-    {
-        let config = config.clone();
-        let table = table.clone();
-        let readiness = Arc::clone(&readiness);
-        let cancel = shutdown.clone();
-        std::thread::Builder::new()
-            .name("riskd-pipeline".into())
-            .spawn(move || {
-                let result = pipeline::run(config, partitions.state, table, readiness, cancel);
-                let _ = done_tx.send(result);
-            })
-            .map_err(|e| ServiceError::Thread(e.to_string()))?;
-    }
+    let done_rx = spawn_pipeline(
+        "riskd-pipeline",
+        config.clone(),
+        Stage::Score,
+        partitions.state,
+        table.clone(),
+        Arc::clone(&readiness),
+        shutdown.clone(),
+    )?;
 
     // Wait for the pipeline to finish on its own (a fatal error) or, after shutdown,
     // for its drain, but never longer than the session timeout plus a margin: after
@@ -209,6 +284,19 @@ async fn run_kafka(
     };
     // A pipeline that failed on its own must stop the rest too.
     shutdown.cancel();
+    let result = match repartition_stage {
+        Some(done) => {
+            let budget = config.kafka.session_timeout.0 + Duration::from_secs(2);
+            let stage = match tokio::time::timeout(budget, done).await {
+                Ok(r) => r
+                    .map_err(|_| ServiceError::Thread("repartition thread panicked".into()))
+                    .and_then(|r| r),
+                Err(_) => Ok(()),
+            };
+            result.and(stage)
+        }
+        None => result,
+    };
     follower_stop.cancel();
     if let Some(task) = follower {
         match task.await {

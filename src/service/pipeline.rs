@@ -22,6 +22,14 @@
 //! sent only after the signals of the events it covers are acknowledged, so restored
 //! state never claims an event whose signal was lost.
 //!
+//! # Stages
+//!
+//! The same loop, offset rule and dead letters serve a second [`Stage`]: with
+//! `kafka.repartition_topic` set, a repartition pipeline (its own consumer group and
+//! thread) decodes the unkeyed input and re-produces each event keyed by identity, and
+//! the scoring pipeline reads that topic. An input record of the repartition stage is
+//! done when all of its events are acknowledged; it has no state to cover.
+//!
 //! # Idle input
 //!
 //! Event time comes from the events. When no record arrives for `kafka.idle_advance`,
@@ -62,6 +70,7 @@ use super::{Readiness, ServiceError};
 use crate::config::Config;
 use crate::decode::{decode, Decoded, Format, Limits, RejectReason, Rejection};
 use crate::engine::Engine;
+use crate::event::ActivityEvent;
 use crate::metrics::metrics;
 use crate::risk_table::{wall_clock_ms, SharedRiskTable};
 use crate::signal::{parse_time_ms, Signal};
@@ -69,6 +78,7 @@ use crate::sink::kafka::{
     create_producer, dead_letter_headers, forward_log, is_permanent, is_queue_full, owned_headers,
     Ack, Outgoing, Producer, Token, DEAD_LETTER_MAX_BYTES, HEADER_ORIGINAL_BYTES,
 };
+use crate::source::generator::write_native;
 use crate::source::kafka::{group_consumer_config, read_partitions, record_lag};
 use crate::state::Origin;
 
@@ -168,6 +178,7 @@ pub struct Pipeline {
     state_partitions: usize,
     /// Why the pipeline stopped on its own, for `run` to return.
     fatal: Option<ServiceError>,
+    stage: Stage,
     last_poll_warning: Option<Instant>,
     /// `engine.stats().evicted` already added to the eviction counter.
     evicted_exported: u64,
@@ -280,8 +291,20 @@ impl ConsumerContext for RunContext {
 }
 
 /// Runs the pipeline until `cancel`, then drains. Blocking: call from a dedicated thread.
+/// What a pipeline does with the events it decodes.
+#[derive(Debug, Clone)]
+pub enum Stage {
+    /// Score them: the service's main stage.
+    Score,
+    /// Re-produce each, as native JSON keyed by identity, to this topic (for input not
+    /// keyed by identity, `kafka.repartition_topic`); the scoring stage reads it. No
+    /// state, no signals: only dead letters and offsets.
+    Repartition { topic: Arc<str> },
+}
+
 pub fn run(
     config: Config,
+    stage: Stage,
     state_partitions: usize,
     table: SharedRiskTable,
     readiness: Arc<Readiness>,
@@ -319,7 +342,11 @@ pub fn run(
         evicted_exported: 0,
         decoded: Vec::with_capacity(4),
         signals: Vec::with_capacity(4),
-        consumed: metrics().events_consumed.with_label_values(&["kafka"]),
+        consumed: metrics().events_consumed.with_label_values(&[match stage {
+            Stage::Score => "kafka",
+            Stage::Repartition { .. } => "kafka_repartition",
+        }]),
+        stage,
         signals_topic: Arc::from(kafka.signals_topic.as_str()),
         dead_letter_topic: Arc::from(kafka.dead_letter_topic.as_str()),
         config: config.clone(),
@@ -451,6 +478,12 @@ impl Pipeline {
                         self.send_dead_letter(message, &rejection);
                         continue;
                     }
+                    if let Stage::Repartition { topic } = &self.stage {
+                        let topic = Arc::clone(topic);
+                        outstanding += 1;
+                        self.send_routed(&topic, partition, offset, &event);
+                        continue;
+                    }
                     let window = self
                         .windows
                         .entry(partition)
@@ -559,6 +592,23 @@ impl Pipeline {
         // Apply our own signal at once: lookups for identities we own need not wait for
         // the follower's round trip through the topic.
         self.table.apply(signal);
+    }
+
+    /// Re-produces an event keyed by identity (the repartition stage). Acknowledged like
+    /// a dead letter: its input offset waits for it.
+    fn send_routed(&mut self, topic: &str, partition: i32, offset: i64, event: &ActivityEvent) {
+        let mut payload = Vec::with_capacity(256);
+        if let Err(err) = write_native(&mut payload, event) {
+            // Writing to a Vec cannot fail; if it did, the offset stays held back.
+            tracing::error!(%err, "cannot encode an event for the repartition topic");
+            return;
+        }
+        payload.pop(); // the NDJSON newline
+        let record =
+            BaseRecord::with_opaque_to(topic, Box::new(Token::Routed { partition, offset }))
+                .key(event.identity.as_bytes())
+                .payload(payload.as_slice());
+        self.send_blocking(record);
     }
 
     /// Tombstone on the signals topic (same key, so the same partition and after the
@@ -772,7 +822,7 @@ impl Pipeline {
                     metrics().signal_published(level);
                     self.decays_in_flight = self.decays_in_flight.saturating_sub(1);
                 }
-                Token::DeadLetter { partition, offset } => {
+                Token::DeadLetter { partition, offset } | Token::Routed { partition, offset } => {
                     if let Some(track) = self.tracks.get_mut(&partition) {
                         track.ack(offset);
                     }
@@ -1064,6 +1114,10 @@ impl Pipeline {
     }
 
     fn on_assign(&mut self, partitions: &[i32]) {
+        if matches!(self.stage, Stage::Repartition { .. }) {
+            // Nothing to restore: this stage keeps no state.
+            return;
+        }
         let orphans = without_state_partition(partitions, self.state_partitions);
         if !orphans.is_empty() {
             // Restoring one would wait for ever for a partition that does not exist,

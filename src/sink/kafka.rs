@@ -94,6 +94,9 @@ pub enum Token {
     /// offset waits for it; state batches do, so the changelog never records an emitted
     /// score the signals topic has not received.
     Decay { level: Level },
+    /// An event of the input record at (`partition`, `offset`), re-produced keyed by
+    /// identity to the repartition topic.
+    Routed { partition: i32, offset: i64 },
     /// A dead-lettered copy of the input record at (`partition`, `offset`).
     DeadLetter { partition: i32, offset: i64 },
     /// One identity's state in changelog batch `batch`.
