@@ -314,6 +314,9 @@ pub struct DecodeConfig {
     pub max_lookahead: HumanDuration,
 }
 
+/// Largest `state.max_seen_entries`.
+pub const MAX_SEEN_ENTRIES: usize = 4096;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {
@@ -672,10 +675,12 @@ impl Config {
                 "must be longer than state.window",
             ));
         }
-        if self.state.max_seen_entries == 0 {
+        // Counts per kind are 16-bit in the state; far below that, the sets would
+        // already dwarf the rest of an identity's memory.
+        if !(1..=MAX_SEEN_ENTRIES).contains(&self.state.max_seen_entries) {
             return Err(ConfigError::invalid(
                 "state.max_seen_entries",
-                "must be at least 1",
+                format!("must be 1 to {MAX_SEEN_ENTRIES}"),
             ));
         }
         if self.state.novelty_half_life.0 < Duration::from_secs(3600) {
@@ -938,6 +943,10 @@ mod tests {
     fn kafka_runtime_keys_are_validated_by_name() {
         for (text, key) in [
             ("[kafka]\nproducer_queue = 10\n", "kafka.producer_queue"),
+            (
+                "[state]\nmax_seen_entries = 70000\n",
+                "state.max_seen_entries",
+            ),
             (
                 "[kafka]\nstate_flush_interval = \"1m\"\n",
                 "kafka.state_flush_interval",

@@ -167,7 +167,8 @@ impl Scorer {
     /// `None` once the score is `normal` (decay within `normal` is not published).
     pub fn next_decay_due(&self, score: f64, score_ms: i64, emitted: f64) -> Option<i64> {
         let level = self.level(emitted);
-        if level == Level::Normal || score <= 0.0 {
+        // Not finite: nothing sensible to schedule (and `as i64` would saturate).
+        if level == Level::Normal || score <= 0.0 || !score.is_finite() || !emitted.is_finite() {
             return None;
         }
         // Just below the band floor, or one step below the published value.
@@ -176,7 +177,7 @@ impl Scorer {
             return None;
         }
         let dt = self.half_life_ms * (score / target).log2().max(0.0);
-        Some(score_ms.saturating_add(dt.ceil() as i64 + 1))
+        Some(score_ms.saturating_add(dt.ceil() as i64).saturating_add(1))
     }
 }
 
@@ -203,6 +204,14 @@ mod tests {
             f[i] = finding(s);
         }
         f
+    }
+
+    #[test]
+    fn no_decay_is_scheduled_from_a_score_that_is_not_a_number() {
+        let s = scorer();
+        assert_eq!(s.next_decay_due(f64::INFINITY, 0, 50.0), None);
+        assert_eq!(s.next_decay_due(f64::NAN, 0, 50.0), None);
+        assert_eq!(s.next_decay_due(50.0, i64::MAX - 1, 50.0), Some(i64::MAX));
     }
 
     #[test]

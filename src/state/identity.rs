@@ -1128,9 +1128,35 @@ impl Identity {
         if counts != id.seen_counts {
             return Err(DecodeError::Inconsistent("seen counts"));
         }
+        // Numbers the engine divides by, takes logarithms of and schedules from: a
+        // corrupt or foreign value (an infinite score made a decay signal due every
+        // millisecond) must not get in.
+        let floats = [
+            id.hour_max_count,
+            id.hour_max_data,
+            id.peak_max_count,
+            id.peak_max_data,
+            id.fail_rate,
+            id.score,
+            id.emitted_score,
+        ];
+        if floats
+            .iter()
+            .chain(&id.novelty)
+            .any(|x| !x.is_finite() || *x < 0.0)
+        {
+            return Err(DecodeError::Inconsistent("negative or non-finite number"));
+        }
+        if id.score > 100.0 || id.emitted_score > 100.0 || id.fail_rate > 1.0 {
+            return Err(DecodeError::Inconsistent("score or rate out of range"));
+        }
         // A changed `state.window`/`state.bucket` invalidates the ring, not the baseline.
-        if id.ring.len() != params.window_buckets {
+        // The head is in bucket units: after a change of width it no longer matches the
+        // newest event (kept, the ring would never count an event again).
+        let head = id.last_ms.div_euclid(params.bucket_ms);
+        if id.ring.len() != params.window_buckets || id.ring_head != head {
             id.ring = Ring::new(params.window_buckets);
+            id.ring_head = head;
         }
         Ok(id)
     }
@@ -1175,6 +1201,40 @@ mod tests {
         let n = id.novelty(o);
         id.fold(o, &n, p);
         n
+    }
+
+    #[test]
+    fn a_wider_bucket_after_a_restart_still_counts_events() {
+        // Regression: the ring's head is in bucket units. Restored with 2-minute buckets
+        // after 1-minute ones (same 5 buckets), the head pointed twice as far ahead as
+        // any new event, and the window stayed empty for good: the volume detectors
+        // went blind for every restored identity.
+        let p = params();
+        let start = 1_795_593_600_000;
+        let mut id = Identity::new(start, &p);
+        for k in 0..10 {
+            fold(&mut id, &obs(start + k * 30_000, 1 << 40, 1), &p);
+        }
+        let wider = StateParams {
+            bucket_ms: 120_000,
+            ..p
+        };
+        let mut restored = Identity::decode(&id.encode(), &wider).expect("decodes");
+        let t = start + 10 * 30_000;
+        fold(&mut restored, &obs(t, 1 << 40, 1), &wider);
+        assert!(restored.window(t, &wider).count >= 1);
+    }
+
+    #[test]
+    fn a_snapshot_with_an_impossible_score_is_refused() {
+        let p = params();
+        let id = Identity::new(0, &p);
+        for score in [f32::INFINITY, f32::NAN, -1.0, 100.5] {
+            let mut bad = id.clone();
+            bad.score = score;
+            assert!(Identity::decode(&bad.encode(), &p).is_err(), "{score}");
+        }
+        assert!(Identity::decode(&id.encode(), &p).is_ok());
     }
 
     #[test]
