@@ -79,7 +79,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     // Poisson-style slack: two standard deviations plus two calls.
     let excess = fails - expected - 2.0 * expected.sqrt();
     let burst = lin_ramp(excess, 2.0, 14.0);
-    let novel = !ctx.learning && (ctx.novelty.action || ctx.novelty.class);
+    let novel = denied && !ctx.learning && (ctx.novelty.action || ctx.novelty.class);
     let probe = if novel { 0.4 } else { 0.0 };
     Finding::lazy(burst.max(probe), || {
         format!(
@@ -114,11 +114,15 @@ mod tests {
         );
         e.outcome = Outcome::Denied;
         assert_eq!(h.ask(&e, FleetView::default(), detect), None);
-        // A refusal on an action it never used is a weak sign on its own.
+        // A refusal on an action it never used is a weak sign on its own ...
         e.action = "iam:ListRoles".into();
         e.destination = "arn:aws:iam::1:role".into();
         let probe = h.ask(&e, FleetView::default(), detect).expect("probe");
         assert!(probe.strength < 0.5, "{probe:?}");
+        // ... but a first call that errs (not found, throttled) is not a refusal.
+        let mut erred = e.clone();
+        erred.outcome = Outcome::Error;
+        assert_eq!(h.ask(&erred, FleetView::default(), detect), None);
         let mut last = None;
         for k in 0..20 {
             let mut e = e.clone();
