@@ -239,6 +239,7 @@ pub fn decode(format: Format, input: &[u8], limits: &Limits, out: &mut Vec<Decod
         )));
         return;
     }
+    let from = out.len();
     match format {
         Format::Native => out.push(match native::decode_str(text) {
             Ok(ev) => Decoded::Event(Box::new(ev)),
@@ -247,6 +248,13 @@ pub fn decode(format: Format, input: &[u8], limits: &Limits, out: &mut Vec<Decod
         Format::K8sAudit => out.push(k8s_audit::decode_str(text)),
         // `Auto` was resolved by `sniff` above; listed only to keep the match total.
         Format::Cloudtrail | Format::Auto => cloudtrail::decode_into(text, limits, out),
+    }
+    for item in &mut out[from..] {
+        if let Decoded::Event(event) = item {
+            if let Err(rejection) = util::check_lengths(event) {
+                *item = Decoded::Rejected(rejection);
+            }
+        }
     }
 }
 
@@ -269,12 +277,11 @@ pub fn decode_native_into(
     let text = size_and_encoding(input, limits.max_record_bytes)?;
     // The fast path walks every byte of what it accepts, so it also bounds depth; only
     // when it gives up does the depth pre-scan run, still before any serde parsing.
-    if native_fast::decode_into(strip_bom(text), limits.max_depth, event) {
-        return Ok(());
+    if !native_fast::decode_into(strip_bom(text), limits.max_depth, event) {
+        scan::check_depth(input, limits.max_depth)?;
+        *event = native::decode_str(strip_bom(text))?;
     }
-    scan::check_depth(input, limits.max_depth)?;
-    *event = native::decode_str(strip_bom(text))?;
-    Ok(())
+    util::check_lengths(event)
 }
 
 fn too_large(len: usize, max: usize) -> Rejection {
@@ -584,6 +591,41 @@ mod tests {
                 Err(r) => Decoded::Rejected(r),
             };
             assert_eq!(via_decode, vec![direct], "{input}");
+        }
+    }
+
+    #[test]
+    fn over_long_fields_are_refused_by_name_and_long_clients_cut() {
+        // Regression: a half-megabyte identity decoded fine, and its first signal (the
+        // identity is also the Kafka key) was over the producer's message limit.
+        let limits = Limits::default();
+        let long = "i".repeat(3000);
+        let native = format!(
+            r#"{{"time":1700000000000,"identity":"{long}","action":"a","destination":"d"}}"#
+        );
+        for format in [Format::Native, Format::Auto] {
+            match &run(format, native.as_bytes(), &limits)[..] {
+                [Decoded::Rejected(r)] => {
+                    assert_eq!(r.reason, RejectReason::InvalidValue);
+                    assert!(
+                        r.detail.contains("`identity` is 3000 bytes"),
+                        "{}",
+                        r.detail
+                    );
+                }
+                other => panic!("{format:?}: {other:?}"),
+            }
+        }
+        let k8s = K8S.replace(
+            r#""verb":"list""#,
+            &format!(r#""verb":"list","userAgent":"{}""#, "é".repeat(2000)),
+        );
+        match &run(Format::K8sAudit, k8s.as_bytes(), &limits)[..] {
+            [Decoded::Event(e)] => {
+                let ua = e.user_agent.as_deref().unwrap_or_default();
+                assert!(ua.len() <= 1024 && ua.starts_with('é'), "{}", ua.len());
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -23,6 +23,56 @@ pub(crate) fn quote(value: &str) -> String {
     }
 }
 
+/// Longest value accepted per field, in bytes. Values flow into every signal (the
+/// identity is also its Kafka key), into reasons and into the state record: unbounded,
+/// one event with a half-megabyte identity made a first signal over the producer's
+/// message limit, retried for ever with every commit behind it. Real values are far
+/// shorter (an IAM role ARN is at most about 600 bytes, a Kubernetes user about 340, an
+/// S3 object ARN about 1,100).
+const FIELD_LIMITS: [(&str, usize); 6] = [
+    ("identity", 2048),
+    ("action", 1024),
+    ("destination", 4096),
+    ("event_id", 512),
+    ("environment", 256),
+    ("source_network", 256),
+];
+/// A longer user agent is cut (on a character boundary), not refused: only its family
+/// is used, and real clients do send long ones.
+const MAX_USER_AGENT_BYTES: usize = 1024;
+
+/// Refuses an event with an over-long field (naming it), and cuts an over-long user
+/// agent; see [`FIELD_LIMITS`].
+pub(crate) fn check_lengths(event: &mut crate::event::ActivityEvent) -> Result<(), Rejection> {
+    let values = [
+        Some(event.identity.as_str()),
+        Some(event.action.as_str()),
+        Some(event.destination.as_str()),
+        event.event_id.as_deref(),
+        event.environment.as_deref(),
+        event.source_network.as_deref(),
+    ];
+    for ((field, max), value) in FIELD_LIMITS.iter().zip(values) {
+        let len = value.map_or(0, str::len);
+        if len > *max {
+            return Err(Rejection::new(
+                RejectReason::InvalidValue,
+                format!("field `{field}` is {len} bytes, over the limit of {max}"),
+            ));
+        }
+    }
+    if let Some(ua) = event.user_agent.as_mut() {
+        if ua.len() > MAX_USER_AGENT_BYTES {
+            let mut cut = MAX_USER_AGENT_BYTES;
+            while !ua.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            ua.truncate(cut);
+        }
+    }
+    Ok(())
+}
+
 /// Parses an RFC 3339 timestamp into epoch ms, range-checked.
 pub(crate) fn parse_rfc3339(field: &str, text: &str) -> Result<i64, Rejection> {
     let parsed = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
