@@ -358,9 +358,38 @@ pub struct ScoreConfig {
     pub sustained_window: HumanDuration,
     /// Weight of each other elevated hour in that window, in [0, 1].
     pub sustained_hour_weight: f64,
-    /// Action globs (case-insensitive) that impair logging or detection: a first use
-    /// scores high on its own, learning or not.
-    pub impair_defences: Vec<String>,
+    /// Action globs (case-insensitive) that impair logging or detection, alone or
+    /// qualified by a destination glob: a first use scores high on its own, learning or
+    /// not.
+    pub impair_defences: Vec<ImpairPattern>,
+}
+
+/// One `score.impair_defences` entry: an action glob (`"cloudtrail:StopLogging"`), or an
+/// action glob on a destination glob (`{ action = "delete *", destination = "*falco*" }`)
+/// for actions that impair defences only when aimed at a defence (deleting a security
+/// agent's DaemonSet, not any DaemonSet).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ImpairPattern {
+    Action(String),
+    Target(ImpairTarget),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImpairTarget {
+    pub action: String,
+    pub destination: String,
+}
+
+impl ImpairPattern {
+    /// The action glob and, for a target, the destination glob.
+    pub fn globs(&self) -> (&str, Option<&str>) {
+        match self {
+            ImpairPattern::Action(action) => (action, None),
+            ImpairPattern::Target(t) => (&t.action, Some(&t.destination)),
+        }
+    }
 }
 
 /// Per-detector weight in [0, 1]; 0 disables a detector.
@@ -714,12 +743,10 @@ impl Config {
                 "must be in [0, 1]",
             ));
         }
-        if let Some(i) = self
-            .score
-            .impair_defences
-            .iter()
-            .position(|p| p.trim().is_empty())
-        {
+        if let Some(i) = self.score.impair_defences.iter().position(|p| {
+            let (action, destination) = p.globs();
+            action.trim().is_empty() || destination.is_some_and(|d| d.trim().is_empty())
+        }) {
             return Err(ConfigError::invalid(
                 &format!("score.impair_defences[{i}]"),
                 "must not be empty (an empty pattern matches nothing)",
@@ -924,6 +951,28 @@ mod tests {
             err.to_string().contains("score.impair_defences[1]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn impair_defences_targets_are_checked_too() {
+        let err = load_text(
+            "[score]\nimpair_defences = [{ action = \"delete daemonsets\", destination = \"\" }]\n",
+        )
+        .expect_err("empty destination");
+        assert!(
+            err.to_string().contains("score.impair_defences[0]"),
+            "{err}"
+        );
+        let err = load_text(
+            "[score]\nimpair_defences = [{ action = \"delete daemonsets\", dest = \"*falco*\" }]\n",
+        )
+        .expect_err("misspelt key");
+        assert!(err.to_string().contains("impair_defences"), "{err}");
+        let ok = load_text(
+            "[score]\nimpair_defences = [\"a:B\", { action = \"delete daemonsets\", destination = \"*falco*\" }]\n",
+        )
+        .expect("valid");
+        assert_eq!(ok.score.impair_defences.len(), 2);
     }
 
     #[test]

@@ -336,7 +336,14 @@ impl Engine {
                 novelty: &novelty,
                 params: &self.params,
                 learning,
-                impairs_defences: novelty.action && self.scorer.impairs_defences(&event.action),
+                impairs_defences: match self
+                    .scorer
+                    .impairs_defences(&event.action, &event.destination)
+                {
+                    Some(true) => novelty.action || novelty.dest,
+                    Some(false) => novelty.action,
+                    None => false,
+                },
                 texts: &self.texts,
                 fleet,
                 sensitivity: sensitivity.unwrap_or_default(),
@@ -1786,6 +1793,41 @@ mod tests {
             let top = out.iter().map(|s| s.score).fold(0.0, f64::max);
             assert!(top >= 60.0, "{action}: {out:?}");
         }
+    }
+
+    #[test]
+    fn deleting_a_security_agents_daemonset_impairs_defences_but_other_deletions_do_not() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        // A DaemonSet deletion of something else is a plain new action.
+        out.clear();
+        e.process(
+            &svc_call(
+                t,
+                60_000,
+                "delete daemonsets",
+                "monitoring/daemonsets/node-exporter",
+            ),
+            &mut out,
+        )
+        .expect("in order");
+        let top = out.iter().map(|s| s.score).fold(0.0, f64::max);
+        assert!(top < 60.0, "{out:?}");
+        // The same, now known, action on Falco's DaemonSet: the destination is new.
+        out.clear();
+        e.process(
+            &svc_call(t, 120_000, "delete daemonsets", "falco/daemonsets/falco"),
+            &mut out,
+        )
+        .expect("in order");
+        let alert = out.iter().find(|s| s.score >= 60.0).expect("alerts");
+        assert!(
+            alert.reasons[0]
+                .detail
+                .contains("first delete daemonsets of falco/daemonsets/falco"),
+            "{alert:?}"
+        );
     }
 
     #[test]

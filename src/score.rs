@@ -21,8 +21,8 @@ const MAX_P: f64 = 0.95;
 pub struct Scorer {
     weights: [f64; COUNT],
     rules: Vec<(WildMatch, Sensitivity)>,
-    /// `score.impair_defences`, case-insensitive.
-    impair_defences: Vec<WildMatch>,
+    /// `score.impair_defences`, case-insensitive: action, and destination for targets.
+    impair_defences: Vec<(WildMatch, Option<WildMatch>)>,
     default: Sensitivity,
     scales: [f64; 4],
     half_life_ms: f64,
@@ -48,7 +48,13 @@ impl Scorer {
                 .score
                 .impair_defences
                 .iter()
-                .map(|p| WildMatch::new_case_insensitive(p.trim()))
+                .map(|p| {
+                    let (action, destination) = p.globs();
+                    (
+                        WildMatch::new_case_insensitive(action.trim()),
+                        destination.map(|d| WildMatch::new_case_insensitive(d.trim())),
+                    )
+                })
                 .collect(),
             default: s.default,
             scales: [
@@ -78,9 +84,23 @@ impl Scorer {
             .map_or(self.default, |(_, s)| *s)
     }
 
-    /// Whether `action` impairs logging or detection (`score.impair_defences`).
-    pub fn impairs_defences(&self, action: &str) -> bool {
-        self.impair_defences.iter().any(|p| p.matches(action))
+    /// Whether an event impairs logging or detection (`score.impair_defences`): by its
+    /// action alone, or by its action on a listed destination. `Some(true)` for a
+    /// destination entry (the call is judged new when the action or the destination
+    /// is), `Some(false)` for an action entry (new when the action is).
+    pub fn impairs_defences(&self, action: &str, destination: &str) -> Option<bool> {
+        let mut found = None;
+        for (a, d) in &self.impair_defences {
+            if !a.matches(action) {
+                continue;
+            }
+            match d {
+                None => found = found.or(Some(false)),
+                Some(d) if d.matches(destination) => return Some(true),
+                Some(_) => {}
+            }
+        }
+        found
     }
 
     fn scale(&self, s: Sensitivity) -> f64 {

@@ -92,20 +92,28 @@ pub(crate) fn is_sensitive(action: &str) -> bool {
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
-    if !ctx.novelty.action {
-        return None;
-    }
     // The few actions operators list as never acceptable unnoticed (impairing logging
     // and detection) are judged on their own, whatever the identity's history: no
     // baseline makes a first `StopLogging` routine, and a novelty-rate or fleet discount
-    // would let it hide among an identity's other new actions.
-    if ctx.impairs_defences {
+    // would let it hide among an identity's other new actions. (The engine sets it only
+    // for a new action, or a new destination of a destination entry.)
+    if ctx.impairs_defences && (ctx.novelty.action || ctx.novelty.dest) {
         return Finding::lazy(1.0, || {
-            format!(
-                "first use of {}, which impairs logging or detection (score.impair_defences)",
-                ctx.event.action
-            )
+            if ctx.novelty.action {
+                format!(
+                    "first use of {}, which impairs logging or detection (score.impair_defences)",
+                    ctx.event.action
+                )
+            } else {
+                format!(
+                    "first {} of {}, which impairs logging or detection (score.impair_defences)",
+                    ctx.event.action, ctx.event.destination
+                )
+            }
         });
+    }
+    if !ctx.novelty.action {
+        return None;
     }
     if ctx.learning {
         return None;
