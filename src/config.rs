@@ -358,6 +358,10 @@ pub struct ScoreConfig {
     pub sustained_window: HumanDuration,
     /// Weight of each other elevated hour in that window, in [0, 1].
     pub sustained_hour_weight: f64,
+    /// Weight, in [0, 1], of new-destination signs on a read that succeeded from the
+    /// identity's usual network, client family and environment, of data no more than
+    /// internal. 1: no different from any other call.
+    pub usual_place_read_weight: f64,
     /// Action globs (case-insensitive) that impair logging or detection, alone or
     /// qualified by a destination glob: a first use scores high on its own, learning or
     /// not.
@@ -737,6 +741,12 @@ impl Config {
                 "must be whole hours from 1h to 15h (the state keeps 16 hours of bits)",
             ));
         }
+        if !(0.0..=1.0).contains(&self.score.usual_place_read_weight) {
+            return Err(ConfigError::invalid(
+                "score.usual_place_read_weight",
+                "must be in [0, 1]",
+            ));
+        }
         if !(0.0..=1.0).contains(&self.score.sustained_hour_weight) {
             return Err(ConfigError::invalid(
                 "score.sustained_hour_weight",
@@ -933,6 +943,10 @@ mod tests {
             (
                 "[score]\nsustained_hour_weight = 1.5\n",
                 "score.sustained_hour_weight",
+            ),
+            (
+                "[score]\nusual_place_read_weight = -0.1\n",
+                "score.usual_place_read_weight",
             ),
         ] {
             let err = load_text(text).expect_err(text);

@@ -128,6 +128,8 @@ pub struct Engine {
     /// `score.sustained_window` in hours, and `score.sustained_hour_weight`.
     sustained_hours: u32,
     sustained_hour_weight: f64,
+    /// `score.usual_place_read_weight`.
+    usual_place_read_weight: f64,
     scorer: Scorer,
     table: IdentityTable,
     fleet_novelty: FleetNovelty,
@@ -166,6 +168,7 @@ impl Engine {
             // Validated: whole hours from 1 to 15.
             sustained_hours: (config.score.sustained_window.0.as_secs() / 3600) as u32,
             sustained_hour_weight: config.score.sustained_hour_weight,
+            usual_place_read_weight: config.score.usual_place_read_weight,
             scorer: Scorer::new(config),
             table: IdentityTable::new(
                 config.state.max_identities,
@@ -471,6 +474,31 @@ impl Engine {
                     f.strength *= 0.5;
                     f.detail
                         .push_str("; same service as the new action (×0.50)");
+                }
+            }
+        }
+        // A successful read of something new from where this identity always works
+        // (its network, client family and environment), of data no more than internal,
+        // is weaker evidence than the same from anywhere else: it is how a coding agent
+        // starts on a repository, or a job meets a new module. New actions, sensitive
+        // data, writes, refusals and any new place keep their weight.
+        let weight = self.usual_place_read_weight;
+        if weight < 1.0
+            && (findings[detect::NEW_DESTINATION].is_some()
+                || findings[detect::DESTINATION_BURST].is_some())
+            && !obs.failure
+            && !novelty.network
+            && !novelty.user_agent
+            && !novelty.environment
+            && is_read(&event.action)
+            && *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event))
+                <= Sensitivity::Internal
+        {
+            for d in [detect::NEW_DESTINATION, detect::DESTINATION_BURST] {
+                if let Some(f) = findings[d].as_mut() {
+                    f.strength *= weight;
+                    f.detail
+                        .push_str(&format!("; a read from its usual place (×{weight:.2})"));
                 }
             }
         }
@@ -1072,6 +1100,25 @@ fn on_behalf(event: &ActivityEvent) -> bool {
     !event.attributes.is_empty() && event.attributes.contains_key("invoked_by")
 }
 
+/// Verbs of calls that only read: AWS `Get…`/`List…`/`Describe…`/`Head…`, HTTP `GET` and
+/// `HEAD`, Kubernetes `get`/`list`/`watch`, git `clone`/`fetch`/`pull`, and agent tools
+/// such as `tool:fs.read` or `tool:crm.get_customer`.
+const READ_VERBS: [&str; 11] = [
+    "get", "list", "describe", "head", "watch", "clone", "fetch", "pull", "read", "search", "query",
+];
+
+/// Whether `action` only reads (see [`READ_VERBS`]): its verb (after any `service:`
+/// prefix) starts with one, or a tool's method (after a `.`) does.
+fn is_read(action: &str) -> bool {
+    let verb = action.rsplit(':').next().unwrap_or(action);
+    let method = verb.rsplit('.').next().unwrap_or(verb);
+    READ_VERBS.iter().any(|r| {
+        [verb, method].iter().any(|v| {
+            v.len() >= r.len() && v.as_bytes()[..r.len()].eq_ignore_ascii_case(r.as_bytes())
+        })
+    })
+}
+
 /// Whether `action` creates the resource it names: `<service>:Create…` and
 /// `ec2:RunInstances` in cloud audit logs, `create <resource>` in Kubernetes. Not the
 /// sensitive ones (`iam:CreateAccessKey` names the user it creates a key for; `create
@@ -1324,6 +1371,62 @@ mod tests {
             "a bucket it never touched is a sign"
         );
         assert!(!run("s3:CreateBucket"), "a bucket it creates is not");
+    }
+
+    #[test]
+    fn reads_only_by_their_verb() {
+        for action in [
+            "s3:GetObject",
+            "ec2:DescribeInstances",
+            "GET /v1/items/{id}",
+            "list pods",
+            "git:clone",
+            "tool:fs.read",
+            "tool:crm.get_customer",
+        ] {
+            assert!(is_read(action), "{action}");
+        }
+        for action in [
+            "s3:PutObject",
+            "POST /v1/payments",
+            "delete daemonsets",
+            "git:push",
+            "tool:shell.exec",
+            "kms:Decrypt",
+        ] {
+            assert!(!is_read(action), "{action}");
+        }
+    }
+
+    #[test]
+    fn a_new_internal_read_from_the_usual_place_weighs_less() {
+        // The strongest new-destination sign of `action` on a new bucket, from svc's
+        // usual place, or from a new network.
+        let strongest = |config: &Config, action: &str, ip: &str| {
+            let mut e = Engine::new(config);
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            let mut ev = svc_call(t, 60_000, action, "arn:aws:s3:::inventory/x.json");
+            ev.source_ip = Some(ip.into());
+            e.process(&ev, &mut out).expect("in order");
+            out.iter()
+                .flat_map(|s| &s.reasons)
+                .filter(|r| r.detector == "new_destination")
+                .map(|r| (r.strength, r.detail.contains("usual place")))
+                .fold((0.0, false), |a, b| if b.0 > a.0 { b } else { a })
+        };
+        let defaults = Config::default_config().expect("defaults");
+        let mut off = defaults.clone();
+        off.score.usual_place_read_weight = 1.0;
+        let usual = "10.1.2.3";
+        let (read, marked) = strongest(&defaults, "s3:GetObject", usual);
+        let (full, unmarked) = strongest(&off, "s3:GetObject", usual);
+        assert!(marked && !unmarked);
+        assert!(read < full * 0.7, "{read} vs {full}");
+        // A write, or the same read from a new network, keeps its full weight.
+        assert!(!strongest(&defaults, "s3:PutObject", usual).1);
+        assert!(!strongest(&defaults, "s3:GetObject", "10.99.0.1").1);
     }
 
     /// `svc` keeps its usual calls and reads `bucket` three times an hour for `hours`
