@@ -13,6 +13,7 @@ use std::time::Duration;
 use figment::providers::{Env, Format as _, Toml};
 use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use wildmatch::WildMatch;
 
 use crate::decode::Format;
 use crate::event::Sensitivity;
@@ -454,9 +455,52 @@ impl SensitivityConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensitivityRule {
-    /// Glob on `destination` (`*` any run, `?` one character), case-sensitive.
-    pub pattern: String,
+    /// Glob on `destination` (`*` any run, `?` one character), case-sensitive; absent:
+    /// any destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    /// Glob on `action`, case-insensitive; absent: any action. For data an action
+    /// names better than its destination (an agent's `tool:payments.get_card`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     pub level: Sensitivity,
+}
+
+/// The `[sensitivity]` rules, compiled: the first rule whose globs all match classifies
+/// a call. Shared by scoring and by `/v1/decide`, so both see the same class.
+#[derive(Debug, Clone)]
+pub struct SensitivityRules {
+    rules: Vec<(Option<WildMatch>, Option<WildMatch>, Sensitivity)>,
+}
+
+impl SensitivityRules {
+    pub fn new(rules: &[SensitivityRule]) -> Self {
+        SensitivityRules {
+            rules: rules
+                .iter()
+                .map(|r| {
+                    (
+                        r.pattern.as_deref().map(WildMatch::new),
+                        r.action
+                            .as_deref()
+                            .map(|a| WildMatch::new_case_insensitive(a.trim())),
+                        r.level,
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The class of the first matching rule, if any.
+    pub fn classify(&self, action: &str, destination: &str) -> Option<Sensitivity> {
+        self.rules
+            .iter()
+            .find(|(d, a, _)| {
+                d.as_ref().map_or(true, |d| d.matches(destination))
+                    && a.as_ref().map_or(true, |a| a.matches(action))
+            })
+            .map(|(_, _, level)| *level)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -823,10 +867,18 @@ impl Config {
             }
         }
         for (i, rule) in self.sensitivity.rules.iter().enumerate() {
-            if rule.pattern.is_empty() {
+            for (field, value) in [("pattern", &rule.pattern), ("action", &rule.action)] {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                    return Err(ConfigError::invalid(
+                        &format!("sensitivity.rules[{i}].{field}"),
+                        "must not be empty",
+                    ));
+                }
+            }
+            if rule.pattern.is_none() && rule.action.is_none() {
                 return Err(ConfigError::invalid(
-                    &format!("sensitivity.rules[{i}].pattern"),
-                    "must not be empty",
+                    &format!("sensitivity.rules[{i}]"),
+                    "needs a `pattern` (destination) or an `action`, or both",
                 ));
             }
         }
@@ -965,6 +1017,44 @@ mod tests {
             err.to_string().contains("score.impair_defences[1]"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sensitivity_rules_match_destinations_actions_or_both() {
+        let config = load_text(
+            "[sensitivity]\nrules = [\n\
+             { action = \"tool:payments.*\", level = \"restricted\" },\n\
+             { pattern = \"*/exports/*\", action = \"GET *\", level = \"confidential\" },\n\
+             { pattern = \"*public*\", level = \"public\" },\n]\n",
+        )
+        .expect("valid");
+        let rules = SensitivityRules::new(&config.sensitivity.rules);
+        assert_eq!(
+            rules.classify("TOOL:Payments.get_card", "payments/cards/card_1"),
+            Some(Sensitivity::Restricted)
+        );
+        assert_eq!(
+            rules.classify("GET /v1/x", "api/exports/1"),
+            Some(Sensitivity::Confidential)
+        );
+        assert_eq!(rules.classify("POST /v1/x", "api/exports/1"), None);
+        assert_eq!(
+            rules.classify("s3:GetObject", "public-assets"),
+            Some(Sensitivity::Public)
+        );
+        for (text, key) in [
+            (
+                "[sensitivity]\nrules = [{ level = \"public\" }]\n",
+                "sensitivity.rules[0]",
+            ),
+            (
+                "[sensitivity]\nrules = [{ action = \" \", level = \"public\" }]\n",
+                "sensitivity.rules[0].action",
+            ),
+        ] {
+            let err = load_text(text).expect_err(text);
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

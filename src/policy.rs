@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use wildmatch::WildMatch;
 
-use crate::config::SensitivityConfig;
+use crate::config::{SensitivityConfig, SensitivityRules};
 use crate::event::{IdentityKind, Sensitivity};
 use crate::signal::{IdentityState, Level, Signal};
 
@@ -581,7 +581,7 @@ struct Request<'a> {
 pub struct Policy {
     rules: Vec<Rule>,
     no_match: Decision,
-    sensitivity_rules: Vec<(WildMatch, Sensitivity)>,
+    sensitivity_rules: SensitivityRules,
     sensitivity_default: Sensitivity,
 }
 
@@ -644,11 +644,7 @@ impl Policy {
             }
             rules.push(rule);
         }
-        let sensitivity_rules = sensitivity
-            .rules
-            .iter()
-            .map(|r| (WildMatch::new(&r.pattern), r.level))
-            .collect();
+        let sensitivity_rules = SensitivityRules::new(&sensitivity.rules);
         Ok(Policy {
             rules,
             no_match,
@@ -661,19 +657,17 @@ impl Policy {
         self.rules.len()
     }
 
-    /// Sensitivity of the request: the configured classification of `destination`
-    /// (`[sensitivity]` rules) raised, never lowered, by `context.sensitivity`, so a
-    /// caller cannot talk a restricted destination down to public.
+    /// Sensitivity of the request: the configured classification of its action and
+    /// destination (`[sensitivity]` rules) raised, never lowered, by
+    /// `context.sensitivity`, so a caller cannot talk a restricted destination down to
+    /// public.
     pub fn sensitivity_of(
         &self,
+        action: &str,
         destination: &str,
         context: &BTreeMap<String, String>,
     ) -> Sensitivity {
-        let configured = self
-            .sensitivity_rules
-            .iter()
-            .find(|(g, _)| g.matches(destination))
-            .map(|(_, s)| *s);
+        let configured = self.sensitivity_rules.classify(action, destination);
         let declared = context
             .get("sensitivity")
             .and_then(|s| Sensitivity::parse(s.trim()));
@@ -700,7 +694,7 @@ impl Policy {
         let req = Request {
             input,
             kind,
-            sensitivity: self.sensitivity_of(input.destination, input.context),
+            sensitivity: self.sensitivity_of(input.action, input.destination, input.context),
         };
         let Some(rule) = self.rules.iter().find(|r| r.matches(&req)) else {
             return Verdict {
@@ -840,10 +834,13 @@ mod tests {
         let mut ctx = BTreeMap::new();
         ctx.insert("sensitivity".to_string(), "public".to_string());
         assert_eq!(
-            policy.sensitivity_of("s3://payroll-exports", &ctx),
+            policy.sensitivity_of("s3:GetObject", "s3://payroll-exports", &ctx),
             Sensitivity::Restricted
         );
         ctx.insert("sensitivity".to_string(), "restricted".to_string());
-        assert_eq!(policy.sensitivity_of("docs", &ctx), Sensitivity::Restricted);
+        assert_eq!(
+            policy.sensitivity_of("s3:GetObject", "docs", &ctx),
+            Sensitivity::Restricted
+        );
     }
 }

@@ -9,7 +9,7 @@
 
 use wildmatch::WildMatch;
 
-use crate::config::Config;
+use crate::config::{Config, SensitivityRules};
 use crate::detect::{Finding, COUNT, NAMES};
 use crate::event::{ActivityEvent, Sensitivity};
 use crate::signal::{Level, Reason};
@@ -20,7 +20,7 @@ const MAX_P: f64 = 0.95;
 
 pub struct Scorer {
     weights: [f64; COUNT],
-    rules: Vec<(WildMatch, Sensitivity)>,
+    rules: SensitivityRules,
     /// `score.impair_defences`, case-insensitive: action, and destination for targets.
     impair_defences: Vec<(WildMatch, Option<WildMatch>)>,
     default: Sensitivity,
@@ -39,11 +39,7 @@ impl Scorer {
         let s = &config.sensitivity;
         Scorer {
             weights,
-            rules: s
-                .rules
-                .iter()
-                .map(|r| (WildMatch::new(&r.pattern), r.level))
-                .collect(),
+            rules: SensitivityRules::new(&s.rules),
             impair_defences: config
                 .score
                 .impair_defences
@@ -79,9 +75,8 @@ impl Scorer {
             return s;
         }
         self.rules
-            .iter()
-            .find(|(p, _)| p.matches(&event.destination))
-            .map_or(self.default, |(_, s)| *s)
+            .classify(&event.action, &event.destination)
+            .unwrap_or(self.default)
     }
 
     /// Whether an event impairs logging or detection (`score.impair_defences`): by its
