@@ -541,6 +541,36 @@ source_networks = ["203.0.113.0/24"]
     );
     let resp = send(Some("CHG-1"), "198.51.100.7").await.expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // The client's own X-Forwarded-For entries come first; Envoy appends the address
+    // it saw last. Only that one counts.
+    let resp = send(Some("CHG-1"), "203.0.113.9, 198.51.100.7")
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    // Neither a context header naming the source nor an underscore spelling of the
+    // approval (which a proxy stripping `x-riskd-context-approval-id` lets through)
+    // is taken from the client.
+    let resp = c
+        .post(s.url("/ext_authz/v1/payments/export"))
+        .header("host", "payments.internal")
+        .header("x-client-id", "svc-a")
+        .header("x-forwarded-for", "198.51.100.7")
+        .header("x-riskd-context-source-ip", "203.0.113.9")
+        .header("x-riskd-context-approval-id", "CHG-1")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let resp = c
+        .post(s.url("/ext_authz/v1/payments/export"))
+        .header("host", "payments.internal")
+        .header("x-client-id", "svc-a")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-riskd-context-approval_id", "CHG-1")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     s.stop().await;
 }
 

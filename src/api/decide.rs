@@ -128,7 +128,9 @@ const PATH_PREFIX: &str = "/ext_authz";
 /// Envoy HTTP `ext_authz`: Envoy replays the original request's method, path (after
 /// `path_prefix`) and allowed headers here. Identity from `api.identity_header`, action
 /// `METHOD /path` (query string dropped), destination the `Host`, `source_ip` from the
-/// first `x-forwarded-for` hop (else `x-envoy-external-address`).
+/// *last* `x-forwarded-for` hop (else `x-envoy-external-address`): with
+/// `use_remote_address`, Envoy appends the address it saw, and every hop before it is
+/// whatever the client wrote. Never from a context header, which a client can send.
 ///
 /// 200 allows; 403 denies, and also answers step_up (with `x-riskd-decision: step_up`) so
 /// a proxy that knows nothing about step-up still fails closed.
@@ -167,27 +169,31 @@ pub(super) async fn ext_authz(
 
     let mut context = BTreeMap::new();
     for (name, value) in &headers {
-        if let Some(key) = name.as_str().strip_prefix(CONTEXT_HEADER_PREFIX) {
-            if let Ok(v) = value.to_str() {
-                context.insert(key.replace('-', "_"), v.to_string());
-            }
+        let Some(key) = name.as_str().strip_prefix(CONTEXT_HEADER_PREFIX) else {
+            continue;
+        };
+        // Only `-` spellings: a proxy strips the client's `x-riskd-context-approval-id`
+        // by exact name, and `…-approval_id` would otherwise become the same key.
+        if key.contains('_') || key == "source-ip" {
+            continue;
+        }
+        if let Ok(v) = value.to_str() {
+            context.insert(key.replace('-', "_"), v.to_string());
         }
     }
-    if !context.contains_key("source_ip") {
-        let forwarded = headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .or_else(|| {
-                headers
-                    .get("x-envoy-external-address")
-                    .and_then(|v| v.to_str().ok())
-            })
-            .map(str::trim)
-            .filter(|v| !v.is_empty());
-        if let Some(ip) = forwarded {
-            context.insert("source_ip".to_string(), ip.to_string());
-        }
+    let forwarded = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .or_else(|| {
+            headers
+                .get("x-envoy-external-address")
+                .and_then(|v| v.to_str().ok())
+        })
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    if let Some(ip) = forwarded {
+        context.insert("source_ip".to_string(), ip.to_string());
     }
 
     let input = DecisionInput {
