@@ -375,6 +375,15 @@ impl Rule {
         })
     }
 
+    /// True when no selector narrows it: it matches every request.
+    fn selects_all(&self) -> bool {
+        self.identity_kind.is_none()
+            && self.identity.is_none()
+            && self.action.is_none()
+            && self.destination.is_none()
+            && self.sensitivity.is_none()
+    }
+
     fn matches(&self, req: &Request<'_>) -> bool {
         self.identity_kind
             .as_ref()
@@ -614,6 +623,7 @@ impl Policy {
         let mut doc: toml::Table = text
             .parse()
             .map_err(|e: toml::de::Error| PolicyError::Syntax(e.to_string()))?;
+        let explicit_no_match = doc.contains_key("no_match");
         let no_match = match doc.remove("no_match") {
             None => Decision::Allow,
             Some(v) => v
@@ -642,7 +652,27 @@ impl Policy {
                     format!("duplicate rule name `{}`", rule.name),
                 ));
             }
+            // First match wins: behind a rule that selects every request, this one
+            // could never apply, and the operator would believe it does.
+            if let Some((j, open)) = rules.iter().enumerate().find(|(_, r)| r.selects_all()) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "rule `{}` can never match: rules[{j}] (`{}`) before it selects every request",
+                        rule.name, open.name
+                    ),
+                ));
+            }
             rules.push(rule);
+        }
+        // An empty (or comments-only) file would allow everything, even a critical
+        // identity: weaker than the built-in policy riskd uses with no file at all.
+        if rules.is_empty() && !explicit_no_match {
+            return Err(invalid(
+                "rules",
+                "the policy has no rules: every request would be allowed (set no_match to \
+                 decide requests without rules explicitly)",
+            ));
         }
         let sensitivity_rules = SensitivityRules::new(&sensitivity.rules);
         Ok(Policy {
@@ -829,8 +859,24 @@ mod tests {
     }
 
     #[test]
+    fn a_policy_that_allows_everything_by_accident_is_refused() {
+        for text in ["", "# nothing yet\n"] {
+            let err = Policy::from_toml(text, &sens()).expect_err("no rules");
+            assert!(err.to_string().contains("no rules"), "{err}");
+        }
+        assert!(Policy::from_toml("no_match = \"deny\"\n", &sens()).is_ok());
+        let err = Policy::from_toml(
+            "[[rules]]\nname = \"a\"\n[[rules]]\nname = \"b\"\naction = [\"x\"]\n",
+            &sens(),
+        )
+        .expect_err("shadowed");
+        assert!(err.to_string().contains("rules[1]"), "{err}");
+        assert!(err.to_string().contains("never match"), "{err}");
+    }
+
+    #[test]
     fn context_cannot_lower_configured_sensitivity() {
-        let policy = Policy::from_toml("", &sens()).expect("empty policy");
+        let policy = Policy::from_toml("no_match = \"allow\"\n", &sens()).expect("empty policy");
         let mut ctx = BTreeMap::new();
         ctx.insert("sensitivity".to_string(), "public".to_string());
         assert_eq!(
