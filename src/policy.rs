@@ -249,6 +249,16 @@ struct Rule {
     environments: Option<Vec<Glob>>,
 }
 
+/// Whether `kind` is one of the identity kinds rules can select (`unknown` included).
+pub fn is_identity_kind(kind: &str) -> bool {
+    KINDS.contains(&kind)
+}
+
+/// The identity kinds rules can select, for error messages.
+pub fn identity_kinds() -> String {
+    KINDS.join(", ")
+}
+
 const KINDS: [&str; 7] = [
     "ai_agent",
     "service_account",

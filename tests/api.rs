@@ -403,6 +403,19 @@ async fn decide_with_builtin_policy_and_with_example_policy() {
         .await
         .expect("request");
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // A kind no rule can select would slip past every rule that selects on the kind.
+    let resp = c
+        .post(s.url("/v1/decide"))
+        .json(&json!({"identity": "a", "action": "b", "destination": "c",
+                      "context": {"identity_kind": "API_KEY"}}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json_of(resp).await["error"]
+        .as_str()
+        .expect("error")
+        .contains("`API_KEY`"));
     s.stop().await;
 
     // The shipped example policy, through the API.

@@ -91,6 +91,9 @@ pub(super) async fn decide(
         };
         context.insert(key, text);
     }
+    if let Some(message) = bad_identity_kind(&context) {
+        return error(StatusCode::UNPROCESSABLE_ENTITY, message);
+    }
     let input = DecisionInput {
         identity: &req.identity,
         action: &req.action,
@@ -99,6 +102,19 @@ pub(super) async fn decide(
     };
     let (verdict, risk) = decide_for(&state, &input);
     Json(response(verdict, risk)).into_response()
+}
+
+/// A context `identity_kind` no rule can select (`API_KEY`, `api-key`): decided as
+/// `unknown`, it would slip past every rule that selects on the kind, deny rules
+/// included. Refused instead, naming the value.
+fn bad_identity_kind(context: &BTreeMap<String, String>) -> Option<String> {
+    let kind = context.get("identity_kind")?.trim();
+    (!crate::policy::is_identity_kind(kind)).then(|| {
+        format!(
+            "context `identity_kind` is `{kind}`, not one of {}",
+            crate::policy::identity_kinds()
+        )
+    })
 }
 
 fn response(verdict: Verdict, risk: Option<Signal>) -> DecideResponse {
@@ -194,6 +210,17 @@ pub(super) async fn ext_authz(
         .filter(|v| !v.is_empty());
     if let Some(ip) = forwarded {
         context.insert("source_ip".to_string(), ip.to_string());
+    }
+    if let Some(message) = bad_identity_kind(&context) {
+        // Fail closed: the proxy set a kind no rule knows.
+        crate::metrics::metrics()
+            .decisions
+            .with_label_values(&[Decision::Deny.as_str()])
+            .inc();
+        let mut resp = error(StatusCode::FORBIDDEN, message);
+        set(&mut resp, "x-riskd-decision", Decision::Deny.as_str());
+        set(&mut resp, "x-riskd-rule", "invalid_context");
+        return resp;
     }
 
     let input = DecisionInput {
