@@ -427,7 +427,17 @@ impl Reader {
         } else {
             let mut copied = Vec::with_capacity(1024);
             let mut line_no = 0u64;
-            let max = self.limits.max_record_bytes;
+            // A compact CloudTrail file is one line holding the whole `{"Records":[…]}`
+            // envelope, which the decoder takes up to its envelope limit (each record
+            // still checked on its own); capped at one record's size, a file over 1 MiB
+            // was lost whole.
+            let max = match self.format {
+                Format::Cloudtrail | Format::Auto => self
+                    .limits
+                    .max_record_bytes
+                    .saturating_mul(decode::cloudtrail::ENVELOPE_FACTOR),
+                Format::Native | Format::K8sAudit => self.limits.max_record_bytes,
+            };
             loop {
                 // A line that is already whole in the read buffer is decoded in place;
                 // only lines that straddle a refill (or overflow) are copied out.
@@ -458,10 +468,7 @@ impl Reader {
                 let alive = if overflow {
                     let rejection = Rejection::new(
                         RejectReason::TooLarge,
-                        format!(
-                            "line is longer than decode.max_record_bytes ({})",
-                            self.limits.max_record_bytes
-                        ),
+                        format!("line is longer than the limit for this format ({max} bytes)"),
                     );
                     let keep = MAX_DEAD_LETTER_RAW.min(line.len());
                     self.push(Item::Rejected(rejection, position, line[..keep].to_vec()))

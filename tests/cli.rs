@@ -270,6 +270,35 @@ fn replay_is_deterministic() {
 }
 
 #[test]
+fn replay_reads_a_compact_cloudtrail_file_over_a_mebibyte() {
+    // Regression: CloudTrail delivers `{"Records":[...]}` on one line. Replay capped a
+    // line at one record's size (decode.max_record_bytes, 1 MiB), so a bigger file was
+    // one `too_large` rejection and every event in it was lost.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let padding = "x".repeat(900);
+    let records: Vec<String> = (0..2000)
+        .map(|k| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2026-11-25T08:{:02}:{:02}Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","eventID":"e-{k}","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/r{}/s"}},"sourceIPAddress":"10.0.0.1","userAgent":"aws-sdk-go/1.44 {padding}","requestParameters":{{"bucketName":"b","key":"k{k}"}}}}"#,
+                k / 60 % 60,
+                k % 60,
+                k % 7
+            )
+        })
+        .collect();
+    let text = format!("{{\"Records\":[{}]}}\n", records.join(","));
+    assert!(text.len() > 1 << 21, "{} bytes", text.len());
+    let path = write_file(dir.path(), "compact.json", &text);
+    let out = run(riskd()
+        .args(["replay", "--format", "cloudtrail"])
+        .arg(&path));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("2000 records read"), "{err}");
+    assert!(err.contains("0 rejected"), "{err}");
+}
+
+#[test]
 fn replay_cloudtrail_stratus_prints_valid_signals() {
     let data = concat!(
         env!("CARGO_MANIFEST_DIR"),
