@@ -358,6 +358,25 @@ fn example_4_privileged_agent_stopped_from_sensitive_records_on_unusual_volume()
     assert_eq!(v.decision, Decision::Deny, "{v:?}");
     assert!(v.explanation.iter().any(|e| e.contains("volume_spike")));
 
+    // The same agent declared a service account, with the governance context example
+    // 2 asks for: still stopped (example 2's rule used to catch it first).
+    let governed = ctx(&[
+        ("identity_kind", "service_account"),
+        ("environment", "prod"),
+        ("owner", "support-platform"),
+    ]);
+    let v = decide(
+        &p,
+        agent,
+        "s3:GetObject",
+        records,
+        &governed,
+        Some(&spiking),
+        saturday_noon(),
+    );
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert_eq!(v.rule, "privileged-agent-sensitive-records-volume");
+
     // A weak volume blip does not block on its own.
     let blip = signal(agent, 12.0, Level::Normal, &[("volume_spike", 0.2)]);
     let v = decide(
