@@ -545,6 +545,21 @@ source_networks = ["203.0.113.0/24"]
         resp.headers()["x-riskd-rule"],
         "export-needs-approval-from-office"
     );
+    // Another spelling of the same host and path is the same request: the rule
+    // applies (and its missing approval denies) rather than no rule at all.
+    let resp = c
+        .post(s.url("/ext_authz/v1//payments/%65xport/"))
+        .header("host", "PAYMENTS.internal:443")
+        .header("x-client-id", "svc-a")
+        .header("x-forwarded-for", "203.0.113.9")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        resp.headers()["x-riskd-rule"],
+        "export-needs-approval-from-office"
+    );
     let resp = send(None, "203.0.113.9").await.expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = json_of(resp).await;

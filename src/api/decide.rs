@@ -104,6 +104,59 @@ pub(super) async fn decide(
     Json(response(verdict, risk)).into_response()
 }
 
+/// The Host as rules name it: lower case, without a port or a trailing dot. The same
+/// server answers `Payments.Internal:443` and `payments.internal.`, and an exact rule
+/// must not be dodged by either spelling.
+fn normalise_host(host: &str) -> String {
+    let host = host.trim();
+    let name = if let Some(rest) = host.strip_prefix('[') {
+        // IPv6 literal: `[::1]:443`.
+        rest.split(']').next().unwrap_or(rest)
+    } else {
+        host.rsplit_once(':')
+            .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+            .map_or(host, |(name, _)| name)
+    };
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The path as rules name it (RFC 3986 normalisation, as backends resolve it):
+/// percent-encoded unreserved characters decoded, `.` and `..` segments resolved, empty
+/// segments and a trailing `/` dropped. `/v1/payments/%65xport/` and
+/// `/v1//payments/./export` are the export a rule names as `/v1/payments/export`.
+fn normalise_path(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut decoded = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+            if let Some(c) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
+                    decoded.push(char::from(c));
+                    i += 3;
+                    continue;
+                }
+            }
+        }
+        // Multi-byte characters are copied whole (`path` is a valid `str`).
+        let ch_len = path[i..].chars().next().map_or(1, char::len_utf8);
+        decoded.push_str(&path[i..i + ch_len]);
+        i += ch_len;
+    }
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    format!("/{}", segments.join("/"))
+}
+
 /// A context `identity_kind` no rule can select (`API_KEY`, `api-key`): decided as
 /// `unknown`, it would slip past every rule that selects on the kind, deny rules
 /// included. Refused instead, naming the value.
@@ -175,13 +228,13 @@ pub(super) async fn ext_authz(
         return resp;
     };
     let path = uri.path().strip_prefix(PATH_PREFIX).unwrap_or(uri.path());
-    let path = if path.is_empty() { "/" } else { path };
-    let action = format!("{} {}", method.as_str(), path);
-    let destination = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let action = format!("{} {}", method.as_str(), normalise_path(path));
+    let destination = normalise_host(
+        headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
+    );
 
     let mut context = BTreeMap::new();
     for (name, value) in &headers {
@@ -262,5 +315,35 @@ pub(super) async fn ext_authz(
 fn set(resp: &mut Response, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers_mut().insert(HeaderName::from_static(name), v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_and_paths_are_compared_as_servers_resolve_them() {
+        for (raw, want) in [
+            ("Payments.Internal:443", "payments.internal"),
+            ("payments.internal.", "payments.internal"),
+            ("[::1]:8443", "::1"),
+            ("10.0.0.1", "10.0.0.1"),
+            ("", ""),
+        ] {
+            assert_eq!(normalise_host(raw), want, "{raw}");
+        }
+        for (raw, want) in [
+            ("/v1/payments/export", "/v1/payments/export"),
+            ("/v1/payments/export/", "/v1/payments/export"),
+            ("/v1//payments/./export", "/v1/payments/export"),
+            ("/v1/x/../payments/%65xport", "/v1/payments/export"),
+            ("/v1/a%2Fb", "/v1/a%2Fb"),
+            ("/v1/caf\u{e9}%", "/v1/caf\u{e9}%"),
+            ("", "/"),
+            ("/", "/"),
+        ] {
+            assert_eq!(normalise_path(raw), want, "{raw}");
+        }
     }
 }
