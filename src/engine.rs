@@ -655,11 +655,7 @@ impl Engine {
                 time: format_time_ms(stamp_ms),
                 score,
                 level,
-                state: if active {
-                    IdentityState::Active
-                } else {
-                    IdentityState::Learning
-                },
+                state: lifecycle(state),
                 events_seen: state.events,
                 reasons,
                 event_id: event.event_id.clone(),
@@ -844,11 +840,7 @@ impl Engine {
                 time: format_time_ms(due),
                 score,
                 level,
-                state: if state.is_active() {
-                    IdentityState::Active
-                } else {
-                    IdentityState::Learning
-                },
+                state: lifecycle(state),
                 events_seen: state.events,
                 reasons,
                 event_id: None,
@@ -986,11 +978,7 @@ impl Engine {
             time: format_time_ms(state.score_ms),
             score,
             level,
-            state: if state.is_active() {
-                IdentityState::Active
-            } else {
-                IdentityState::Learning
-            },
+            state: lifecycle(state),
             events_seen: state.events,
             reasons: if level == Level::Normal {
                 Vec::new()
@@ -1025,13 +1013,7 @@ impl Engine {
 
     /// Lifecycle of a tracked identity (`learning` or `active`).
     pub fn snapshot_state(&self, identity: &str) -> Option<IdentityState> {
-        self.table.get(identity).map(|s| {
-            if s.is_active() {
-                IdentityState::Active
-            } else {
-                IdentityState::Learning
-            }
-        })
+        self.table.get(identity).map(lifecycle)
     }
 
     /// Current (decayed to the watermark) score of a tracked identity.
@@ -1098,6 +1080,15 @@ fn counts_as_sustained(findings: &[Option<detect::Finding>; detect::COUNT]) -> b
 /// `attributes["invoked_by"]`).
 fn on_behalf(event: &ActivityEvent) -> bool {
     !event.attributes.is_empty() && event.attributes.contains_key("invoked_by")
+}
+
+/// What a signal says of an identity's lifecycle.
+fn lifecycle(state: &Identity) -> IdentityState {
+    if state.is_active() {
+        IdentityState::Active
+    } else {
+        IdentityState::Learning
+    }
 }
 
 /// Verbs of calls that only read: AWS `Get…`/`List…`/`Describe…`/`Head…`, HTTP `GET` and

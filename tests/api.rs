@@ -528,18 +528,23 @@ source_networks = ["203.0.113.0/24"]
     })
     .await;
     let c = client();
-    let send = |approval: Option<&'static str>, xff: &'static str| {
+    const EXPORT: &str = "/v1/payments/export";
+    const HOST: &str = "payments.internal";
+    const APPROVED: &[(&str, &str)] = &[("x-riskd-context-approval-id", "CHG-1")];
+    let send = |path: &str, host: &str, xff: &str, headers: &[(&str, &str)]| {
         let mut req = c
-            .post(s.url("/ext_authz/v1/payments/export"))
-            .header("host", "payments.internal")
+            .post(s.url(&format!("/ext_authz{path}")))
+            .header("host", host)
             .header("x-client-id", "svc-a")
             .header("x-forwarded-for", xff);
-        if let Some(a) = approval {
-            req = req.header("x-riskd-context-approval-id", a);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         req.send()
     };
-    let resp = send(Some("CHG-1"), "203.0.113.9").await.expect("request");
+    let resp = send(EXPORT, HOST, "203.0.113.9", APPROVED)
+        .await
+        .expect("request");
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         resp.headers()["x-riskd-rule"],
@@ -547,57 +552,61 @@ source_networks = ["203.0.113.0/24"]
     );
     // Another spelling of the same host and path is the same request: the rule
     // applies (and its missing approval denies) rather than no rule at all.
-    let resp = c
-        .post(s.url("/ext_authz/v1//payments/%65xport/"))
-        .header("host", "PAYMENTS.internal:443")
-        .header("x-client-id", "svc-a")
-        .header("x-forwarded-for", "203.0.113.9")
-        .send()
-        .await
-        .expect("request");
+    let resp = send(
+        "/v1//payments/%65xport/",
+        "PAYMENTS.internal:443",
+        "203.0.113.9",
+        &[],
+    )
+    .await
+    .expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         resp.headers()["x-riskd-rule"],
         "export-needs-approval-from-office"
     );
-    let resp = send(None, "203.0.113.9").await.expect("request");
+    let resp = send(EXPORT, HOST, "203.0.113.9", &[])
+        .await
+        .expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let body = json_of(resp).await;
     assert!(
         body["explanation"].to_string().contains("approval_id"),
         "{body}"
     );
-    let resp = send(Some("CHG-1"), "198.51.100.7").await.expect("request");
+    let resp = send(EXPORT, HOST, "198.51.100.7", APPROVED)
+        .await
+        .expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     // The client's own X-Forwarded-For entries come first; Envoy appends the address
     // it saw last. Only that one counts.
-    let resp = send(Some("CHG-1"), "203.0.113.9, 198.51.100.7")
+    let resp = send(EXPORT, HOST, "203.0.113.9, 198.51.100.7", APPROVED)
         .await
         .expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     // Neither a context header naming the source nor an underscore spelling of the
     // approval (which a proxy stripping `x-riskd-context-approval-id` lets through)
     // is taken from the client.
-    let resp = c
-        .post(s.url("/ext_authz/v1/payments/export"))
-        .header("host", "payments.internal")
-        .header("x-client-id", "svc-a")
-        .header("x-forwarded-for", "198.51.100.7")
-        .header("x-riskd-context-source-ip", "203.0.113.9")
-        .header("x-riskd-context-approval-id", "CHG-1")
-        .send()
-        .await
-        .expect("request");
+    let resp = send(
+        EXPORT,
+        HOST,
+        "198.51.100.7",
+        &[
+            ("x-riskd-context-source-ip", "203.0.113.9"),
+            ("x-riskd-context-approval-id", "CHG-1"),
+        ],
+    )
+    .await
+    .expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    let resp = c
-        .post(s.url("/ext_authz/v1/payments/export"))
-        .header("host", "payments.internal")
-        .header("x-client-id", "svc-a")
-        .header("x-forwarded-for", "203.0.113.9")
-        .header("x-riskd-context-approval_id", "CHG-1")
-        .send()
-        .await
-        .expect("request");
+    let resp = send(
+        EXPORT,
+        HOST,
+        "203.0.113.9",
+        &[("x-riskd-context-approval_id", "CHG-1")],
+    )
+    .await
+    .expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     s.stop().await;
 }
