@@ -22,7 +22,7 @@ use crate::state::fleet::{FleetNovelty, FleetPulse};
 use crate::state::generalize::{
     destination_class, generalise_destination, source_network, user_agent_family,
 };
-use crate::state::hash::{stable_hash, StableMap};
+use crate::state::hash::{failure_key, stable_hash, StableMap};
 use crate::state::identity::DecodeError;
 use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, SeenKind, StateParams};
 
@@ -724,6 +724,11 @@ impl Engine {
                 .filter(|e| !e.is_empty())
                 .map(|e| stable_hash(SEED_ENV, e.as_bytes())),
             failure: event.outcome.is_failure(),
+            failure_key: if event.outcome.is_failure() {
+                failure_key(&event.action, &event.destination)
+            } else {
+                0
+            },
             data: event.bytes.unwrap_or(0).saturating_add(records),
         }
     }

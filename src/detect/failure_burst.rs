@@ -17,6 +17,11 @@
 //! their first calls failing that way), so they are judged against the identity's own
 //! rate, and only after [`MIN_HISTORY_ERRORS`] events.
 //!
+//! Only *distinct* failing calls count: SDKs and controllers retry a throttled or
+//! refused call with backoff, so one misconfigured key policy shows up as tens of
+//! identical refusals (the same `kms:Decrypt` on the same key), where probing fails on
+//! one call after another (see [`crate::state::Identity::last_failures`]).
+//!
 //! A refusal of something this identity never did before (a new action or a new
 //! destination container) counts on its own as a weak sign even without a burst: that is
 //! what trying a permission one does not have looks like, one call at a time.
@@ -58,7 +63,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     } else {
         MIN_HISTORY_ERRORS
     };
-    if !ctx.obs.failure || ctx.state.events < min_history {
+    // A retry of a call that just failed is the same failure again, not a new one.
+    if !ctx.obs.failure || ctx.state.events < min_history || ctx.state.is_retry(ctx.obs) {
         return None;
     }
     let w = ctx.state.window(ctx.obs.time_ms, ctx.params);
@@ -123,10 +129,12 @@ mod tests {
         let mut erred = e.clone();
         erred.outcome = Outcome::Error;
         assert_eq!(h.ask(&erred, FleetView::default(), detect), None);
+        // Twenty refusals, each on another role (enumeration, not a retry), are a burst.
         let mut last = None;
         for k in 0..20 {
             let mut e = e.clone();
             e.time_ms += k * 3000;
+            e.destination = format!("arn:aws:iam::1:role/r{k}");
             last = h.ask(&e, FleetView::default(), detect);
             h.feed(&e);
         }
@@ -134,12 +142,22 @@ mod tests {
     }
 
     /// Feeds `calls` copies of `e`, `gap_ms` apart, asking the detector before each;
-    /// returns the strongest finding.
-    fn strongest_over(h: &mut Harness, e: &ActivityEvent, calls: i64, gap_ms: i64) -> f64 {
+    /// returns the strongest finding. With `distinct`, each call names its own instance
+    /// (`<destination>-<k>`), as probing does; without, each is a retry of the first.
+    fn strongest_over(
+        h: &mut Harness,
+        e: &ActivityEvent,
+        calls: i64,
+        gap_ms: i64,
+        distinct: bool,
+    ) -> f64 {
         let mut strongest: f64 = 0.0;
         for k in 0..calls {
             let mut e = e.clone();
             e.time_ms += k * gap_ms;
+            if distinct {
+                e.destination = format!("{}-{k}", e.destination);
+            }
             if let Some(f) = h.ask(&e, FleetView::default(), detect) {
                 strongest = strongest.max(f.strength);
             }
@@ -150,8 +168,9 @@ mod tests {
 
     #[test]
     fn a_new_identity_refused_on_every_call_fires() {
-        // A fresh role that does nothing but try a call it may not make, 29 times in a
-        // minute (the shape of Stratus's ec2-get-password-data).
+        // A fresh role that does nothing but try a call it may not make, on 29 instances
+        // in a minute (the shape of Stratus's ec2-get-password-data: each call names
+        // another instance id).
         let mut e = event(
             T0,
             "ec2:GetPasswordData",
@@ -160,8 +179,32 @@ mod tests {
             "aws-sdk-go/1.44",
         );
         e.outcome = Outcome::Denied;
-        let strongest = strongest_over(&mut Harness::new(), &e, 29, 2000);
+        let strongest = strongest_over(&mut Harness::new(), &e, 29, 2000, true);
         assert!(strongest > 0.6, "strongest {strongest}");
+    }
+
+    #[test]
+    fn retries_of_one_refused_call_are_one_failure() {
+        // A job whose key policy does not let it decrypt: its SDK retries the same
+        // `kms:Decrypt` on the same key 30 times. That is one misconfiguration, not 30
+        // probes; 30 refusals of *different* calls are.
+        let mut h = ci_runner();
+        let mut e = event(
+            WEEK3_WORKDAY,
+            "kms:Decrypt",
+            "arn:aws:kms:us-east-1:1:key/0b9e6c1e-5a9f-4a57-8d0e-3f1c2b7a9d10",
+            "10.20.1.1",
+            "x/1",
+        );
+        e.outcome = Outcome::Denied;
+        let retried = strongest_over(&mut h, &e, 30, 3000, false);
+        // The first refusal is new to the identity (the weak probe sign); no burst after.
+        assert!(retried <= 0.4, "retries made a burst: {retried}");
+        e.action = "secretsmanager:GetSecretValue".into();
+        e.destination = "arn:aws:secretsmanager:us-east-1:1:secret:prod/db".into();
+        e.time_ms += 10 * 60_000;
+        let probed = strongest_over(&mut h, &e, 30, 3000, true);
+        assert!(probed > 0.9, "distinct refusals: {probed}");
     }
 
     #[test]
@@ -176,14 +219,15 @@ mod tests {
         );
         let mut h = Harness::new();
         e.outcome = Outcome::Denied;
-        assert_eq!(strongest_over(&mut h, &e, 10, 2000), 0.0);
+        // Counted as ten different calls, the stricter case.
+        assert_eq!(strongest_over(&mut h, &e, 10, 2000, true), 0.0);
         e.outcome = Outcome::Success;
         e.time_ms += 60_000;
-        strongest_over(&mut h, &e, 40, 20_000);
+        strongest_over(&mut h, &e, 40, 20_000, false);
         // One more refusal later on is not a burst.
         e.outcome = Outcome::Denied;
         e.time_ms += 3_600_000;
-        assert!(strongest_over(&mut h, &e, 1, 0) < 0.1);
+        assert!(strongest_over(&mut h, &e, 1, 0, true) < 0.1);
     }
 
     #[test]
@@ -198,7 +242,7 @@ mod tests {
             "helm/3.11",
         );
         e.outcome = Outcome::Error;
-        let strongest = strongest_over(&mut Harness::new(), &e, 30, 2000);
+        let strongest = strongest_over(&mut Harness::new(), &e, 30, 2000, true);
         assert!(strongest < 0.1, "strongest {strongest}");
     }
 

@@ -282,6 +282,11 @@ pub(crate) mod testkit {
                 .map(|_| stable_hash(5, texts.user_agent.as_bytes())),
             environment: e.environment.as_ref().map(|v| stable_hash(6, v.as_bytes())),
             failure: e.outcome.is_failure(),
+            failure_key: if e.outcome.is_failure() {
+                crate::state::failure_key(&e.action, &e.destination)
+            } else {
+                0
+            },
             data: e.bytes.unwrap_or(0) + e.records.unwrap_or(0) * 256,
         }
     }

@@ -27,6 +27,17 @@ pub fn stable_hash(seed: u64, bytes: &[u8]) -> u64 {
     mix(h)
 }
 
+/// [`crate::state::Observation::failure_key`] of a failing call: its action and exact
+/// (not generalised) destination, since a retry repeats the call byte for byte while
+/// probing tries other resources. Never 0, which means "no failure".
+pub fn failure_key(action: &str, destination: &str) -> u32 {
+    let h = stable_hash(
+        stable_hash(0x6661_696c, action.as_bytes()),
+        destination.as_bytes(),
+    );
+    ((h >> 32) as u32).max(1)
+}
+
 /// Final avalanche (from splitmix64) so every input bit affects the high bits we keep.
 pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -79,6 +79,9 @@ pub struct Observation {
     pub user_agent: Option<u64>,
     pub environment: Option<u64>,
     pub failure: bool,
+    /// For a failing call: a fingerprint of its action and exact destination (never 0),
+    /// to tell a client's retries of one call from failures of different calls.
+    pub failure_key: u32,
     pub data: u64,
 }
 
@@ -383,6 +386,12 @@ pub struct Identity {
     /// then it answers "seen" to anything; asked about actions too, it made such an
     /// identity blind to its first `StopLogging`.
     pub overflowed: u8,
+    /// Fingerprints ([`Observation::failure_key`]) of the last two distinct failing
+    /// calls, newest first. SDKs and controllers retry a throttled or refused call with
+    /// backoff, so one misconfigured key policy or one throttled table shows up as tens
+    /// of identical failures; permission probing is failures of *different* calls. A
+    /// repeat of one of these is not counted as a new failure.
+    pub last_failures: [u32; 2],
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -422,10 +431,11 @@ mod le_words {
 /// Snapshot format version, first byte of every encoded identity. Version 2 appended
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
-pub const SNAPSHOT_VERSION: u8 = 4;
+pub const SNAPSHOT_VERSION: u8 = 5;
 const SNAPSHOT_VERSION_1: u8 = 1;
 const SNAPSHOT_VERSION_2: u8 = 2;
 const SNAPSHOT_VERSION_3: u8 = 3;
+const SNAPSHOT_VERSION_4: u8 = 4;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
@@ -435,6 +445,9 @@ const V2_TO_V3_SUFFIX: [u8; 1] = [0];
 /// What version 4 appended (the overflowed kinds), as version 3 would have said it;
 /// [`Identity::decode`] then derives the mask from the set sizes.
 const V3_TO_V4_SUFFIX: [u8; 1] = [0];
+/// What version 5 appended (the last failing calls), as version 4 would have said it:
+/// none (two zero `u32`s).
+const V4_TO_V5_SUFFIX: [u8; 2] = [0, 0];
 /// Layout of [`Identity::lingering`]: the first-met hour (low 16 bits of the absolute
 /// hour), the last counted hour as an offset from it (4 bits), the distinct hours of use
 /// (4 bits), and the top 40 bits of the novelty's hash.
@@ -503,6 +516,7 @@ impl Identity {
             elevated_hours: 0,
             lingering: 0,
             overflowed: 0,
+            last_failures: [0; 2],
             dirty: false,
         }
     }
@@ -628,7 +642,8 @@ impl Identity {
             ^ self.elevated_hour as u64
             ^ u64::from(self.elevated_hours)
             ^ self.lingering
-            ^ u64::from(self.overflowed);
+            ^ u64::from(self.overflowed)
+            ^ u64::from(self.last_failures[0]);
         for b in self.ring.iter().step_by(RING_STRIDE) {
             x ^= u64::from(b.count);
         }
@@ -853,9 +868,16 @@ impl Identity {
         (now_ms - self.first_ms).max(0)
     }
 
+    /// Whether `obs` fails the same call as one of the last two failures did: a client
+    /// retrying, not a new failure (see [`Identity::last_failures`]).
+    pub fn is_retry(&self, obs: &Observation) -> bool {
+        obs.failure && obs.failure_key != 0 && self.last_failures.contains(&obs.failure_key)
+    }
+
     /// Folds `obs` into the state. `novelty` is what [`Identity::novelty`] returned for it.
     pub fn fold(&mut self, obs: &Observation, novelty: &Novelty, params: &StateParams) {
         let t = obs.time_ms;
+        let fresh_failure = obs.failure && !self.is_retry(obs);
         self.events += 1;
         self.last_ms = self.last_ms.max(t);
         let hour = obs.hour();
@@ -879,7 +901,7 @@ impl Identity {
             if b > self.ring_head - n {
                 let slot = &mut self.ring[b.rem_euclid(n) as usize];
                 slot.count = slot.count.saturating_add(1);
-                slot.fails = slot.fails.saturating_add(u16::from(obs.failure));
+                slot.fails = slot.fails.saturating_add(u16::from(fresh_failure));
                 slot.new_dests = slot.new_dests.saturating_add(u16::from(novelty.dest));
                 slot.data = slot.data.saturating_add(obs.data);
             }
@@ -907,7 +929,10 @@ impl Identity {
         }
         // Outcomes: a running mean at first, then an EWMA with ~200 events of memory.
         let alpha = (1.0 / self.events as f32).max(0.005);
-        self.fail_rate += alpha * (f32::from(u8::from(obs.failure)) - self.fail_rate);
+        self.fail_rate += alpha * (f32::from(u8::from(fresh_failure)) - self.fail_rate);
+        if fresh_failure {
+            self.last_failures = [obs.failure_key, self.last_failures[0]];
+        }
         // Seen-sets and novelty rates.
         let counting = t >= self.first_ms + params.learning_min_span_ms / 2
             && self.events * 2 >= params.learning_min_events;
@@ -1077,6 +1102,12 @@ impl Identity {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
             SNAPSHOT_VERSION => postcard::from_bytes(body)?,
+            SNAPSHOT_VERSION_4 => {
+                let mut upgraded = Vec::with_capacity(body.len() + V4_TO_V5_SUFFIX.len());
+                upgraded.extend_from_slice(body);
+                upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
+                postcard::from_bytes(&upgraded)?
+            }
             SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_3 => {
                 let mut upgraded = Vec::with_capacity(body.len() + 4);
                 upgraded.extend_from_slice(body);
@@ -1087,6 +1118,7 @@ impl Identity {
                     upgraded.extend_from_slice(&V2_TO_V3_SUFFIX);
                 }
                 upgraded.extend_from_slice(&V3_TO_V4_SUFFIX);
+                upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 let mut id: Identity = postcard::from_bytes(&upgraded)?;
                 // Older states did not say which kinds overflowed: those whose exact set
                 // is full did (a kind only spills into the sketch when its set is full).
@@ -1193,6 +1225,7 @@ mod tests {
             user_agent: Some(9),
             environment: None,
             failure: false,
+            failure_key: 0,
             data: 100,
         }
     }
@@ -1262,8 +1295,8 @@ mod tests {
         let first = obs(2_000_000, 1 << 40, 77);
         assert!(id.novelty(&first).action);
         // A state written before the mask existed gets it from the set sizes.
-        let mut v3 = id.encode();
-        v3.pop();
+        let v5 = id.encode();
+        let mut v3 = v5[..v5.len() - V4_TO_V5_SUFFIX.len() - V3_TO_V4_SUFFIX.len()].to_vec();
         v3[0] = SNAPSHOT_VERSION_3;
         let back = Identity::decode(&v3, &p).expect("v3 decodes");
         assert_eq!(back.overflowed, id.overflowed);
@@ -1391,14 +1424,18 @@ mod tests {
                 &p,
             );
         }
-        // Version 3 is the same bytes without the overflowed kinds, version 2 without
-        // the lingering novelty too, and version 1 without the elevated hours too.
-        let v4 = id.encode();
-        assert_eq!(v4[0], SNAPSHOT_VERSION);
+        // Version 4 is the same bytes without the last failing calls, version 3 without
+        // the overflowed kinds too, version 2 without the lingering novelty too, and
+        // version 1 without the elevated hours too.
+        let v5 = id.encode();
+        assert_eq!(v5[0], SNAPSHOT_VERSION);
         assert!(
-            v4.ends_with(&[0, 0, 0, 0]),
-            "nothing elevated, lingering or overflowed yet"
+            v5.ends_with(&[0, 0, 0, 0, 0, 0]),
+            "nothing elevated, lingering, overflowed or failed yet"
         );
+        let mut v4 = v5[..v5.len() - V4_TO_V5_SUFFIX.len()].to_vec();
+        v4[0] = SNAPSHOT_VERSION_4;
+        assert_eq!(Identity::decode(&v4, &p).expect("v4 decodes"), id);
         let mut v3 = v4[..v4.len() - V3_TO_V4_SUFFIX.len()].to_vec();
         v3[0] = SNAPSHOT_VERSION_3;
         assert_eq!(Identity::decode(&v3, &p).expect("v3 decodes"), id);
@@ -1412,11 +1449,13 @@ mod tests {
         let t = 1_700_000_000_000 + 200 * 120_000;
         id.mark_elevated(t, 12);
         id.remember_lingering(0xabcd_ef01_2345_6789, t);
+        id.last_failures = [0xdead_beef, 7];
         let back = Identity::decode(&id.encode(), &p).expect("decodes");
         assert_eq!(
             (back.elevated_hour, back.elevated_hours, back.lingering),
             (id.elevated_hour, 1, id.lingering)
         );
+        assert_eq!(back.last_failures, id.last_failures);
     }
 
     #[test]

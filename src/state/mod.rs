@@ -8,6 +8,7 @@ pub mod generalize;
 pub mod hash;
 pub mod identity;
 
+pub use hash::failure_key;
 pub use identity::{Identity, Novelty, Observation, SeenKind, StateParams};
 
 use hash::stable_hash;
