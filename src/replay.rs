@@ -1,7 +1,13 @@
 //! `riskd replay`: score files offline, in event-time order, with exactly the engine the
 //! service runs (design §9).
 //!
-//! Inputs are files, directories (walked in name order), `.gz` files, or `-` for stdin.
+//! Inputs are files, directories (walked recursively), `.gz` files, or `-` for stdin.
+//! Files whose names carry a time are read in the order of that time, whatever their
+//! directory: CloudTrail's S3 layout (`<region>/YYYY/MM/DD/…_20230710T1145Z_….json.gz`)
+//! walked in name order would read one region's whole history before the next, and the
+//! second region's events would all be older than the reorder window. The rest are read
+//! after them in name order (the live `audit.log` after its rotated
+//! `audit-2024-07-10T11-45-00.000.log` copies).
 //! Each input is read either line by line (NDJSON, one CloudTrail record or audit event
 //! per line) or, when it is one multi-line JSON document such as a CloudTrail
 //! `{"Records":[...]}` file, as a whole. Lines are read with a bound so a hostile input
@@ -859,7 +865,64 @@ fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ReplayError> {
             });
         }
     }
+    // Stable: files with the same time, or none, keep their name order.
+    out.sort_by_key(|p| name_time(p).unwrap_or(u64::MAX));
     Ok(out)
+}
+
+/// The time a log file's name carries, as the number `YYYYMMDDHHMM` (so ordering the
+/// numbers orders the times): CloudTrail's `_20230710T1145Z_`, or an ISO-style
+/// `2023-07-10T11-45` / `2023-07-10T11:45` (kube-apiserver's rotated audit logs). The
+/// last such time in the name wins (a directory part may hold another date). `None`
+/// for a name without one, and for stdin.
+fn name_time(path: &Path) -> Option<u64> {
+    let name = path.file_name()?.to_str()?.as_bytes();
+    let digits = |b: &[u8]| -> Option<u64> {
+        b.iter().try_fold(0u64, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+        })
+    };
+    let valid = |y: u64, mo: u64, d: u64, h: u64, mi: u64| {
+        (1970..=9999).contains(&y)
+            && (1..=12).contains(&mo)
+            && (1..=31).contains(&d)
+            && h < 24
+            && mi < 60
+    };
+    let mut found = None;
+    for start in 0..name.len() {
+        let rest = &name[start..];
+        // Basic form: YYYYMMDDTHHMM.
+        if rest.len() >= 13 && rest[8] == b'T' {
+            if let (Some(date), Some(time)) = (digits(&rest[..8]), digits(&rest[9..13])) {
+                let (y, mo, d) = (date / 10_000, date / 100 % 100, date % 100);
+                if valid(y, mo, d, time / 100, time % 100) {
+                    found = Some(date * 10_000 + time);
+                }
+            }
+        }
+        // Extended form: YYYY-MM-DDTHH-MM or YYYY-MM-DDTHH:MM.
+        if rest.len() >= 16
+            && rest[4] == b'-'
+            && rest[7] == b'-'
+            && rest[10] == b'T'
+            && matches!(rest[13], b'-' | b':')
+        {
+            let parts = (
+                digits(&rest[..4]),
+                digits(&rest[5..7]),
+                digits(&rest[8..10]),
+                digits(&rest[11..13]),
+                digits(&rest[14..16]),
+            );
+            if let (Some(y), Some(mo), Some(d), Some(h), Some(mi)) = parts {
+                if valid(y, mo, d, h, mi) {
+                    found = Some(((y * 100 + mo) * 100 + d) * 10_000 + h * 100 + mi);
+                }
+            }
+        }
+    }
+    found
 }
 
 fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReplayError> {
@@ -1136,6 +1199,62 @@ mod tests {
         assert!(!looks_like_document(&mut &ndjson[..]).expect("read"));
         let garbage = b"not json\n";
         assert!(!looks_like_document(&mut &garbage[..]).expect("read"));
+    }
+
+    #[test]
+    fn times_in_file_names_are_read() {
+        let t = |n: &str| name_time(Path::new(n));
+        assert_eq!(
+            t("AWSLogs/1/CloudTrail/us-east-1/2023/07/10/218007301253_CloudTrail_us-east-1_20230710T1145Z_7xgo.json.gz"),
+            Some(202307101145)
+        );
+        assert_eq!(t("audit-2024-01-31T23-05-00.000.log"), Some(202401312305));
+        assert_eq!(t("k8s-2024-01-31T23:05:00Z.ndjson"), Some(202401312305));
+        // No time, or something that only looks like one.
+        assert_eq!(t("audit.log"), None);
+        assert_eq!(t("events.ndjson"), None);
+        assert_eq!(t("x_20231310T1145Z_y.json"), None, "month 13");
+        assert_eq!(t("x_20230710T2461Z_y.json"), None, "24:61");
+        assert_eq!(t("-"), None);
+    }
+
+    #[test]
+    fn files_are_read_in_the_time_their_names_carry_across_directories() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let make = |rel: &str| {
+            let path = dir.path().join(rel);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+            std::fs::write(&path, b"{}\n").expect("write");
+        };
+        // Two regions: in name order every us-east-1 file comes before us-west-2's.
+        make("us-east-1/2023/07/10/1_CloudTrail_us-east-1_20230710T1150Z_b.json");
+        make("us-east-1/2023/07/10/1_CloudTrail_us-east-1_20230710T1200Z_a.json");
+        make("us-west-2/2023/07/10/1_CloudTrail_us-west-2_20230710T1145Z_c.json");
+        make("us-west-2/2023/07/10/1_CloudTrail_us-west-2_20230710T1155Z_d.json");
+        // A live audit log beside its rotated copy: after it.
+        make("k8s/audit.log");
+        make("k8s/audit-2023-07-10T11-00-00.000.log");
+        let files = expand_inputs(&[dir.path().to_path_buf()]).expect("expand");
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "audit-2023-07-10T11-00-00.000.log",
+                "1_CloudTrail_us-west-2_20230710T1145Z_c.json",
+                "1_CloudTrail_us-east-1_20230710T1150Z_b.json",
+                "1_CloudTrail_us-west-2_20230710T1155Z_d.json",
+                "1_CloudTrail_us-east-1_20230710T1200Z_a.json",
+                "audit.log",
+            ]
+        );
     }
 
     #[test]

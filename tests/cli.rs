@@ -506,3 +506,41 @@ fn a_quiet_spell_in_the_input_is_no_reason_to_refuse_what_follows() {
         "{report}"
     );
 }
+
+#[test]
+fn replay_of_a_two_region_cloudtrail_layout_reads_in_time_order() {
+    // CloudTrail's S3 layout puts each region under its own prefix. Read in name order,
+    // all of us-east-1's three hours come first, and us-west-2's records are then hours
+    // older than the newest event: every one of them would be refused as too late.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut records = 0;
+    for (region, offset_min) in [("us-east-1", 0u32), ("us-west-2", 2)] {
+        for hour in 9..12u32 {
+            let path = dir.path().join(format!(
+                "AWSLogs/111122223333/CloudTrail/{region}/2023/07/10/111122223333_CloudTrail_{region}_20230710T{hour:02}30Z_x.json"
+            ));
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+            let body: Vec<String> = (0..30u32)
+                .map(|m| {
+                    records += 1;
+                    format!(
+                        r#"{{"eventVersion":"1.08","eventTime":"2023-07-10T{hour:02}:{:02}:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"{region}","sourceIPAddress":"10.0.0.1","userAgent":"aws-sdk-go/1.44","eventID":"{region}-{hour}-{m}","userIdentity":{{"type":"AssumedRole","arn":"arn:aws:sts::111122223333:assumed-role/etl/s","accountId":"111122223333"}},"requestParameters":{{"bucketName":"data-{region}","key":"k{m}"}},"resources":[{{"ARN":"arn:aws:s3:::data-{region}/k{m}","type":"AWS::S3::Object"}}]}}"#,
+                        m * 2 + offset_min % 2
+                    )
+                })
+                .collect();
+            std::fs::write(&path, format!("{{\"Records\":[{}]}}", body.join(","))).expect("writes");
+        }
+    }
+    let out = run(riskd()
+        .args(["replay", "--format", "cloudtrail", "--output", "/dev/null"])
+        .arg(dir.path()));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stderr(&out);
+    assert!(
+        report.contains(&format!(
+            "{records} records read, {records} decoded, 0 rejected"
+        )),
+        "{report}"
+    );
+}
