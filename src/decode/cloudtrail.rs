@@ -199,10 +199,24 @@ fn map_record(rec: &Obj<'_>) -> Result<ActivityEvent, Rejection> {
         None => (None, None),
     };
 
+    // Payload moved either way (design §2): S3 logs downloads as `bytesTransferredOut`
+    // and uploads as `bytesTransferredIn`; a bulk upload to a new place is data moved too.
     let bytes = rec
         .lenient_obj("additionalEventData", "additionalEventData")
-        .and_then(|a| a.map.get("bytesTransferredOut"))
-        .and_then(non_negative_integer);
+        .and_then(|a| {
+            let out = a
+                .map
+                .get("bytesTransferredOut")
+                .and_then(non_negative_integer);
+            let inward = a
+                .map
+                .get("bytesTransferredIn")
+                .and_then(non_negative_integer);
+            match (out, inward) {
+                (None, None) => None,
+                (o, i) => Some(o.unwrap_or(0).saturating_add(i.unwrap_or(0))),
+            }
+        });
 
     for (key, attr) in [
         ("awsRegion", "aws_region"),
@@ -292,6 +306,10 @@ fn identity(
     };
     let arn = ui.opt_nonempty("arn")?;
     let principal = ui.opt_nonempty("principalId")?;
+    // A role's principal id is `<role id>:<session name>`: the session changes with every
+    // CI run or Lambda cold start, the role id (`AROA…`) does not. Only the stable part
+    // names the identity, or each session would be an identity with no history.
+    let stable_principal = principal.map(|p| p.split_once(':').map_or(p, |(id, _)| id));
     let invoked_by = ui.opt_nonempty("invokedBy")?;
     // A service acting for a user or role (not a service's own identity, below).
     let is_service =
@@ -323,18 +341,54 @@ fn identity(
                     Some(p) => format!("arn:{}:iam::{}:role/{}", p.partition, p.account, p.role),
                     None => a.to_string(),
                 },
-                (None, None) => principal.ok_or_else(|| missing("arn"))?.to_string(),
+                (None, None) => stable_principal.ok_or_else(|| missing("arn"))?.to_string(),
             };
             Ok((role, IdentityKind::Workload))
         }
         Some("IAMUser") => {
-            let id = arn.or(principal).ok_or_else(|| missing("arn"))?;
+            // Some records (`CheckMfa`, console sign-in) carry the user's name and
+            // account but no ARN: the ARN is rebuilt from them, so the user stays one
+            // identity rather than a second one named by its `AIDA…` id. (A user with
+            // an IAM path keeps its path only in the ARN; such records cannot recover it.)
+            let id = match (
+                arn,
+                ui.opt_nonempty("userName")?,
+                ui.opt_nonempty("accountId")?,
+            ) {
+                (Some(arn), _, _) => arn.to_string(),
+                (None, Some(name), Some(account)) => format!(
+                    "arn:{}:iam::{account}:user/{name}",
+                    partition_of(rec.opt_nonempty("awsRegion").ok().flatten())
+                ),
+                (None, _, _) => principal.ok_or_else(|| missing("arn"))?.to_string(),
+            };
             let kind = if ui.opt_nonempty("accessKeyId")?.is_some() {
                 IdentityKind::ApiKey
             } else {
                 IdentityKind::Unknown
             };
-            Ok((id.to_string(), kind))
+            Ok((id, kind))
+        }
+        Some("AWSAccount") => {
+            // A principal of another account. S3 logs an anonymous (unsigned) request as
+            // this type with the account `ANONYMOUS_PRINCIPAL` and no principal id: one
+            // identity per account that received it, not a rejected record.
+            let account = ui.opt_nonempty("accountId")?;
+            match (stable_principal, account) {
+                (Some(p), _) => Ok((p.to_string(), IdentityKind::Unknown)),
+                (None, Some("ANONYMOUS_PRINCIPAL")) => Ok((
+                    format!(
+                        "anonymous@{}",
+                        rec.opt_nonempty("recipientAccountId")
+                            .ok()
+                            .flatten()
+                            .unwrap_or("unknown-account")
+                    ),
+                    IdentityKind::Unknown,
+                )),
+                (None, Some(account)) => Ok((format!("account:{account}"), IdentityKind::Unknown)),
+                (None, None) => Err(missing("principalId")),
+            }
         }
         Some("Root") => {
             let id = arn.or(principal).ok_or_else(|| missing("arn"))?;
@@ -358,6 +412,15 @@ fn identity(
                 .ok_or_else(|| missing("arn` / `principalId"))?;
             Ok((id.to_string(), IdentityKind::Unknown))
         }
+    }
+}
+
+/// The AWS partition of a region (`cn-north-1` → `aws-cn`), for ARNs rebuilt from parts.
+fn partition_of(region: Option<&str>) -> &'static str {
+    match region {
+        Some(r) if r.starts_with("cn-") => "aws-cn",
+        Some(r) if r.starts_with("us-gov-") => "aws-us-gov",
+        _ => "aws",
     }
 }
 
@@ -592,13 +655,43 @@ mod tests {
         let ev = ok(record(json!({"userIdentity": {
             "type": "AssumedRole", "principalId": "AROAEXAMPLE:sess-9"
         }})));
-        assert_eq!(ev.identity, "AROAEXAMPLE:sess-9");
+        // The role id, not the session: each session would otherwise be an identity.
+        assert_eq!(ev.identity, "AROAEXAMPLE");
         assert_eq!(
             ev.attributes.get("session").map(String::as_str),
             Some("sess-9")
         );
         let e = bad(record(json!({"userIdentity": {"type": "AssumedRole"}})));
         assert_eq!(e.reason, RejectReason::MissingField);
+    }
+
+    #[test]
+    fn identities_without_an_arn_stay_stable() {
+        // The real `CheckMfa` record of the Stratus sample: an IAM user with a name and
+        // an account but no ARN is the same user as in its other records.
+        let ev = ok(record(json!({"awsRegion": "us-east-1", "userIdentity": {
+            "type": "IAMUser", "principalId": "AIDATFQR7NSC5AU2ZV3IE", "accountId": "123837392027",
+            "accessKeyId": "", "userName": "bert-jan"
+        }})));
+        assert_eq!(ev.identity, "arn:aws:iam::123837392027:user/bert-jan");
+        let ev = ok(record(json!({"awsRegion": "cn-north-1", "userIdentity": {
+            "type": "IAMUser", "principalId": "AIDA1", "accountId": "1", "userName": "u"
+        }})));
+        assert_eq!(ev.identity, "arn:aws-cn:iam::1:user/u");
+        // A role of another account: its role id, whatever the session.
+        for session in ["ci-run-1", "ci-run-2"] {
+            let ev = ok(record(json!({"userIdentity": {
+                "type": "AWSAccount", "principalId": format!("AROAOTHER:{session}"), "accountId": "222"
+            }})));
+            assert_eq!(ev.identity, "AROAOTHER");
+        }
+        // An anonymous S3 request: one identity per receiving account, not a rejection.
+        let ev = ok(record(
+            json!({"recipientAccountId": "111", "userIdentity": {
+                "type": "AWSAccount", "principalId": "", "accountId": "ANONYMOUS_PRINCIPAL"
+            }}),
+        ));
+        assert_eq!(ev.identity, "anonymous@111");
     }
 
     #[test]
@@ -805,6 +898,11 @@ mod tests {
             json!({"additionalEventData": {"bytesTransferredOut": -1}}),
         ));
         assert_eq!(ev.bytes, None);
+        // An upload moves data too; S3 logs both directions on every object call.
+        let ev = ok(record(
+            json!({"additionalEventData": {"bytesTransferredIn": 2048.0, "bytesTransferredOut": 0.0}}),
+        ));
+        assert_eq!(ev.bytes, Some(2048));
     }
 
     #[test]
