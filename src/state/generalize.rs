@@ -188,6 +188,11 @@ fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<&'static str> {
     if digits == len {
         return Some("{n}");
     }
+    // The seconds of an ISO time (`…T08:00:37Z`, `…:37.345Z`): one placeholder, or every
+    // second of a timestamped object name would be another destination.
+    if len >= 2 && digits == len - 1 && token[len - 1] == b'Z' {
+        return Some("{n}Z");
+    }
     let letters = len - digits;
     if len >= 6 && digits >= 1 && all_hex {
         return Some("{hex}");
@@ -250,7 +255,11 @@ fn uuid_at(s: &[u8]) -> Option<usize> {
 pub fn generalise_destination(dest: &str, out: &mut String) {
     out.clear();
     let bytes = &dest.as_bytes()[..dest.len().min(MAX_DEST_LEN)];
-    let mut i = 0;
+    // An ARN's partition, service, region and account are names, not ids: a role of
+    // another account (`arn:aws:iam::222222222222:role/OrganizationAccountAccessRole`)
+    // or another region is another place. Only the resource part is generalised.
+    let mut i = arn_header_len(bytes);
+    out.push_str(dest.get(..i).unwrap_or_default());
     // The last token became a placeholder and a single `-` followed it: Kubernetes names
     // a pod `<deployment>-<replica set hash>-<5 random characters>`, both random parts
     // from an alphabet without vowels, so a 5-character suffix without vowels there is
@@ -282,10 +291,27 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
             after_placeholder = true;
             continue;
         }
+        let starts_token = i == 0 || !matches!(bytes[i - 1], b'.' | b'-' | b'_');
+        if starts_token {
+            if let Some(n) = push_ipv4_literal(&bytes[i..], out) {
+                i += n;
+                after_placeholder = true;
+                continue;
+            }
+        }
         let start = i;
         let shape = scan_token(&bytes[i..]);
         i += shape.len;
+        // Helm keeps each release revision as a secret `sh.helm.release.v1.<app>.v<k>`:
+        // a revision number ending a dotted name is a counter, not a new resource.
+        let revision = i == bytes.len()
+            && start > 0
+            && bytes[start - 1] == b'.'
+            && shape.len >= 2
+            && bytes[start] == b'v'
+            && shape.digits == shape.len - 1;
         let placeholder = match placeholder_of(&shape, &bytes[start..i]) {
+            _ if revision => Some("v{n}"),
             None if dash_after_placeholder && shape.len == 5 && !shape.vowel => Some("{id}"),
             p => p,
         };
@@ -297,6 +323,79 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
             None => out.push_str(dest.get(start..i).unwrap_or_default()),
         }
     }
+}
+
+/// Length of `arn:<partition>:<service>:<region>:<account>:` at the start of `bytes`, or
+/// 0 when it is not an ARN.
+fn arn_header_len(bytes: &[u8]) -> usize {
+    if !bytes.starts_with(b"arn:") {
+        return 0;
+    }
+    let mut colons = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b':' {
+            colons += 1;
+            if colons == 5 {
+                return i + 1;
+            }
+        }
+    }
+    0
+}
+
+/// Writes the generalised form of a dotted IPv4 address at the start of `s` (with its
+/// port, if one follows) and returns its length; `None` when there is none. A call to
+/// an address rather than a name keeps its place: private space by its /16 (pod and
+/// node addresses churn inside it), public space by its /24 (a new public address is a
+/// new place, the shape of exfiltration to a bare IP), and the port, which says what
+/// is spoken there.
+fn push_ipv4_literal(s: &[u8], out: &mut String) -> Option<usize> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let start = i;
+        let mut value = 0u32;
+        while i < s.len() && s[i].is_ascii_digit() && i - start < 3 {
+            value = value * 10 + u32::from(s[i] - b'0');
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    // A longer dotted number (a version `1.2.3.4.5`, an OID) is not an address.
+    if s.get(i).is_some_and(|&b| is_alnum(b) || b == b'.') {
+        return None;
+    }
+    let addr = std::net::Ipv4Addr::from(octets);
+    push_u8(out, octets[0]);
+    out.push('.');
+    push_u8(out, octets[1]);
+    if is_private(IpAddr::V4(addr)) {
+        out.push_str(".{n}.{n}");
+    } else {
+        out.push('.');
+        push_u8(out, octets[2]);
+        out.push_str(".{n}");
+    }
+    if s.get(i) == Some(&b':') {
+        let digits = s[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if (1..=5).contains(&digits) && !s.get(i + 1 + digits).is_some_and(|&b| is_alnum(b)) {
+            out.push(':');
+            for &d in &s[i + 1..i + 1 + digits] {
+                out.push(char::from(d));
+            }
+            i += 1 + digits;
+        }
+    }
+    Some(i)
 }
 
 /// The destination's class: the part that names the resource container, so a new object
@@ -379,7 +478,14 @@ pub fn source_network(
 ) -> Option<SourceClass> {
     use std::fmt::Write as _;
     out.clear();
-    let parsed = ip.and_then(|s| s.trim().parse::<IpAddr>().ok());
+    // An IPv4 client of a dual-stack listener is logged as `::ffff:a.b.c.d`: judged as
+    // the IPv4 address it is, or every such client would share one /64.
+    let parsed = ip
+        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+        .map(|a| match a {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+            v4 => v4,
+        });
     let class = parsed.map(|a| {
         if is_private(a) {
             SourceClass::Private
@@ -621,6 +727,75 @@ mod tests {
     }
 
     #[test]
+    fn arn_accounts_and_regions_are_places() {
+        // The same role in two accounts is two destinations (lateral movement through
+        // every member account's `OrganizationAccountAccessRole`).
+        assert_eq!(
+            g("arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"),
+            "arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"
+        );
+        assert_ne!(
+            g("arn:aws:iam::111111111111:role/OrganizationAccountAccessRole"),
+            g("arn:aws:iam::222222222222:role/OrganizationAccountAccessRole")
+        );
+        // Another region is another place; the resource part is still generalised.
+        assert_eq!(
+            g("arn:aws:kms:us-east-2:123456789012:key/0b9e6c1e-5a9f-4a57-8d0e-3f1c2b7a9d10"),
+            "arn:aws:kms:us-east-2:123456789012:key/{uuid}"
+        );
+        assert_eq!(
+            destination_class(&g("arn:aws:iam::111111111111:role/admin")),
+            "arn:aws:iam::111111111111:role"
+        );
+        // A colon-poor "ARN" is generalised like anything else.
+        assert_eq!(g("arn:x-{n}"), "arn:x-{n}");
+    }
+
+    #[test]
+    fn addresses_times_and_revisions_in_destinations() {
+        // A bare address keeps its place and port; pod addresses churn inside a /16.
+        assert_eq!(
+            g("https://10.0.0.5:8443/v1/x"),
+            "https://10.0.{n}.{n}:8443/v1/x"
+        );
+        assert_eq!(
+            g("https://10.0.9.77:8443/v1/x"),
+            g("https://10.0.0.5:8443/v1/x")
+        );
+        assert_eq!(
+            g("https://198.51.100.7:443/upload"),
+            "https://198.51.100.{n}:443/upload"
+        );
+        assert_ne!(g("https://198.51.100.7/"), g("https://203.0.113.7/"));
+        assert_ne!(g("https://10.0.0.5:8443/"), g("https://198.51.100.7:8443/"));
+        // Version numbers and dotted names are not addresses.
+        assert_eq!(
+            g("pkg/lib-1.2.3.4.5.tar"),
+            "pkg/lib-{n}.{n}.{n}.{n}.{n}.tar"
+        );
+        assert_eq!(g("app-1.2.3.4"), "app-{n}.{n}.{n}.{n}");
+        // The seconds of a timestamped name are one placeholder.
+        assert_eq!(
+            g("logs/2026-11-25T08:00:37Z.json"),
+            g("logs/2026-11-25T08:00:59Z.json")
+        );
+        assert_eq!(
+            g("logs/2026-11-25T08:00:37.345Z.json"),
+            g("logs/2026-11-25T09:12:07.001Z.json")
+        );
+        // Helm's release revisions are one secret; API versions stay.
+        assert_eq!(
+            g("payments/secrets/sh.helm.release.v1.checkout.v12"),
+            "payments/secrets/sh.helm.release.v1.checkout.v{n}"
+        );
+        assert_eq!(
+            g("payments/secrets/sh.helm.release.v1.checkout.v3"),
+            g("payments/secrets/sh.helm.release.v1.checkout.v12")
+        );
+        assert_eq!(g("https://api.acme.com/v2"), "https://api.acme.com/v2");
+    }
+
+    #[test]
     fn classes_keep_container_structure() {
         assert_eq!(
             destination_class("arn:aws:s3:::payroll-exports/{n}/x.csv"),
@@ -669,6 +844,17 @@ mod tests {
             Some(SourceClass::Named)
         );
         assert_eq!(source_network(None, Some("not-an-ip"), &mut s), None);
+        // IPv4 clients of a dual-stack listener are their IPv4 address.
+        assert_eq!(
+            source_network(None, Some("::ffff:203.0.113.9"), &mut s),
+            Some(SourceClass::Public)
+        );
+        assert_eq!(s, "203.0.113.0/24");
+        assert_eq!(
+            source_network(None, Some("::ffff:10.1.2.3"), &mut s),
+            Some(SourceClass::Private)
+        );
+        assert_eq!(s, "10.1.0.0/16");
     }
 
     #[test]
