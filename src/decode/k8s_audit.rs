@@ -7,7 +7,8 @@
 //! rejected (they are well-formed, just not activities).
 //!
 //! Mapping: identity `user.username`; kind `system:serviceaccount:*` → service_account,
-//! other `system:*` (nodes, controllers) → workload, else unknown; action
+//! other `system:*` (nodes, controllers) → workload, `system:anonymous` and everyone
+//! else → unknown (`impersonatedUser` is kept as the `impersonated_user` attribute); action
 //! `<verb> <resource>[/<subresource>]` (no `objectRef`: `<verb> <path>` from
 //! `requestURI`); destination `namespace/resource/name`, `resource/name` when cluster
 //! scoped, `namespace/resource` without a name; outcome from `responseStatus.code`
@@ -93,8 +94,12 @@ fn decode_inner(text: &str) -> Result<Option<ActivityEvent>, Rejection> {
             ))
         }
     };
+    // `system:anonymous` (and its group `system:unauthenticated`) is nobody: an
+    // unauthenticated caller, not a control-plane workload.
     let identity_kind = if identity.starts_with("system:serviceaccount:") {
         IdentityKind::ServiceAccount
+    } else if identity == "system:anonymous" || identity == "system:unauthenticated" {
+        IdentityKind::Unknown
     } else if identity.starts_with("system:") {
         IdentityKind::Workload
     } else {
@@ -107,6 +112,15 @@ fn decode_inner(text: &str) -> Result<Option<ActivityEvent>, Rejection> {
         .opt_nonempty("requestURI")?
         .map(|uri| uri.split('?').next().unwrap_or(uri));
     let mut attributes = BTreeMap::new();
+    // `kubectl --as=…`: the caller acts as another user. The caller stays the identity
+    // (its behaviour is what is judged); whom it acted as is kept for the reasons and
+    // for policy.
+    if let Some(as_user) = ev
+        .lenient_obj("impersonatedUser", "impersonatedUser")
+        .and_then(|u| u.opt_nonempty("username").ok().flatten())
+    {
+        attributes.insert("impersonated_user".to_string(), as_user.to_string());
+    }
 
     let (action, destination) = match object_ref
         .as_ref()
@@ -293,10 +307,21 @@ mod tests {
             ("system:node:worker-1", IdentityKind::Workload),
             ("system:kube-scheduler", IdentityKind::Workload),
             ("alice@example.com", IdentityKind::Unknown),
+            ("system:anonymous", IdentityKind::Unknown),
         ] {
             let ev = ok(event(json!({"user": {"username": user}})));
             assert_eq!((ev.identity.as_str(), ev.identity_kind), (user, kind));
         }
+        // `kubectl --as`: the caller is the identity; whom it acted as is kept.
+        let ev = ok(event(json!({
+            "user": {"username": "alice@example.com"},
+            "impersonatedUser": {"username": "system:serviceaccount:kube-system:admin"}
+        })));
+        assert_eq!(ev.identity, "alice@example.com");
+        assert_eq!(
+            ev.attributes.get("impersonated_user").map(String::as_str),
+            Some("system:serviceaccount:kube-system:admin")
+        );
     }
 
     #[test]

@@ -339,7 +339,10 @@ fn sniff(text: &str) -> Result<Format, Rejection> {
             .find(|m| m.key() == name)
             .and_then(|m| m.string_value())
     };
-    if has("Records") || (has("eventSource") && has("eventName")) {
+    // A native event may carry CloudTrail's names among its own fields (a gateway that
+    // copies `eventSource`/`eventName` through); its `identity` says what it is. A
+    // CloudTrail record names its caller in `userIdentity` instead.
+    if has("Records") || (has("eventSource") && has("eventName") && !has("identity")) {
         return Ok(Format::Cloudtrail);
     }
     let k8s_api = string_of("apiVersion").is_some_and(|v| v.starts_with("audit.k8s.io/"));
@@ -570,6 +573,12 @@ mod tests {
         let native_like = r#"{"eventSource":"x","identity":"i","time":1700000000000,"action":"a","destination":"d"}"#;
         assert!(matches!(
             &run(Format::Auto, native_like.as_bytes(), &limits)[..],
+            [Decoded::Event(_)]
+        ));
+        // With both CloudTrail names, `identity` still makes it native.
+        let gateway = r#"{"eventSource":"x","eventName":"y","identity":"i","time":1700000000000,"action":"a","destination":"d"}"#;
+        assert!(matches!(
+            &run(Format::Auto, gateway.as_bytes(), &limits)[..],
             [Decoded::Event(_)]
         ));
         // Records wins even when empty.
