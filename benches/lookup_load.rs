@@ -106,6 +106,7 @@ fn signal(i: usize, time_ms: i64, rng: &mut Rng) -> Signal {
         score,
         level,
         state: IdentityState::Active,
+        identity_kind: riskd::event::IdentityKind::Unknown,
         events_seen: rng.next() % 100_000,
         reasons: vec![
             Reason {

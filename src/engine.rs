@@ -267,6 +267,7 @@ impl Engine {
         let Some(state) = self.table.at_mut(slot) else {
             return Ok(());
         };
+        state.note_kind(event.identity_kind);
 
         // Detectors look at the state before the event.
         let met = state.novelty(&obs);
@@ -656,6 +657,7 @@ impl Engine {
                 score,
                 level,
                 state: lifecycle(state),
+                identity_kind: state.kind(),
                 events_seen: state.events,
                 reasons,
                 event_id: event.event_id.clone(),
@@ -846,6 +848,7 @@ impl Engine {
                 score,
                 level,
                 state: lifecycle(state),
+                identity_kind: state.kind(),
                 events_seen: state.events,
                 reasons,
                 event_id: None,
@@ -984,6 +987,7 @@ impl Engine {
             score,
             level,
             state: lifecycle(state),
+            identity_kind: state.kind(),
             events_seen: state.events,
             reasons: if level == Level::Normal {
                 Vec::new()
@@ -1159,6 +1163,7 @@ impl From<DecodeError> for SnapshotError {
 mod tests {
     use super::*;
     use crate::detect::testkit::{event, T0};
+    use crate::event::IdentityKind;
 
     fn engine() -> Engine {
         Engine::new(&Config::default_config().expect("defaults"))
@@ -1207,6 +1212,28 @@ mod tests {
         let mut ev = event(t, "a", "b", "10.0.0.1", "x");
         ev.identity = name;
         e.process(&ev, out).expect("ok");
+    }
+
+    #[test]
+    fn signals_carry_the_kind_the_events_named() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let mut ev = event(T0, "tool:search", "docs/x", "10.0.0.1", "agent/1");
+        ev.identity = "copilot".into();
+        ev.identity_kind = IdentityKind::AiAgent;
+        e.process(&ev, &mut out).expect("ok");
+        assert_eq!(
+            out.last().map(|s| s.identity_kind),
+            Some(IdentityKind::AiAgent)
+        );
+        // A later event naming no kind keeps it, here and in what a restart restores.
+        ev.identity_kind = IdentityKind::Unknown;
+        ev.time_ms += 1000;
+        e.process(&ev, &mut out).expect("ok");
+        assert_eq!(
+            e.last_signal("copilot").map(|s| s.identity_kind),
+            Some(IdentityKind::AiAgent)
+        );
     }
 
     /// A stolen key's first look around.

@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::event::ActivityEvent;
+use crate::event::{ActivityEvent, IdentityKind};
 use crate::signal::{format_time_ms, parse_time_ms, IdentityState, Level, Reason, Signal};
 use crate::source::generator::{Labels, LabelsError};
 
@@ -478,6 +478,7 @@ fn naive_signal(
         score: if level.is_alert() { 100.0 } else { 0.0 },
         level,
         state: IdentityState::Active,
+        identity_kind: IdentityKind::Unknown,
         events_seen: st.events,
         reasons,
         event_id: None,
@@ -827,6 +828,7 @@ mod tests {
             },
             level,
             state: IdentityState::Active,
+            identity_kind: IdentityKind::Unknown,
             events_seen: 100,
             reasons: vec![Reason {
                 detector: "new_source".into(),

@@ -34,6 +34,36 @@ impl IdentityKind {
         }
     }
 
+    /// A small number for packing the kind into state flags (0 is `Unknown`).
+    pub fn code(self) -> u8 {
+        match self {
+            IdentityKind::Unknown => 0,
+            IdentityKind::AiAgent => 1,
+            IdentityKind::ServiceAccount => 2,
+            IdentityKind::ApiKey => 3,
+            IdentityKind::Workload => 4,
+            IdentityKind::Bot => 5,
+            IdentityKind::Human => 6,
+        }
+    }
+
+    /// The kind of [`IdentityKind::code`]; `Unknown` for any other number.
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => IdentityKind::AiAgent,
+            2 => IdentityKind::ServiceAccount,
+            3 => IdentityKind::ApiKey,
+            4 => IdentityKind::Workload,
+            5 => IdentityKind::Bot,
+            6 => IdentityKind::Human,
+            _ => IdentityKind::Unknown,
+        }
+    }
+
+    pub fn is_unknown(&self) -> bool {
+        *self == IdentityKind::Unknown
+    }
+
     /// Parses a producer-supplied kind; anything unrecognised is `Unknown`.
     pub fn parse(s: &str) -> Self {
         match s {

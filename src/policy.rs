@@ -726,10 +726,14 @@ impl Policy {
         risk: Option<&Signal>,
         now: DateTime<Utc>,
     ) -> Verdict {
+        // The caller's word first (a gateway knows its agent is an agent, where the
+        // audit log only says "assumed role"); else the kind riskd saw on the identity's
+        // events, so a proxy that sends no kind still meets the rules that select on it.
         let kind = input
             .context
             .get("identity_kind")
             .map(|k| IdentityKind::parse(k.trim()))
+            .or_else(|| risk.map(|s| s.identity_kind))
             .unwrap_or(IdentityKind::Unknown);
         let req = Request {
             input,

@@ -11,6 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use dashmap::DashMap;
 
 use crate::decode::canonical_rfc3339_ms;
+use crate::event::IdentityKind;
 use crate::signal::{
     format_time_ms, parse_time_ms, IdentityState, Level, Reason, Signal, MODEL_NAME,
 };
@@ -46,6 +47,7 @@ struct Stored {
     score_tenths: u16,
     level: Level,
     state: IdentityState,
+    kind: IdentityKind,
     extra: Option<Box<Extra>>,
 }
 
@@ -98,6 +100,7 @@ impl Stored {
             score_tenths,
             level: signal.level,
             state: signal.state,
+            kind: signal.identity_kind,
             extra: (!plain).then(|| Box::new(extra)),
         }
     }
@@ -121,6 +124,7 @@ impl Stored {
                 score: self.score(),
                 level: self.level,
                 state: self.state,
+                identity_kind: self.kind,
                 events_seen: self.events_seen,
                 reasons: extra.map(|e| e.reasons.to_vec()).unwrap_or_default(),
                 event_id: None,
@@ -243,6 +247,7 @@ mod tests {
             score,
             level,
             state: IdentityState::Active,
+            identity_kind: IdentityKind::Unknown,
             events_seen: 1,
             reasons: vec![],
             event_id: None,

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::IdentityKind;
+
 /// Risk level derived from the score with the configured thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,6 +83,11 @@ pub struct Signal {
     pub score: f64,
     pub level: Level,
     pub state: IdentityState,
+    /// The kind the identity's events last named (`identity_kind`); left out while none
+    /// did. An enforcement point that does not know the caller's kind (an Envoy check)
+    /// is judged with it.
+    #[serde(default, skip_serializing_if = "IdentityKind::is_unknown")]
+    pub identity_kind: IdentityKind,
     pub events_seen: u64,
     pub reasons: Vec<Reason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -61,6 +61,7 @@ fn signal(identity: &str, score: f64, level: Level, reasons: &[(&str, f64)]) -> 
         score,
         level,
         state: IdentityState::Active,
+        identity_kind: riskd::event::IdentityKind::Unknown,
         events_seen: 48211,
         reasons: reasons
             .iter()
@@ -435,6 +436,31 @@ async fn decide_with_builtin_policy_and_with_example_policy() {
     .await;
     assert_eq!(body["decision"], "deny");
     assert_eq!(body["rule"], "payment-key-no-customer-export");
+    // Through Envoy's check, which sends no kind: the kind riskd saw on the key's
+    // events selects the same rule, and `/v1/risk` reports it.
+    let mut seen = signal("pay-key-2", 4.0, Level::Normal, &[]);
+    seen.identity_kind = riskd::event::IdentityKind::ApiKey;
+    s.table.apply(seen);
+    let resp = c
+        .post(s.url("/ext_authz/v1/payments/export"))
+        .header("host", "payments-api")
+        .header("x-riskd-identity", "pay-key-2")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        resp.headers()["x-riskd-rule"],
+        "payment-key-no-customer-export"
+    );
+    let body = json_of(
+        c.get(s.url("/v1/risk/pay-key-2"))
+            .send()
+            .await
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(body["identity_kind"], "api_key");
     s.stop().await;
 }
 

@@ -35,6 +35,7 @@ fn signal(identity: &str, score: f64, level: Level, reasons: &[(&str, f64)]) -> 
         score,
         level,
         state: IdentityState::Active,
+        identity_kind: riskd::event::IdentityKind::Unknown,
         events_seen: 5000,
         reasons: reasons
             .iter()
@@ -481,4 +482,58 @@ fn builtin_default_denies_critical_and_steps_up_high() {
         Decision::Allow
     );
     assert_eq!(check(None), Decision::Allow);
+}
+
+#[test]
+fn a_request_without_a_kind_is_judged_with_the_kind_riskd_saw() {
+    // Envoy's check carries no `identity_kind`; the agent's events named it. The push
+    // rule for agents must still hold it to the change window (not `no_match = allow`).
+    let p = policy();
+    let agent = "spiffe://corp/agents/copilot";
+    let mut seen = normal(agent);
+    seen.identity_kind = riskd::event::IdentityKind::AiAgent;
+    let no_kind = ctx(&[]);
+    let v = decide(
+        &p,
+        agent,
+        "git:push",
+        "github.com/corp/payments",
+        &no_kind,
+        Some(&seen),
+        saturday_noon(),
+    );
+    assert_eq!(v.decision, Decision::Deny, "{v:?}");
+    assert_eq!(
+        v.rule,
+        "coding-agent-push-needs-change-window-and-signed-approval"
+    );
+    // Without what riskd saw, the agent rules do not select it: the catch-all allows.
+    let v = decide(
+        &p,
+        agent,
+        "git:push",
+        "github.com/corp/payments",
+        &no_kind,
+        Some(&normal(agent)),
+        saturday_noon(),
+    );
+    assert_eq!(
+        (v.decision, v.rule.as_str()),
+        (Decision::Allow, "default"),
+        "{v:?}"
+    );
+    // The caller's word wins over what riskd saw.
+    let v = decide(
+        &p,
+        agent,
+        "git:push",
+        "github.com/corp/payments",
+        &ctx(&[("identity_kind", "human")]),
+        Some(&seen),
+        saturday_noon(),
+    );
+    assert_ne!(
+        v.rule, "coding-agent-push-needs-change-window-and-signed-approval",
+        "{v:?}"
+    );
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::stats::{Endpoint, LatencySummary};
 use super::{error, AppState};
+use crate::event::IdentityKind;
 use crate::risk_table::{wall_clock_ms, RiskEntry};
 use crate::signal::{IdentityState, Level, Reason};
 
@@ -29,6 +30,9 @@ pub struct RiskView {
     pub score: Option<f64>,
     pub level: Option<Level>,
     pub state: IdentityState,
+    /// The kind the identity's events named; left out while none did.
+    #[serde(skip_serializing_if = "IdentityKind::is_unknown")]
+    pub identity_kind: IdentityKind,
     pub reasons: Vec<Reason>,
     pub events_seen: u64,
     /// Event time of the signal this answer comes from (RFC 3339).
@@ -44,6 +48,7 @@ impl RiskView {
             score: None,
             level: None,
             state: IdentityState::Unknown,
+            identity_kind: IdentityKind::Unknown,
             reasons: Vec::new(),
             events_seen: 0,
             updated: None,
@@ -59,6 +64,7 @@ impl RiskView {
             score: Some(s.score),
             level: Some(s.level),
             state: s.state,
+            identity_kind: s.identity_kind,
             reasons: s.reasons,
             events_seen: s.events_seen,
             updated: Some(s.time),

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::generalize::SourceClass;
+use crate::event::IdentityKind;
 
 /// Seen-set kinds. The discriminant is stored in snapshots: never renumber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,9 @@ pub const FLAG_PRIVATE: u8 = 1;
 pub const FLAG_PUBLIC: u8 = 2;
 pub const FLAG_NAMED: u8 = 4;
 pub const FLAG_ACTIVE: u8 = 8;
+/// The upper four bits of `flags` hold the identity's kind as its events last named it
+/// ([`IdentityKind::code`]; 0 while none did).
+const KIND_SHIFT: u8 = 4;
 
 /// Counts of one rate bucket.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -664,6 +668,19 @@ impl Identity {
 
     pub fn is_active(&self) -> bool {
         self.flags & FLAG_ACTIVE != 0
+    }
+
+    /// The kind this identity's events last named (`Unknown` while none did): what an
+    /// enforcement point asking about it without saying its kind is told.
+    pub fn kind(&self) -> IdentityKind {
+        IdentityKind::from_code(self.flags >> KIND_SHIFT)
+    }
+
+    /// Remembers the kind an event named; an event that names none changes nothing.
+    pub fn note_kind(&mut self, kind: IdentityKind) {
+        if !kind.is_unknown() {
+            self.flags = (self.flags & ((1 << KIND_SHIFT) - 1)) | (kind.code() << KIND_SHIFT);
+        }
     }
 
     /// Whether `hash` of `kind` has been seen (exactly, or probably, once the set
@@ -1456,6 +1473,27 @@ mod tests {
             (id.elevated_hour, 1, id.lingering)
         );
         assert_eq!(back.last_failures, id.last_failures);
+    }
+
+    #[test]
+    fn the_kind_named_last_is_kept_beside_the_flags_and_persisted() {
+        let p = params();
+        let t = 1_700_000_000_000;
+        let mut id = Identity::new(t, &p);
+        assert_eq!(id.kind(), IdentityKind::Unknown);
+        fold(&mut id, &obs(t, 1, 1), &p);
+        let flags = id.flags;
+        id.note_kind(IdentityKind::AiAgent);
+        assert_eq!(id.kind(), IdentityKind::AiAgent);
+        // An event naming no kind changes nothing; another kind replaces it.
+        id.note_kind(IdentityKind::Unknown);
+        assert_eq!(id.kind(), IdentityKind::AiAgent);
+        id.note_kind(IdentityKind::Human);
+        assert_eq!(id.kind(), IdentityKind::Human);
+        assert_eq!(id.flags & 0x0f, flags & 0x0f, "the other flags stay");
+        let back = Identity::decode(&id.encode(), &p).expect("decodes");
+        assert_eq!(back.kind(), IdentityKind::Human);
+        assert_eq!(back.is_active(), id.is_active());
     }
 
     #[test]
