@@ -3,17 +3,24 @@
 
 use tokio_util::sync::CancellationToken;
 
+/// Exit status of a forced exit (128 + SIGINT, as a shell reports an interrupted job).
+const FORCED_EXIT: i32 = 130;
+
 /// Returns a token that is cancelled on the first SIGINT or SIGTERM.
 ///
-/// A second signal is not handled here on purpose: the default disposition is restored
-/// after the first, so an operator can still force an exit if draining hangs.
+/// A second signal exits at once: once tokio listens for a signal it never restores the
+/// default disposition, so without this an operator whose drain hangs (a broker that
+/// stopped answering) could only `kill -9`.
 pub fn on_signals() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutdown signal received, draining");
+        tracing::info!("shutdown signal received, draining (a second signal exits at once)");
         trigger.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second shutdown signal: exiting without finishing the drain");
+        std::process::exit(FORCED_EXIT);
     });
     token
 }

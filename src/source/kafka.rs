@@ -43,9 +43,18 @@ pub fn group_consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     let mut config = client_config(kafka);
     let session_ms = kafka.session_timeout.0.as_millis().to_string();
     let commit_ms = kafka.commit_interval.0.as_millis().to_string();
+    // librdkafka refuses a consumer whose `max.poll.interval.ms` (default 5 minutes) is
+    // below its session timeout; a longer `kafka.session_timeout` raises it to match.
+    let poll_ms = kafka
+        .session_timeout
+        .0
+        .max(Duration::from_secs(300))
+        .as_millis()
+        .to_string();
     let defaults = [
         ("auto.offset.reset", "earliest".to_string()),
         ("session.timeout.ms", session_ms),
+        ("max.poll.interval.ms", poll_ms),
         ("statistics.interval.ms", "5000".to_string()),
         ("enable.partition.eof", "false".to_string()),
     ];
@@ -349,5 +358,27 @@ fn apply_signal(table: &SharedRiskTable, message: &BorrowedMessage<'_>) {
             offset = message.offset(),
             "ignoring a record on the signals topic that is not a signal"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, HumanDuration};
+
+    #[test]
+    fn a_long_session_timeout_still_makes_a_consumer() {
+        // librdkafka refuses `session.timeout.ms` above `max.poll.interval.ms` (5 minutes
+        // by default) when the client is created, with no word of riskd's key.
+        let mut config = Config::default_config().expect("defaults");
+        config.kafka.session_timeout = HumanDuration(Duration::from_secs(600));
+        let client = group_consumer_config(&config.kafka);
+        assert_eq!(client.get("max.poll.interval.ms"), Some("600000"));
+        client
+            .create::<BaseConsumer>()
+            .expect("librdkafka accepts the settings");
+        // The default keeps librdkafka's own poll interval.
+        let client = group_consumer_config(&Config::default_config().expect("defaults").kafka);
+        assert_eq!(client.get("max.poll.interval.ms"), Some("300000"));
     }
 }
