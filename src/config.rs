@@ -797,6 +797,15 @@ impl Config {
                 "must be in [0, 1]",
             ));
         }
+        if self.score.impair_defences.len() > crate::state::identity::MAX_IMPAIR_ENTRIES {
+            return Err(ConfigError::invalid(
+                "score.impair_defences",
+                format!(
+                    "at most {} entries (each identity remembers which it has met)",
+                    crate::state::identity::MAX_IMPAIR_ENTRIES
+                ),
+            ));
+        }
         if let Some(i) = self.score.impair_defences.iter().position(|p| {
             let (action, destination) = p.globs();
             action.trim().is_empty() || destination.is_some_and(|d| d.trim().is_empty())
@@ -1007,6 +1016,18 @@ mod tests {
         assert!(
             load_text("[score]\nsustained_window = \"6h\"\nsustained_hour_weight = 0\n").is_ok()
         );
+    }
+
+    #[test]
+    fn too_many_impair_defences_entries_are_refused() {
+        let list: Vec<String> = (0..65).map(|i| format!("\"svc:Op{i}\"")).collect();
+        let err = load_text(&format!(
+            "[score]\nimpair_defences = [{}]\n",
+            list.join(", ")
+        ))
+        .expect_err("65 entries");
+        assert!(err.to_string().contains("score.impair_defences"), "{err}");
+        assert!(err.to_string().contains("at most 64"), "{err}");
     }
 
     #[test]

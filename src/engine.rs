@@ -332,6 +332,9 @@ impl Engine {
         let mut sensitivity: Option<Sensitivity> = (!learning
             && (novelty.dest || novelty.environment))
             .then(|| self.scorer.sensitivity(event));
+        let impair = self
+            .scorer
+            .impairs_defences(&event.action, &event.destination);
         let mut findings = {
             let ctx = Context {
                 event,
@@ -340,14 +343,19 @@ impl Engine {
                 novelty: &novelty,
                 params: &self.params,
                 learning,
-                impairs_defences: match self
-                    .scorer
-                    .impairs_defences(&event.action, &event.destination)
-                {
-                    Some(true) => novelty.action || novelty.dest,
-                    Some(false) => novelty.action,
-                    None => false,
-                },
+                impairs_defences: impair.is_some_and(|m| {
+                    // New when the seen-sets say so, or when they cannot say: a kind that
+                    // overflowed into the sketch may answer "seen" for a call never made.
+                    let (new, kinds) = if m.targeted {
+                        (
+                            novelty.action || novelty.dest,
+                            (1 << SeenKind::Action as u8) | (1 << SeenKind::Destination as u8),
+                        )
+                    } else {
+                        (novelty.action, 1 << SeenKind::Action as u8)
+                    };
+                    !state.has_impaired(m.entry) && (new || state.overflowed & kinds != 0)
+                }),
                 texts: &self.texts,
                 fleet,
                 sensitivity: sensitivity.unwrap_or_default(),
@@ -454,6 +462,9 @@ impl Engine {
             }
         }
         state.fold(&obs, &met, &self.params);
+        if let Some(m) = impair {
+            state.mark_impaired(m.entry);
+        }
 
         // An HTTP route action (`GET /v1/balance`) and its destination describe the same
         // call: a new route is one piece of evidence, not two. A new action of a service
@@ -1127,13 +1138,23 @@ fn is_read(action: &str) -> bool {
 fn creates_resource(action: &str) -> bool {
     let creates = match action.split_once(':') {
         Some((_, verb)) => {
-            verb.strip_prefix("Create")
-                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
-                || verb == "RunInstances"
+            verb.strip_prefix("Create").is_some_and(|rest| {
+                rest.starts_with(|c: char| c.is_ascii_uppercase()) && !copies_existing(rest)
+            }) || verb == "RunInstances"
         }
         None => action.starts_with("create "),
     };
     creates && !detect::new_action::is_sensitive(action)
+}
+
+/// What a `Create…` call makes is a copy of something that exists (`CreateSnapshot`,
+/// `CreateDBSnapshot`, `CreateImage`, `CreateExportTask`, `CreateBackup…`), and the
+/// decoder names that source as the destination: a snapshot of a database this identity
+/// never touched is a new destination, the first step of a copy-out.
+fn copies_existing(created: &str) -> bool {
+    ["Snapshot", "Image", "Export", "Backup", "Replica", "Copy"]
+        .iter()
+        .any(|k| created.contains(k))
 }
 
 /// `GET /path`-style actions: HTTP routes whose path repeats the destination.
@@ -1371,6 +1392,12 @@ mod tests {
             "ec2:Create",
             "POST /v1/orders",
             "logs:Createx",
+            // A copy of something that exists, which the decoder names as the
+            // destination: the database snapshotted is the place touched.
+            "rds:CreateDBSnapshot",
+            "ec2:CreateSnapshot",
+            "ec2:CreateImage",
+            "logs:CreateExportTask",
         ] {
             assert!(!creates_resource(action), "{action}");
         }
@@ -1896,6 +1923,57 @@ mod tests {
         assert_eq!(s.state, IdentityState::Learning);
         assert!(s.level >= Level::High, "{s:?}");
         assert_eq!(s.reasons[0].detector, "new_action");
+    }
+
+    #[test]
+    fn a_broad_identity_is_not_blind_to_its_first_stop_logging() {
+        // A controller that meets hundreds of actions overflows its exact action set
+        // into the shared sketch, which then answers "seen" for nearly anything.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let mut t = T0;
+        for day in 0..6i64 {
+            for k in 0..400i64 {
+                t = T0 + day * 86_400_000 + k * 200_000;
+                let action = format!("svc{}:Op{}", k % 50, (k * 7 + day) % 400);
+                let destination = format!("arn:aws:svc:us-east-1:1:thing/t{}", k % 300);
+                e.process(&svc_call(t, 0, &action, &destination), &mut out)
+                    .expect("in order");
+            }
+        }
+        let state = e.identity("svc").expect("tracked");
+        assert_ne!(
+            state.overflowed & (1 << SeenKind::Action as u8),
+            0,
+            "the action set overflowed"
+        );
+        out.clear();
+        let stop = svc_call(
+            t,
+            60_000,
+            "cloudtrail:StopLogging",
+            "arn:aws:cloudtrail:us-east-1:1:trail/org",
+        );
+        e.process(&stop, &mut out).expect("in order");
+        let first = out.iter().map(|s| s.score).fold(0.0, f64::max);
+        assert!(first >= 60.0, "first StopLogging: {out:?}");
+        assert!(out.iter().any(|s| s
+            .reasons
+            .iter()
+            .any(|r| r.detail.contains("impairs logging"))));
+        // Once made, it is remembered exactly: a week later the second is not "first"
+        // again (the last signal is the one for that event; the others are decays).
+        out.clear();
+        let later = svc_call(
+            t,
+            7 * 86_400_000,
+            "cloudtrail:StopLogging",
+            "arn:aws:cloudtrail:us-east-1:1:trail/org",
+        );
+        e.process(&later, &mut out).expect("in order");
+        let last = out.last().expect("a signal");
+        assert_eq!(last.time, format_time_ms(later.time_ms));
+        assert!(last.reasons.is_empty(), "{last:?}");
     }
 
     #[test]

@@ -18,6 +18,15 @@ use crate::signal::{Level, Reason};
 /// several signs agree.
 const MAX_P: f64 = 0.95;
 
+/// The `score.impair_defences` entry an event matched: its position in the list, and
+/// whether it names a destination (then the call is new when its action or its
+/// destination is; an action entry, when its action is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImpairMatch {
+    pub entry: usize,
+    pub targeted: bool,
+}
+
 pub struct Scorer {
     weights: [f64; COUNT],
     rules: SensitivityRules,
@@ -80,18 +89,27 @@ impl Scorer {
     }
 
     /// Whether an event impairs logging or detection (`score.impair_defences`): by its
-    /// action alone, or by its action on a listed destination. `Some(true)` for a
-    /// destination entry (the call is judged new when the action or the destination
-    /// is), `Some(false)` for an action entry (new when the action is).
-    pub fn impairs_defences(&self, action: &str, destination: &str) -> Option<bool> {
+    /// action alone, or by its action on a listed destination. A destination entry that
+    /// matches wins over an action entry.
+    pub fn impairs_defences(&self, action: &str, destination: &str) -> Option<ImpairMatch> {
         let mut found = None;
-        for (a, d) in &self.impair_defences {
+        for (entry, (a, d)) in self.impair_defences.iter().enumerate() {
             if !a.matches(action) {
                 continue;
             }
             match d {
-                None => found = found.or(Some(false)),
-                Some(d) if d.matches(destination) => return Some(true),
+                None => {
+                    found = found.or(Some(ImpairMatch {
+                        entry,
+                        targeted: false,
+                    }))
+                }
+                Some(d) if d.matches(destination) => {
+                    return Some(ImpairMatch {
+                        entry,
+                        targeted: true,
+                    })
+                }
                 Some(_) => {}
             }
         }

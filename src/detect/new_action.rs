@@ -96,10 +96,11 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     // and detection) are judged on their own, whatever the identity's history: no
     // baseline makes a first `StopLogging` routine, and a novelty-rate or fleet discount
     // would let it hide among an identity's other new actions. (The engine sets it only
-    // for a new action, or a new destination of a destination entry.)
-    if ctx.impairs_defences && (ctx.novelty.action || ctx.novelty.dest) {
+    // for a matching call this identity never made: judged by the entry, since the
+    // seen-sets of a broad identity may answer "seen" from their overflow sketch.)
+    if ctx.impairs_defences {
         return Finding::lazy(1.0, || {
-            if ctx.novelty.action {
+            if ctx.novelty.action || !ctx.novelty.dest {
                 format!(
                     "first use of {}, which impairs logging or detection (score.impair_defences)",
                     ctx.event.action

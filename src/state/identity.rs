@@ -390,12 +390,19 @@ pub struct Identity {
     /// then it answers "seen" to anything; asked about actions too, it made such an
     /// identity blind to its first `StopLogging`.
     pub overflowed: u8,
-    /// Fingerprints ([`Observation::failure_key`]) of the last two distinct failing
-    /// calls, newest first. SDKs and controllers retry a throttled or refused call with
-    /// backoff, so one misconfigured key policy or one throttled table shows up as tens
-    /// of identical failures; permission probing is failures of *different* calls. A
-    /// repeat of one of these is not counted as a new failure.
-    pub last_failures: [u32; 2],
+    /// The failing calls of the current clock hour, as a 64-bit Bloom filter of their
+    /// [`Observation::failure_key`]s (two bits each). SDKs and controllers retry a
+    /// throttled or refused call with backoff, often cycling over the few objects they
+    /// are reconciling, so one misconfigured key policy or one throttled table shows up
+    /// as tens of identical failures; permission probing is failures of *different*
+    /// calls. A repeat within the hour is not counted as a new failure. (Twelve keys
+    /// fill a tenth of the bits: a probe is rarely taken for a retry.)
+    pub failed_this_hour: u64,
+    /// Bit `i` set: this identity has made a call matching `score.impair_defences[i]`.
+    /// Judged apart from the seen-sets, whose overflow sketch can answer "seen" for an
+    /// action never made: a broad identity (a cluster's controller manager meets a
+    /// hundred actions) would otherwise be blind to its first `StopLogging`.
+    pub impaired: u64,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -436,6 +443,9 @@ mod le_words {
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
 pub const SNAPSHOT_VERSION: u8 = 5;
+/// Most `score.impair_defences` entries an identity can remember meeting
+/// ([`Identity::impaired`]).
+pub const MAX_IMPAIR_ENTRIES: usize = 64;
 const SNAPSHOT_VERSION_1: u8 = 1;
 const SNAPSHOT_VERSION_2: u8 = 2;
 const SNAPSHOT_VERSION_3: u8 = 3;
@@ -449,9 +459,14 @@ const V2_TO_V3_SUFFIX: [u8; 1] = [0];
 /// What version 4 appended (the overflowed kinds), as version 3 would have said it;
 /// [`Identity::decode`] then derives the mask from the set sizes.
 const V3_TO_V4_SUFFIX: [u8; 1] = [0];
-/// What version 5 appended (the last failing calls), as version 4 would have said it:
-/// none (two zero `u32`s).
+/// What version 5 appended (the failing calls of the hour and the impair entries met),
+/// as version 4 would have said it: none (two zero `u64`s).
 const V4_TO_V5_SUFFIX: [u8; 2] = [0, 0];
+/// The two bits of [`Identity::failed_this_hour`] a failure key sets.
+fn failure_bits(key: u32) -> u64 {
+    (1 << (key & 63)) | (1 << ((key >> 6) & 63))
+}
+
 /// Layout of [`Identity::lingering`]: the first-met hour (low 16 bits of the absolute
 /// hour), the last counted hour as an offset from it (4 bits), the distinct hours of use
 /// (4 bits), and the top 40 bits of the novelty's hash.
@@ -520,7 +535,8 @@ impl Identity {
             elevated_hours: 0,
             lingering: 0,
             overflowed: 0,
-            last_failures: [0; 2],
+            failed_this_hour: 0,
+            impaired: 0,
             dirty: false,
         }
     }
@@ -647,7 +663,8 @@ impl Identity {
             ^ u64::from(self.elevated_hours)
             ^ self.lingering
             ^ u64::from(self.overflowed)
-            ^ u64::from(self.last_failures[0]);
+            ^ self.failed_this_hour
+            ^ self.impaired;
         for b in self.ring.iter().step_by(RING_STRIDE) {
             x ^= u64::from(b.count);
         }
@@ -888,7 +905,23 @@ impl Identity {
     /// Whether `obs` fails the same call as one of the last two failures did: a client
     /// retrying, not a new failure (see [`Identity::last_failures`]).
     pub fn is_retry(&self, obs: &Observation) -> bool {
-        obs.failure && obs.failure_key != 0 && self.last_failures.contains(&obs.failure_key)
+        let bits = failure_bits(obs.failure_key);
+        obs.failure
+            && obs.failure_key != 0
+            && obs.hour() == self.hour
+            && self.failed_this_hour & bits == bits
+    }
+
+    /// Whether this identity has made a call matching `score.impair_defences[entry]`.
+    pub fn has_impaired(&self, entry: usize) -> bool {
+        entry < MAX_IMPAIR_ENTRIES && self.impaired & (1 << entry) != 0
+    }
+
+    /// Remembers a call matching `score.impair_defences[entry]`.
+    pub fn mark_impaired(&mut self, entry: usize) {
+        if entry < MAX_IMPAIR_ENTRIES {
+            self.impaired |= 1 << entry;
+        }
     }
 
     /// Folds `obs` into the state. `novelty` is what [`Identity::novelty`] returned for it.
@@ -947,8 +980,8 @@ impl Identity {
         // Outcomes: a running mean at first, then an EWMA with ~200 events of memory.
         let alpha = (1.0 / self.events as f32).max(0.005);
         self.fail_rate += alpha * (f32::from(u8::from(fresh_failure)) - self.fail_rate);
-        if fresh_failure {
-            self.last_failures = [obs.failure_key, self.last_failures[0]];
+        if fresh_failure && hour == self.hour {
+            self.failed_this_hour |= failure_bits(obs.failure_key);
         }
         // Seen-sets and novelty rates.
         let counting = t >= self.first_ms + params.learning_min_span_ms / 2
@@ -1102,6 +1135,7 @@ impl Identity {
         self.hour = hour;
         self.hour_peak_count = 0;
         self.hour_peak_data = 0;
+        self.failed_this_hour = 0;
     }
 
     /// Compact binary encoding for the changelog: a version byte, then postcard.
@@ -1466,13 +1500,17 @@ mod tests {
         let t = 1_700_000_000_000 + 200 * 120_000;
         id.mark_elevated(t, 12);
         id.remember_lingering(0xabcd_ef01_2345_6789, t);
-        id.last_failures = [0xdead_beef, 7];
+        id.failed_this_hour = 0xdead_beef;
+        id.impaired = 1 << 40;
         let back = Identity::decode(&id.encode(), &p).expect("decodes");
         assert_eq!(
             (back.elevated_hour, back.elevated_hours, back.lingering),
             (id.elevated_hour, 1, id.lingering)
         );
-        assert_eq!(back.last_failures, id.last_failures);
+        assert_eq!(
+            (back.failed_this_hour, back.impaired),
+            (id.failed_this_hour, id.impaired)
+        );
     }
 
     #[test]
