@@ -543,8 +543,39 @@ impl Config {
             })?;
             figment = figment.merge(Toml::string(&text));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        Self::from_figment(figment)
+        // Secrets and librdkafka properties are taken from the environment as written,
+        // not through figment's value parser: it would read a token `00123456` as the
+        // number 123456, and split `sasl.password` at its dot.
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key != "api__token" && !key.starts_with("kafka__properties__")
+        }));
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.apply_raw_env(std::env::vars());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// `RISKD__API__TOKEN` and `RISKD__KAFKA__PROPERTIES__<name>` as written (the name
+    /// lower-cased: `RISKD__KAFKA__PROPERTIES__SASL.PASSWORD` is `sasl.password`). Docker
+    /// and Kubernetes take dots in variable names; a shell needs
+    /// `env 'RISKD__KAFKA__PROPERTIES__sasl.password=…' riskd run`.
+    fn apply_raw_env(&mut self, vars: impl Iterator<Item = (String, String)>) {
+        const PROPERTY_PREFIX: &str = "KAFKA__PROPERTIES__";
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let upper = key.to_ascii_uppercase();
+            if upper == "API__TOKEN" {
+                self.api.token = value;
+            } else if let Some(property) = upper.strip_prefix(PROPERTY_PREFIX) {
+                if !property.is_empty() {
+                    let property = property.to_ascii_lowercase();
+                    self.kafka.properties.insert(property, value);
+                }
+            }
+        }
     }
 
     /// Defaults overlaid with `text` (the contents of a config file), validated. No
@@ -1015,6 +1046,38 @@ mod tests {
         }
         assert!(
             load_text("[score]\nsustained_window = \"6h\"\nsustained_hour_weight = 0\n").is_ok()
+        );
+    }
+
+    #[test]
+    fn secrets_and_kafka_properties_from_the_environment_are_taken_as_written() {
+        let mut config = Config::default_config().expect("defaults");
+        config.apply_raw_env(
+            [
+                ("RISKD__API__TOKEN", "00123456"),
+                ("RISKD__KAFKA__PROPERTIES__SASL.PASSWORD", "1e5"),
+                ("RISKD__KAFKA__PROPERTIES__security.protocol", "SASL_SSL"),
+                ("OTHER__API__TOKEN", "x"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        assert_eq!(config.api.token, "00123456");
+        assert_eq!(
+            config
+                .kafka
+                .properties
+                .get("sasl.password")
+                .map(String::as_str),
+            Some("1e5")
+        );
+        assert_eq!(
+            config
+                .kafka
+                .properties
+                .get("security.protocol")
+                .map(String::as_str),
+            Some("SASL_SSL")
         );
     }
 
