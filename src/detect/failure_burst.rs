@@ -15,7 +15,7 @@
 //! young identity as often as not (a Helm install checks for every resource before
 //! creating it: real Kubernetes audit data has new service accounts with a third of
 //! their first calls failing that way), so they are judged against the identity's own
-//! rate, and only after [`MIN_HISTORY_ERRORS`] events.
+//! rate, only after [`MIN_HISTORY_ERRORS`] events, and not while it is learning.
 //!
 //! Only *distinct* failing calls count: SDKs and controllers retry a throttled or
 //! refused call with backoff, so one misconfigured key policy shows up as tens of
@@ -65,6 +65,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     };
     // A retry of a call that just failed is the same failure again, not a new one.
     if !ctx.obs.failure || ctx.state.events < min_history || ctx.state.is_retry(ctx.obs) {
+        return None;
+    }
+    // Errors are a young identity's control flow (an install asks for each object before
+    // creating it): judged only once it has learned what is usual for it. Refusals are
+    // judged from the start.
+    if !denied && ctx.learning {
         return None;
     }
     let w = ctx.state.window(ctx.obs.time_ms, ctx.params);
