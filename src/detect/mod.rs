@@ -101,8 +101,9 @@ pub struct Context<'a> {
     pub novelty: &'a Novelty,
     pub params: &'a StateParams,
     pub learning: bool,
-    /// The action is new to the identity and `score.impair_defences` names it:
-    /// `new_action` scores it high, learning or not. (Only looked up for a new action.)
+    /// `score.impair_defences` names the call and this identity never made such a call
+    /// (the engine's judgement: see `Identity::impaired`): `new_action` scores it high,
+    /// learning or not.
     pub impairs_defences: bool,
     pub texts: &'a Texts,
     pub fleet: FleetView,
@@ -332,7 +333,9 @@ pub(crate) mod testkit {
                 novelty: &novelty,
                 params: &self.params,
                 learning: !self.state.is_active(),
-                impairs_defences: self.impairs_defences,
+                // As the engine judges it for an identity whose sets did not overflow:
+                // listed, and new by action (or destination).
+                impairs_defences: self.impairs_defences && (novelty.action || novelty.dest),
                 texts: &texts,
                 fleet,
                 sensitivity: e.sensitivity.unwrap_or_default(),
