@@ -123,9 +123,13 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Demo
         terminal,
     };
     let mut server = server;
-    let server_result = tokio::select! {
-        result = &mut server => Some(result),
-        _ = view.run(&stop) => None,
+    let mut pipeline = pipeline;
+    // The pipeline ends on its own only when the fleet runs out or it fails (a panic):
+    // either way the demo stops rather than serve a frozen table.
+    let (server_result, pipeline_result) = tokio::select! {
+        result = &mut server => (Some(result), None),
+        result = &mut pipeline => (None, Some(result)),
+        _ = view.run(&stop) => (None, None),
     };
     // Whatever ended first, stop the rest.
     stop.cancel();
@@ -133,7 +137,10 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Demo
         Some(r) => r,
         None => server.await,
     };
-    let pipeline_result = pipeline.await;
+    let pipeline_result = match pipeline_result {
+        Some(r) => r,
+        None => pipeline.await,
+    };
     view.finish();
 
     match server_result {

@@ -122,9 +122,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr, filtered by `RISKD_LOG` (else `default`): the services log at
+/// `info`; the one-shot commands at `warn`, so their own summary on stderr stays readable
+/// while a broker error during `generate --kafka` or a bad record's warning still shows.
+fn init_logging(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("RISKD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("RISKD_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let json = std::env::var("RISKD_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -146,7 +149,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Run { config } => {
-            init_logging();
+            init_logging("info");
             let config = Config::load(config.as_deref())?;
             runtime()?.block_on(async {
                 let shutdown = riskd::shutdown::on_signals();
@@ -154,7 +157,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })?;
         }
         Command::Demo { config } => {
-            init_logging();
+            init_logging("info");
             let config = Config::load(config.as_deref())?;
             runtime()?.block_on(async {
                 let shutdown = riskd::shutdown::on_signals();
@@ -168,6 +171,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             dead_letter,
             paths,
         } => {
+            init_logging("warn");
             let config = Config::load(config.as_deref())?;
             let options = riskd::replay::ReplayOptions {
                 format,
@@ -191,6 +195,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             rate,
             config,
         } => {
+            init_logging("warn");
             let start_ms = riskd::signal::parse_time_ms(&start)
                 .with_context(|| format!("--start `{start}` is not an RFC 3339 time"))?;
             let options = riskd::source::generator::GenerateOptions {
@@ -250,6 +255,7 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             json,
             signals,
         } => {
+            init_logging("warn");
             let grace = humantime::parse_duration(&grace)
                 .with_context(|| format!("--grace `{grace}` is not a duration like 1h or 30m"))?;
             riskd::eval::run_cli(&riskd::eval::EvalCli {

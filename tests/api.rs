@@ -821,3 +821,25 @@ async fn demo_binary_stops_by_itself_after_duration() {
     // Not a terminal: no ANSI live view on stdout.
     assert!(!stdout.contains("\x1b[2J"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_request_does_not_hold_shutdown() {
+    let s = Server::start(|_| {}).await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    // Half a request, then silence: graceful shutdown waited for it (until hyper's
+    // 30 s header timeout; a client trickling bytes, longer).
+    let mut stalled = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut stalled, b"GET /v1/risk/a HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    s.shutdown.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(15), s.task)
+        .await
+        .expect("the server stops within its shutdown grace")
+        .expect("server task not panicked");
+    result.expect("server exits cleanly");
+    drop(stalled);
+}

@@ -142,10 +142,23 @@ pub async fn serve(
     if let Some(acceptor) = acceptor {
         return tls::serve(listener, acceptor, app, shutdown).await;
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-        .map_err(ApiError::Serve)
+    let serve = axum::serve(listener, app).with_graceful_shutdown({
+        let shutdown = shutdown.clone();
+        async move { shutdown.cancelled().await }
+    });
+    // Graceful shutdown waits for every open connection to finish; a client that holds
+    // one open mid-request (or trickles bytes) would hold the process too. As on the TLS path, the
+    // drain gets a grace period, then the remaining connections are dropped.
+    tokio::select! {
+        result = std::future::IntoFuture::into_future(serve) => result.map_err(ApiError::Serve),
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(tls::SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!("API connections still open after the shutdown grace; closing them");
+            Ok(())
+        }
+    }
 }
 
 /// The full application, for `serve` and for in-process embedding.
