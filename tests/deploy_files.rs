@@ -761,8 +761,8 @@ fn alerts_parse_and_use_exported_metrics() {
         "RiskdDown fires on up == 0"
     );
     assert!(
-        exprs["RiskdNoSignals"].contains("[15m]"),
-        "RiskdNoSignals looks at 15 minutes"
+        exprs["RiskdNoSignals"].contains("[1h]"),
+        "RiskdNoSignals looks at an hour (a steady fleet can go 15 minutes without a signal)"
     );
     assert!(
         exprs["RiskdApiErrors"].contains("status=\"5xx\""),
