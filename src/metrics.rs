@@ -213,9 +213,10 @@ impl Metrics {
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
                 CONSUMER_LAG,
-                "Consumer lag on the input topic, by partition.",
+                "Consumer lag by topic and partition (the input topic, and with \
+                 kafka.repartition_topic the topic its second stage reads).",
             ),
-            &["partition"],
+            &["topic", "partition"],
         )
         .expect("valid metric");
         registry

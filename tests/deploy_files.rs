@@ -110,11 +110,11 @@ const TARGET_LABELS: [&str; 3] = ["instance", "job", "deployment"];
 
 fn exported() -> Exported {
     let m = riskd::metrics::metrics();
-    // `riskd_consumer_lag_messages` is a gauge vector labelled by partition; until the
+    // `riskd_consumer_lag_messages` is a gauge vector labelled by topic and partition; until the
     // Kafka runtime is assigned partitions it has no child, and the text format omits a
     // family with no samples. Setting one child here makes it render as it does in a
     // running consumer; the family itself is registered by `Metrics::new`, unchanged.
-    m.consumer_lag.with_label_values(&["0"]).set(0);
+    m.consumer_lag.with_label_values(&["activity", "0"]).set(0);
     let text = m.render();
 
     let mut types = BTreeMap::new();

@@ -993,6 +993,11 @@ impl Pipeline {
     /// Sets the identity gauge and adds the evictions since the last export to their
     /// counter (per flush, not per record: the engine keeps the running total).
     fn export_identity_metrics(&mut self) {
+        // The repartition stage tracks no identity: exported, its empty engine would set
+        // the gauge to 0 between the scoring stage's updates.
+        if matches!(self.stage, Stage::Repartition { .. }) {
+            return;
+        }
         let m = metrics();
         m.identities_tracked
             .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
@@ -1107,7 +1112,7 @@ impl Pipeline {
             self.windows.remove(p);
             let _ = metrics()
                 .consumer_lag
-                .remove_label_values(&[&p.to_string()]);
+                .remove_label_values(&[&self.config.kafka.input_topic, &p.to_string()]);
         }
         self.export_identity_metrics();
         tracing::info!(?partitions, forgotten, elapsed = ?started.elapsed(), "revocation done");

@@ -79,10 +79,12 @@ pub fn group_consumer_config(kafka: &KafkaConfig) -> ClientConfig {
     config
 }
 
-/// Updates `riskd_consumer_lag_messages{partition}` for `topic` from a statistics
-/// callback. Partition numbers are a small fixed set, unlike identities.
-pub fn record_lag(statistics: &Statistics, topic: &str) {
-    let Some(topic) = statistics.topics.get(topic) else {
+/// Updates `riskd_consumer_lag_messages{topic, partition}` for `topic` from a statistics
+/// callback. Topics (from config) and partition numbers are small fixed sets, unlike
+/// identities. The topic label keeps the two stages of a repartitioned input apart:
+/// with one label set they overwrote each other every five seconds.
+pub fn record_lag(statistics: &Statistics, topic_name: &str) {
+    let Some(topic) = statistics.topics.get(topic_name) else {
         return;
     };
     for (id, partition) in &topic.partitions {
@@ -93,7 +95,7 @@ pub fn record_lag(statistics: &Statistics, topic: &str) {
         }
         metrics()
             .consumer_lag
-            .with_label_values(&[&id.to_string()])
+            .with_label_values(&[topic_name, &id.to_string()])
             .set(partition.consumer_lag);
     }
 }
