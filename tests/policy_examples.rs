@@ -492,46 +492,33 @@ fn a_request_without_a_kind_is_judged_with_the_kind_riskd_saw() {
     let agent = "spiffe://corp/agents/copilot";
     let mut seen = normal(agent);
     seen.identity_kind = riskd::event::IdentityKind::AiAgent;
+    let push = |context: &BTreeMap<String, String>, risk: &Signal| {
+        decide(
+            &p,
+            agent,
+            "git:push",
+            "github.com/corp/payments",
+            context,
+            Some(risk),
+            saturday_noon(),
+        )
+    };
     let no_kind = ctx(&[]);
-    let v = decide(
-        &p,
-        agent,
-        "git:push",
-        "github.com/corp/payments",
-        &no_kind,
-        Some(&seen),
-        saturday_noon(),
-    );
+    let v = push(&no_kind, &seen);
     assert_eq!(v.decision, Decision::Deny, "{v:?}");
     assert_eq!(
         v.rule,
         "coding-agent-push-needs-change-window-and-signed-approval"
     );
     // Without what riskd saw, the agent rules do not select it: the catch-all allows.
-    let v = decide(
-        &p,
-        agent,
-        "git:push",
-        "github.com/corp/payments",
-        &no_kind,
-        Some(&normal(agent)),
-        saturday_noon(),
-    );
+    let v = push(&no_kind, &normal(agent));
     assert_eq!(
         (v.decision, v.rule.as_str()),
         (Decision::Allow, "default"),
         "{v:?}"
     );
     // The caller's word wins over what riskd saw.
-    let v = decide(
-        &p,
-        agent,
-        "git:push",
-        "github.com/corp/payments",
-        &ctx(&[("identity_kind", "human")]),
-        Some(&seen),
-        saturday_noon(),
-    );
+    let v = push(&ctx(&[("identity_kind", "human")]), &seen);
     assert_ne!(
         v.rule, "coding-agent-push-needs-change-window-and-signed-approval",
         "{v:?}"
