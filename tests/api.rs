@@ -681,7 +681,16 @@ async fn health_readiness_metrics_and_unknown_routes() {
         text.contains("riskd_api_requests_total{status=\"4xx\"}"),
         "{text}"
     );
-    assert!(text.contains("riskd_lookup_duration_seconds"));
+    // Lookups, batches and decisions are timed apart: a single lookup's p99 must not
+    // drown in 1,000-identity batches.
+    for endpoint in ["lookup", "batch", "decide"] {
+        assert!(
+            text.contains(&format!(
+                "riskd_lookup_duration_seconds_count{{endpoint=\"{endpoint}\"}}"
+            )),
+            "{text}"
+        );
+    }
     assert!(text.contains("riskd_decisions_total"));
     s.stop().await;
 }

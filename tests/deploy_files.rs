@@ -909,6 +909,13 @@ fn dashboard_has_required_panels_on_exported_metrics() {
         ("Lookup latency", "riskd_lookup_duration_seconds"),
     ] {
         let f = find(title);
+        if hist == "riskd_lookup_duration_seconds" {
+            assert!(
+                f.group_by.contains("endpoint"),
+                "panel {title} should break down by endpoint; groups by {:?}",
+                f.group_by
+            );
+        }
         for q in [0.5, 0.99] {
             assert!(
                 f.quantiles

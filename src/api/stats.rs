@@ -23,6 +23,18 @@ pub enum Endpoint {
     Decide,
 }
 
+impl Endpoint {
+    /// The `endpoint` label of `riskd_lookup_duration_seconds`
+    /// ([`crate::metrics::LOOKUP_ENDPOINTS`]).
+    pub fn label(self) -> &'static str {
+        match self {
+            Endpoint::Lookup => "lookup",
+            Endpoint::Batch => "batch",
+            Endpoint::Decide => "decide",
+        }
+    }
+}
+
 pub struct ApiStats {
     lookup: Mutex<Histogram<u64>>,
     batch: Mutex<Histogram<u64>>,
@@ -77,6 +89,7 @@ impl ApiStats {
         drop(h);
         crate::metrics::metrics()
             .lookup_duration_seconds
+            .with_label_values(&[endpoint.label()])
             .observe(elapsed.as_secs_f64());
     }
 
