@@ -363,6 +363,10 @@ pub struct ScoreConfig {
     /// identity's usual network, client family and environment, of data no more than
     /// internal. 1: no different from any other call.
     pub usual_place_read_weight: f64,
+    /// Weight, in [0, 1], of the novelty and refusal signs of an identity's first refused
+    /// call of the hour, from its usual network, client family and environment (not
+    /// for AI agents). 1: no different from any other refusal.
+    pub lone_refusal_weight: f64,
     /// Action globs (case-insensitive) that impair logging or detection, alone or
     /// qualified by a destination glob: a first use scores high on its own, learning or
     /// not.
@@ -822,6 +826,12 @@ impl Config {
                 "must be in [0, 1]",
             ));
         }
+        if !(0.0..=1.0).contains(&self.score.lone_refusal_weight) {
+            return Err(ConfigError::invalid(
+                "score.lone_refusal_weight",
+                "must be in [0, 1]",
+            ));
+        }
         if !(0.0..=1.0).contains(&self.score.sustained_hour_weight) {
             return Err(ConfigError::invalid(
                 "score.sustained_hour_weight",
@@ -1039,6 +1049,10 @@ mod tests {
             (
                 "[score]\nusual_place_read_weight = -0.1\n",
                 "score.usual_place_read_weight",
+            ),
+            (
+                "[score]\nlone_refusal_weight = 2\n",
+                "score.lone_refusal_weight",
             ),
         ] {
             let err = load_text(text).expect_err(text);

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use crate::config::Config;
 use crate::decode::{RejectReason, Rejection};
 use crate::detect::{self, Context, FleetView, Texts};
-use crate::event::{ActivityEvent, Sensitivity};
+use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
 use crate::score::{round1, Scorer};
 use crate::signal::{format_time_ms, model_name, IdentityState, Level, Reason, Signal};
 use crate::state::fleet::{FleetNovelty, FleetPulse};
@@ -130,6 +130,8 @@ pub struct Engine {
     sustained_hour_weight: f64,
     /// `score.usual_place_read_weight`.
     usual_place_read_weight: f64,
+    /// `score.lone_refusal_weight`.
+    lone_refusal_weight: f64,
     scorer: Scorer,
     table: IdentityTable,
     fleet_novelty: FleetNovelty,
@@ -169,6 +171,7 @@ impl Engine {
             sustained_hours: (config.score.sustained_window.0.as_secs() / 3600) as u32,
             sustained_hour_weight: config.score.sustained_hour_weight,
             usual_place_read_weight: config.score.usual_place_read_weight,
+            lone_refusal_weight: config.score.lone_refusal_weight,
             scorer: Scorer::new(config),
             table: IdentityTable::new(
                 config.state.max_identities,
@@ -461,6 +464,18 @@ impl Engine {
                 f.record(h, who, t);
             }
         }
+        // Judged before the fold, which records this failure.
+        // An AI agent chooses its calls: a refusal is a guardrail it ran into, not a grant
+        // someone forgot, so its refusals keep their weight.
+        let lone_refusal = event.outcome == Outcome::Denied
+            && state.kind() != IdentityKind::AiAgent
+            && state.is_first_failure_this_hour(&obs)
+            && !novelty.network
+            && !novelty.user_agent
+            && !novelty.environment
+            && !findings[detect::NEW_ACTION]
+                .as_ref()
+                .is_some_and(|f| f.strength >= 1.0);
         state.fold(&obs, &met, &self.params);
         if let Some(m) = impair {
             state.mark_impaired(m.entry);
@@ -511,6 +526,27 @@ impl Engine {
                     f.strength *= weight;
                     f.detail
                         .push_str(&format!("; a read from its usual place (×{weight:.2})"));
+                }
+            }
+        }
+        // A lone refusal from the identity's usual place: the call did not happen, and
+        // one refused call, however often retried, is what a missing grant looks like
+        // (a key policy that does not list the role). Trying permissions one does not
+        // have is several refusals; from the second distinct one in the hour, signs
+        // weigh in full (and this one's carry over).
+        let weight = self.lone_refusal_weight;
+        if lone_refusal && weight < 1.0 {
+            for d in [
+                detect::NEW_ACTION,
+                detect::NEW_DESTINATION,
+                detect::DESTINATION_BURST,
+                detect::FAILURE_BURST,
+            ] {
+                if let Some(f) = findings[d].as_mut() {
+                    f.strength *= weight;
+                    f.detail.push_str(&format!(
+                        "; a lone refusal from its usual place (×{weight:.2})"
+                    ));
                 }
             }
         }
@@ -1477,6 +1513,59 @@ mod tests {
         // A write, or the same read from a new network, keeps its full weight.
         assert!(!strongest(&defaults, "s3:PutObject", usual).1);
         assert!(!strongest(&defaults, "s3:GetObject", "10.99.0.1").1);
+    }
+
+    #[test]
+    fn a_lone_refusal_from_the_usual_place_is_elevated_and_probing_is_high() {
+        // The highest level `svc` reaches over `calls` refused calls (action, key),
+        // a minute apart, after its history; `tweak` changes each call.
+        let worst = |calls: &[(&str, &str)], tweak: &dyn Fn(&mut ActivityEvent)| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            for (k, (action, destination)) in calls.iter().enumerate() {
+                let mut ev = svc_call(t, 60_000 * (k as i64 + 1), action, destination);
+                ev.outcome = Outcome::Denied;
+                tweak(&mut ev);
+                e.process(&ev, &mut out).expect("in order");
+            }
+            let lone = out
+                .iter()
+                .flat_map(|s| &s.reasons)
+                .any(|r| r.detail.contains("lone refusal"));
+            (out.iter().map(|s| s.level).max(), lone)
+        };
+        let key = (
+            "kms:Decrypt",
+            "arn:aws:kms:us-east-1:1:key/0b5e6c1e-6d7a-4c8e-9f0a-1b2c3d4e5f60",
+        );
+        let same = |_: &mut ActivityEvent| {};
+        // A key policy that does not list the role: one call, retried twenty times.
+        let (level, lone) = worst(&[key; 20], &same);
+        assert_eq!(level, Some(Level::Elevated));
+        assert!(lone);
+        // A second, different refusal in the hour is probing.
+        let (level, _) = worst(&[key, ("iam:ListRoles", "arn:aws:iam::1:role")], &same);
+        assert!(level >= Some(Level::High), "{level:?}");
+        // So is the same lone refusal from a network svc never used ...
+        let (level, lone) = worst(&[key], &|ev| ev.source_ip = Some("192.0.2.7".into()));
+        assert!(level >= Some(Level::High) && !lone, "{level:?}");
+        // ... or by an AI agent, which chose the call.
+        let agent = |ev: &mut ActivityEvent| ev.identity_kind = IdentityKind::AiAgent;
+        let (level, lone) = worst(&[key], &agent);
+        assert!(level >= Some(Level::High) && !lone, "{level:?}");
+        // With the weight at 1 a lone refusal is judged like any other.
+        let mut config = Config::default_config().expect("defaults");
+        config.score.lone_refusal_weight = 1.0;
+        let mut e = Engine::new(&config);
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        out.clear();
+        let mut ev = svc_call(t, 60_000, key.0, key.1);
+        ev.outcome = Outcome::Denied;
+        e.process(&ev, &mut out).expect("in order");
+        assert!(out.iter().map(|s| s.level).max() >= Some(Level::High));
     }
 
     /// `svc` keeps its usual calls and reads `bucket` three times an hour for `hours`

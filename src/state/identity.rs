@@ -912,6 +912,12 @@ impl Identity {
             && self.failed_this_hour & bits == bits
     }
 
+    /// Whether `obs` is the first failure of its clock hour (retries included: a client
+    /// retrying its own first failure is still one failure).
+    pub fn is_first_failure_this_hour(&self, obs: &Observation) -> bool {
+        obs.failure && (obs.hour() != self.hour || self.failed_this_hour == 0 || self.is_retry(obs))
+    }
+
     /// Whether this identity has made a call matching `score.impair_defences[entry]`.
     pub fn has_impaired(&self, entry: usize) -> bool {
         entry < MAX_IMPAIR_ENTRIES && self.impaired & (1 << entry) != 0
