@@ -4,8 +4,9 @@
 //! compactly by [`Identity::encode`].
 //!
 //! Memory is the design constraint (< 1 KiB on average, millions of identities), so:
-//! the five seen-sets share one sorted `Vec<u64>` of packed entries; seasonal baselines
-//! are log-quantised to `u16`; the hour-of-week profile is one byte per slot.
+//! the six seen-sets share one `Vec<u32>` of 32-bit fingerprints, one sorted run per
+//! kind; seasonal baselines are log-quantised to `u16`; the hour-of-week profile is one
+//! byte per slot.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,11 +26,11 @@ pub enum SeenKind {
 
 pub const SEEN_KINDS: usize = 6;
 
-/// Bits of the packed seen entry: kind (3) | hash (37) | first seen, hours since the
-/// identity's first event (24, saturating: ~1,900 years).
-const FIRST_SEEN_BITS: u32 = 24;
-const KEY_SHIFT: u32 = FIRST_SEEN_BITS;
+/// Bits of the key a seen hash is remembered by in the overflow sketch (and was, before
+/// snapshot version 6, in the exact set): kind (3) | hash (37).
 const HASH_BITS: u32 = 37;
+/// Before version 6 an exact entry was that key above 24 bits of first-seen time.
+const V5_FIRST_SEEN_BITS: u32 = 24;
 /// Bloom sketch words once a set overflows `max_seen_entries` (512 bits, 3 probes).
 const SKETCH_WORDS: usize = 8;
 
@@ -353,8 +354,12 @@ pub struct Identity {
     pub profile: Inline<u8, PROFILE_SLOTS>,
     /// EWMA of the failure indicator per event.
     pub fail_rate: f32,
-    #[serde(with = "le_words")]
-    pub seen: Vec<u64>,
+    /// Exact seen-sets: the top 32 bits of each hash ([`seen_entry`]), one sorted run
+    /// per kind in kind order, run lengths in `seen_counts`. With at most
+    /// `state.max_seen_entries` (≤ 1,024) per kind, a new hash is taken for a seen one
+    /// about once in four million lookups (and then only makes riskd quieter).
+    #[serde(with = "le_half_words")]
+    pub seen: Vec<u32>,
     pub seen_counts: [u16; SEEN_KINDS],
     #[serde(with = "le_words")]
     pub sketch: Vec<u64>,
@@ -408,6 +413,37 @@ pub struct Identity {
     pub dirty: bool,
 }
 
+mod le_half_words {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    // Fingerprints use all 32 bits, so varints would take 5 bytes each; little-endian
+    // bytes take 4.
+    pub fn serialize<S: Serializer>(words: &[u32], s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(words.len() * 4);
+        for w in words {
+            bytes.extend_from_slice(&w.to_le_bytes());
+        }
+        bytes.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        if bytes.len() % 4 != 0 {
+            return Err(serde::de::Error::custom(
+                "word array length not a multiple of 4",
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| {
+                let mut w = [0u8; 4];
+                w.copy_from_slice(c);
+                u32::from_le_bytes(w)
+            })
+            .collect())
+    }
+}
+
 mod le_words {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -442,7 +478,7 @@ mod le_words {
 /// Snapshot format version, first byte of every encoded identity. Version 2 appended
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
-pub const SNAPSHOT_VERSION: u8 = 5;
+pub const SNAPSHOT_VERSION: u8 = 6;
 /// Most `score.impair_defences` entries an identity can remember meeting
 /// ([`Identity::impaired`]).
 pub const MAX_IMPAIR_ENTRIES: usize = 64;
@@ -450,6 +486,7 @@ const SNAPSHOT_VERSION_1: u8 = 1;
 const SNAPSHOT_VERSION_2: u8 = 2;
 const SNAPSHOT_VERSION_3: u8 = 3;
 const SNAPSHOT_VERSION_4: u8 = 4;
+const SNAPSHOT_VERSION_5: u8 = 5;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
@@ -492,6 +529,57 @@ pub enum DecodeError {
 
 fn seen_key(kind: SeenKind, hash: u64) -> u64 {
     ((kind as u64) << HASH_BITS) | (hash >> (64 - HASH_BITS))
+}
+
+/// The exact seen-set's entry for `hash`: its top 32 bits (the kind is the run).
+fn seen_entry(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// Rewrites a seen-set of snapshot versions 1–5 (64-bit entries: kind, 37 bits of hash,
+/// first-seen hours; read as pairs of 32-bit words) as 32-bit entries. Two entries that
+/// differ only in the five hash bits dropped merge. Checks what the old decoder checked:
+/// sorted entries of known kinds, in the counts given.
+fn upgrade_v5_seen(
+    words: &[u32],
+    counts: [u16; SEEN_KINDS],
+) -> Result<(Vec<u32>, [u16; SEEN_KINDS]), DecodeError> {
+    if words.len() % 2 != 0 {
+        return Err(DecodeError::Inconsistent("seen entries"));
+    }
+    let entries: Vec<u64> = words
+        .chunks_exact(2)
+        .map(|p| u64::from(p[0]) | (u64::from(p[1]) << 32))
+        .collect();
+    if entries
+        .windows(2)
+        .any(|w| w[0] >> V5_FIRST_SEEN_BITS >= w[1] >> V5_FIRST_SEEN_BITS)
+    {
+        return Err(DecodeError::Inconsistent("seen entries not sorted"));
+    }
+    let mut seen = Vec::with_capacity(entries.len());
+    let mut given = [0u16; SEEN_KINDS];
+    let mut kept = [0u16; SEEN_KINDS];
+    let mut last: Option<(usize, u32)> = None;
+    for e in entries {
+        let key = e >> V5_FIRST_SEEN_BITS;
+        let kind = (key >> HASH_BITS) as usize;
+        let c = given
+            .get_mut(kind)
+            .ok_or(DecodeError::Inconsistent("seen kind"))?;
+        *c = c.saturating_add(1);
+        // The key holds the hash's top 37 bits; the entry is its top 32.
+        let entry = ((key & ((1 << HASH_BITS) - 1)) >> (HASH_BITS - 32)) as u32;
+        if last != Some((kind, entry)) {
+            seen.push(entry);
+            kept[kind] += 1;
+            last = Some((kind, entry));
+        }
+    }
+    if given != counts {
+        return Err(DecodeError::Inconsistent("seen counts"));
+    }
+    Ok((seen, kept))
 }
 
 impl Identity {
@@ -630,6 +718,7 @@ impl Identity {
         const SLOT_STRIDE: usize = 16; // u16
         const PROFILE_STRIDE: usize = 32; // u8
         const WORD_STRIDE: usize = 4; // u64
+        const HALF_WORD_STRIDE: usize = 8; // u32
         let mut x = self.first_ms as u64
             ^ self.last_ms as u64
             ^ self.events
@@ -674,8 +763,8 @@ impl Identity {
         for v in self.profile.iter().step_by(PROFILE_STRIDE) {
             x ^= u64::from(*v);
         }
-        for w in self.seen.iter().step_by(WORD_STRIDE) {
-            x ^= w;
+        for w in self.seen.iter().step_by(HALF_WORD_STRIDE) {
+            x ^= u64::from(*w);
         }
         for w in self.sketch.iter().step_by(WORD_STRIDE) {
             x ^= w;
@@ -703,18 +792,17 @@ impl Identity {
     /// Whether `hash` of `kind` has been seen (exactly, or probably, once the set
     /// overflowed into the sketch: a false "seen" only makes us quieter).
     pub fn has_seen(&self, kind: SeenKind, hash: u64) -> bool {
-        let key = seen_key(kind, hash);
         let (_, run) = self.seen_run(kind);
-        if run.binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key)).is_ok() {
+        if run.binary_search(&seen_entry(hash)).is_ok() {
             return true;
         }
-        self.overflowed & (1 << kind as u8) != 0 && self.sketch_contains(key)
+        self.overflowed & (1 << kind as u8) != 0 && self.sketch_contains(seen_key(kind, hash))
     }
 
     /// The entries of `kind` and where they start in `seen`. Entries sort by kind first,
     /// so each kind is one run, located from the per-kind counts: searching only the run
     /// touches fewer cache lines than searching the whole set (same answer).
-    fn seen_run(&self, kind: SeenKind) -> (usize, &[u64]) {
+    fn seen_run(&self, kind: SeenKind) -> (usize, &[u32]) {
         let k = kind as usize;
         let start: usize = self.seen_counts[..k].iter().map(|&c| usize::from(c)).sum();
         let end = start + usize::from(self.seen_counts[k]);
@@ -744,15 +832,12 @@ impl Identity {
         })
     }
 
-    fn remember(&mut self, kind: SeenKind, hash: u64, time_ms: i64, max_entries: usize) {
-        let key = seen_key(kind, hash);
+    fn remember(&mut self, kind: SeenKind, hash: u64, max_entries: usize) {
         let k = kind as usize;
         if usize::from(self.seen_counts[k]) < max_entries {
-            let hours =
-                ((time_ms - self.first_ms).max(0) / HOUR_MS).min((1 << FIRST_SEEN_BITS) - 1);
-            let entry = (key << KEY_SHIFT) | hours as u64;
+            let entry = seen_entry(hash);
             let (start, run) = self.seen_run(kind);
-            if let Err(pos) = run.binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key)) {
+            if let Err(pos) = run.binary_search(&entry) {
                 let pos = start + pos;
                 // Exact growth: inserts are rare after learning, and doubling would leave
                 // up to half the set's memory unused on every identity.
@@ -765,21 +850,12 @@ impl Identity {
                 self.sketch = vec![0; SKETCH_WORDS];
             }
             self.overflowed |= 1 << k;
-            for b in Self::sketch_probes(key) {
+            for b in Self::sketch_probes(seen_key(kind, hash)) {
                 if let Some(w) = self.sketch.get_mut(b / 64) {
                     *w |= 1 << (b % 64);
                 }
             }
         }
-    }
-
-    /// First-seen time of an exactly tracked entry (for details and tests).
-    pub fn first_seen_ms(&self, kind: SeenKind, hash: u64) -> Option<i64> {
-        let key = seen_key(kind, hash);
-        let (_, run) = self.seen_run(kind);
-        run.binary_search_by(|e| (e >> KEY_SHIFT).cmp(&key))
-            .ok()
-            .map(|i| self.first_ms + (run[i] & ((1 << FIRST_SEEN_BITS) - 1)) as i64 * HOUR_MS)
     }
 
     pub fn seen_count(&self, kind: SeenKind) -> usize {
@@ -1045,7 +1121,7 @@ impl Identity {
         ];
         for (kind, hash, remember, count) in items {
             if let (Some(h), true) = (hash, remember) {
-                self.remember(kind, h, t, params.max_seen_entries);
+                self.remember(kind, h, params.max_seen_entries);
                 if counting && count {
                     self.novelty[kind as usize] += 1.0;
                 }
@@ -1159,6 +1235,7 @@ impl Identity {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
             SNAPSHOT_VERSION => postcard::from_bytes(body)?,
+            SNAPSHOT_VERSION_5 => postcard::from_bytes(body)?,
             SNAPSHOT_VERSION_4 => {
                 let mut upgraded = Vec::with_capacity(body.len() + V4_TO_V5_SUFFIX.len());
                 upgraded.extend_from_slice(body);
@@ -1190,6 +1267,9 @@ impl Identity {
             }
             other => return Err(DecodeError::Version(other)),
         };
+        if version < SNAPSHOT_VERSION {
+            (id.seen, id.seen_counts) = upgrade_v5_seen(&id.seen, id.seen_counts)?;
+        }
         if !id.slots.is_empty() && id.slots.len() != SLOTS {
             return Err(DecodeError::Inconsistent("slots"));
         }
@@ -1199,22 +1279,19 @@ impl Identity {
         if !id.sketch.is_empty() && id.sketch.len() != SKETCH_WORDS {
             return Err(DecodeError::Inconsistent("sketch"));
         }
-        if id
-            .seen
-            .windows(2)
-            .any(|w| w[0] >> KEY_SHIFT >= w[1] >> KEY_SHIFT)
-        {
-            return Err(DecodeError::Inconsistent("seen entries not sorted"));
+        let mut start = 0;
+        for &count in &id.seen_counts {
+            let end = start + usize::from(count);
+            let run = id
+                .seen
+                .get(start..end)
+                .ok_or(DecodeError::Inconsistent("seen counts"))?;
+            if run.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(DecodeError::Inconsistent("seen entries not sorted"));
+            }
+            start = end;
         }
-        let mut counts = [0u16; SEEN_KINDS];
-        for e in &id.seen {
-            let kind = (e >> (KEY_SHIFT + HASH_BITS)) as usize;
-            let c = counts
-                .get_mut(kind)
-                .ok_or(DecodeError::Inconsistent("seen kind"))?;
-            *c = c.saturating_add(1);
-        }
-        if counts != id.seen_counts {
+        if start != id.seen.len() {
             return Err(DecodeError::Inconsistent("seen counts"));
         }
         // Numbers the engine divides by, takes logarithms of and schedules from: a
@@ -1252,7 +1329,7 @@ impl Identity {
 
     /// Estimated heap bytes owned by this state (capacity, not length).
     pub fn heap_bytes(&self) -> usize {
-        self.ring.heap_bytes() + self.seen.capacity() * 8 + self.sketch.capacity() * 8
+        self.ring.heap_bytes() + self.seen.capacity() * 4 + self.sketch.capacity() * 8
     }
 }
 
@@ -1352,7 +1429,7 @@ mod tests {
         let first = obs(2_000_000, 1 << 40, 77);
         assert!(id.novelty(&first).action);
         // A state written before the mask existed gets it from the set sizes.
-        let v5 = id.encode();
+        let v5 = encode_v5(&id);
         let mut v3 = v5[..v5.len() - V4_TO_V5_SUFFIX.len() - V3_TO_V4_SUFFIX.len()].to_vec();
         v3[0] = SNAPSHOT_VERSION_3;
         let back = Identity::decode(&v3, &p).expect("v3 decodes");
@@ -1382,10 +1459,6 @@ mod tests {
         let dests_and_classes =
             1 << SeenKind::Destination as u8 | 1 << SeenKind::DestinationClass as u8;
         assert_eq!(id.overflowed, dests_and_classes);
-        assert_eq!(
-            id.first_seen_ms(SeenKind::Destination, crate::state::hash::mix(0)),
-            Some(0)
-        );
     }
 
     #[test]
@@ -1470,6 +1543,68 @@ mod tests {
         assert!(Identity::decode(&[], &p).is_err());
     }
 
+    /// `id` as snapshot version 5 wrote it: each seen entry 64 bits (kind, the hash's top
+    /// 37 bits, first-seen hours), here with the five bits version 6 drops at 0 and a
+    /// first-seen time of 3 h.
+    fn encode_v5(id: &Identity) -> Vec<u8> {
+        let mut old = id.clone();
+        old.seen.clear();
+        let mut start = 0;
+        for (kind, &count) in id.seen_counts.iter().enumerate() {
+            for &entry in &id.seen[start..start + usize::from(count)] {
+                let key = ((kind as u64) << HASH_BITS) | (u64::from(entry) << (HASH_BITS - 32));
+                let word = (key << V5_FIRST_SEEN_BITS) | 3;
+                old.seen.extend([word as u32, (word >> 32) as u32]);
+            }
+            start += usize::from(count);
+        }
+        let mut bytes = old.encode();
+        bytes[0] = SNAPSHOT_VERSION_5;
+        bytes
+    }
+
+    #[test]
+    fn version_5_seen_entries_become_32_bit_fingerprints() {
+        let p = params();
+        let t = 1_700_000_000_000;
+        let mut id = Identity::new(t, &p);
+        for k in 0..6u64 {
+            fold(&mut id, &obs(t + k as i64 * 60_000, k << 40, k % 2), &p);
+        }
+        let back = Identity::decode(&encode_v5(&id), &p).expect("v5 decodes");
+        assert_eq!(back, id);
+        assert_eq!(back.encode(), id.encode());
+        // Two version-5 entries that differ only in the dropped bits are one now.
+        let mut twins = Identity::new(t, &p);
+        let word = |low: u64| (((7u64 << 5) | low) << V5_FIRST_SEEN_BITS) | 1;
+        twins.seen = [word(1), word(2)]
+            .iter()
+            .flat_map(|w| [*w as u32, (*w >> 32) as u32])
+            .collect();
+        twins.seen_counts = [2, 0, 0, 0, 0, 0];
+        let mut bytes = twins.encode();
+        bytes[0] = SNAPSHOT_VERSION_5;
+        let back = Identity::decode(&bytes, &p).expect("v5 decodes");
+        assert_eq!(
+            (back.seen.as_slice(), back.seen_counts[0]),
+            (&[7u32][..], 1)
+        );
+        assert!(back.has_seen(SeenKind::Destination, 7 << 32));
+        // Out of order, or of a kind that does not exist, is refused as before.
+        twins.seen.swap(0, 2);
+        twins.seen.swap(1, 3);
+        let mut bytes = twins.encode();
+        bytes[0] = SNAPSHOT_VERSION_5;
+        assert!(Identity::decode(&bytes, &p).is_err());
+        // And a version-6 run out of order or counts that do not add up.
+        let mut bad = id.clone();
+        bad.seen.swap(0, 1);
+        assert!(Identity::decode(&bad.encode(), &p).is_err());
+        let mut bad = id.clone();
+        bad.seen_counts[0] += 1;
+        assert!(Identity::decode(&bad.encode(), &p).is_err());
+    }
+
     #[test]
     fn older_snapshots_still_decode_with_nothing_elevated_or_lingering() {
         let p = params();
@@ -1481,11 +1616,12 @@ mod tests {
                 &p,
             );
         }
-        // Version 4 is the same bytes without the last failing calls, version 3 without
-        // the overflowed kinds too, version 2 without the lingering novelty too, and
-        // version 1 without the elevated hours too.
-        let v5 = id.encode();
-        assert_eq!(v5[0], SNAPSHOT_VERSION);
+        // Version 5 kept 64-bit seen entries; version 4 is the same bytes without the
+        // last failing calls, version 3 without the overflowed kinds too, version 2
+        // without the lingering novelty too, and version 1 without the elevated hours too.
+        assert_eq!(id.encode()[0], SNAPSHOT_VERSION);
+        let v5 = encode_v5(&id);
+        assert_eq!(Identity::decode(&v5, &p).expect("v5 decodes"), id);
         assert!(
             v5.ends_with(&[0, 0, 0, 0, 0, 0]),
             "nothing elevated, lingering, overflowed or failed yet"
