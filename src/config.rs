@@ -247,6 +247,9 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most identities in one `POST /v1/risk:batch`.
     pub max_batch: usize,
+    /// `/readyz` answers 503 once a pipeline stage has not gone round its loop for this
+    /// long; 0 turns the check off.
+    pub max_pipeline_stall: HumanDuration,
     /// Most `POST /v1/risk:batch` calls per second, across all clients (a burst of one
     /// second's worth is allowed); 0 disables the limit.
     pub batch_rate_per_second: f64,
@@ -289,6 +292,7 @@ impl fmt::Debug for ApiConfig {
             )
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_batch", &self.max_batch)
+            .field("max_pipeline_stall", &self.max_pipeline_stall)
             .field("batch_rate_per_second", &self.batch_rate_per_second)
             .field("identity_header", &self.identity_header)
             .field("policy_file", &self.policy_file)
@@ -685,6 +689,14 @@ impl Config {
                 ),
             ));
         }
+        let stall = self.api.max_pipeline_stall.0;
+        if !stall.is_zero() && stall < Duration::from_secs(5) {
+            return Err(ConfigError::invalid(
+                "api.max_pipeline_stall",
+                "must be 0 (off) or at least 5s: the pipeline beats every 100 ms, but a \
+                 rebalance restores state and a state flush waits for the broker between beats",
+            ));
+        }
         if self.api.max_body_bytes < 64 {
             return Err(ConfigError::invalid(
                 "api.max_body_bytes",
@@ -1053,6 +1065,10 @@ mod tests {
             (
                 "[score]\nlone_refusal_weight = 2\n",
                 "score.lone_refusal_weight",
+            ),
+            (
+                "[api]\nmax_pipeline_stall = \"1s\"\n",
+                "api.max_pipeline_stall",
             ),
         ] {
             let err = load_text(text).expect_err(text);

@@ -4,9 +4,9 @@
 //! In `riskd run` it is fed both by this instance's own signals and by following the
 //! signals topic, so any instance can answer for every identity.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 
@@ -138,11 +138,34 @@ impl Stored {
     }
 }
 
-/// Concurrent identity → latest signal map, plus the readiness flag `/readyz` reports.
+/// Concurrent identity → latest signal map, plus what `/readyz` reports: the readiness
+/// flag and the pipeline's heartbeats.
 #[derive(Debug, Default)]
 pub struct RiskTable {
     entries: DashMap<Box<str>, Stored, foldhash::fast::RandomState>,
     ready: AtomicBool,
+    heartbeats: Heartbeats,
+}
+
+/// Pipeline stages that beat ([`RiskTable::beat`]): scoring, and repartitioning when
+/// `kafka.repartition_topic` is set.
+pub const STAGES: usize = 2;
+
+/// When each pipeline stage last went round its loop, in ms since `epoch` (monotonic);
+/// `u64::MAX` for a stage that is not running.
+#[derive(Debug)]
+struct Heartbeats {
+    epoch: Instant,
+    last_ms: [AtomicU64; STAGES],
+}
+
+impl Default for Heartbeats {
+    fn default() -> Self {
+        Heartbeats {
+            epoch: Instant::now(),
+            last_ms: std::array::from_fn(|_| AtomicU64::new(u64::MAX)),
+        }
+    }
 }
 
 pub type SharedRiskTable = Arc<RiskTable>;
@@ -233,11 +256,51 @@ impl RiskTable {
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
     }
+
+    /// Pipeline stage `stage` (< [`STAGES`]) went round its loop: it is alive, polling
+    /// and scoring. Once per poll (at least every 100 ms), so a relaxed store is plenty.
+    pub fn beat(&self, stage: usize) {
+        let ms = u64::try_from(self.heartbeats.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        if let Some(last) = self.heartbeats.last_ms.get(stage) {
+            last.store(ms, Ordering::Relaxed);
+        }
+    }
+
+    /// How long the most silent running stage has gone without a beat; `None` when no
+    /// stage is running (the demo, a test, or before the pipeline starts).
+    pub fn since_last_beat(&self) -> Option<Duration> {
+        let now =
+            u64::try_from(self.heartbeats.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.heartbeats
+            .last_ms
+            .iter()
+            .map(|last| last.load(Ordering::Relaxed))
+            .filter(|&last| last != u64::MAX)
+            .map(|last| Duration::from_millis(now.saturating_sub(last)))
+            .max()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn heartbeats_report_the_most_silent_running_stage() {
+        let table = RiskTable::new();
+        assert_eq!(table.since_last_beat(), None, "no stage runs yet");
+        table.beat(0);
+        let first = table.since_last_beat().expect("stage 0 runs");
+        assert!(first < Duration::from_secs(1), "{first:?}");
+        std::thread::sleep(Duration::from_millis(300));
+        table.beat(1);
+        // Stage 0 is the more silent one.
+        assert!(table.since_last_beat() >= Some(Duration::from_millis(300)));
+        table.beat(0);
+        assert!(table.since_last_beat() < Some(Duration::from_millis(300)));
+        // A stage that does not exist is ignored, not a panic.
+        table.beat(STAGES);
+    }
     use crate::signal::model_name;
 
     fn signal(identity: &str, time: &str, score: f64, level: Level) -> Signal {

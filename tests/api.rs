@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use riskd::config::Config;
+use riskd::config::{Config, HumanDuration};
 use riskd::risk_table::{RiskTable, SharedRiskTable};
 use riskd::signal::{model_name, IdentityState, Level, Reason, Signal};
 use serde_json::{json, Value};
@@ -634,6 +634,41 @@ source_networks = ["203.0.113.0/24"]
     .await
     .expect("request");
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_pipeline_makes_readyz_unready_but_lookups_still_answer() {
+    // The shortest stall the config accepts is 5 s; built directly, the server takes
+    // 300 ms, so the test need not wait.
+    let s = Server::start(|c| c.api.max_pipeline_stall = HumanDuration(Duration::from_millis(300)))
+        .await;
+    let c = client();
+    s.table
+        .apply(signal("svc", 70.0, Level::High, &[("new_source", 0.9)]));
+    // No pipeline here yet: nothing to be stalled.
+    assert_eq!(status_of(&c, s.url("/readyz")).await, StatusCode::OK);
+    s.table.beat(0);
+    assert_eq!(status_of(&c, s.url("/readyz")).await, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let resp = c.get(s.url("/readyz")).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let reason = resp.text().await.expect("body");
+    assert!(reason.contains("pipeline stalled"), "{reason}");
+    let stats = json_of(c.get(s.url("/v1/stats")).send().await.expect("request")).await;
+    assert_eq!(stats["pipeline_stalled"], true);
+    assert!(
+        stats["pipeline_silent_seconds"].as_f64() >= Some(0.4),
+        "{stats}"
+    );
+    // Lookups keep answering with the last score: the caller decides what stale means.
+    let resp = c.get(s.url("/v1/risk/svc")).send().await.expect("request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    // The pipeline going round again makes it ready again.
+    s.table.beat(0);
+    assert_eq!(status_of(&c, s.url("/readyz")).await, StatusCode::OK);
+    let stats = json_of(c.get(s.url("/v1/stats")).send().await.expect("request")).await;
+    assert_eq!(stats["pipeline_stalled"], false);
     s.stop().await;
 }
 

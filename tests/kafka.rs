@@ -550,6 +550,14 @@ async fn two_instances_split_partitions_and_one_takes_over() {
     // topic to its end, so either can answer for every identity.
     assert_eq!(a.get("/readyz").map(|r| r.0), Some(200));
     assert_eq!(b.get("/readyz").map(|r| r.0), Some(200));
+    // Their pipelines beat: `/readyz` would turn 503 if one stopped going round.
+    for instance in [&a, &b] {
+        let (_, body) = instance.get("/v1/stats").expect("stats");
+        let stats: serde_json::Value = serde_json::from_str(&body).expect("stats JSON");
+        let silent = stats["pipeline_silent_seconds"].as_f64();
+        assert!(silent.is_some_and(|s| s < 5.0), "{stats}");
+        assert_eq!(stats["pipeline_stalled"], false);
+    }
 
     // b dies without a word; after its session times out, a owns all four partitions,
     // restores b's state from the changelog and goes on.

@@ -48,7 +48,7 @@ pub mod stats;
 mod tls;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::handler::Handler;
@@ -96,6 +96,8 @@ pub(crate) struct Inner {
     /// `api.batch_rate_per_second`; `None` when unlimited.
     batch_limit: Option<limit::RateLimiter>,
     pub(crate) identity_header: HeaderName,
+    /// `api.max_pipeline_stall`; `None` when off.
+    pub(crate) max_pipeline_stall: Option<Duration>,
     /// Pre-resolved `riskd_api_requests_total{status}` handles: an atomic add per response.
     status_2xx: IntCounter,
     status_4xx: IntCounter,
@@ -178,6 +180,7 @@ pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiErro
         max_batch: config.api.max_batch,
         batch_limit: limit::RateLimiter::per_second(config.api.batch_rate_per_second),
         identity_header,
+        max_pipeline_stall: Some(config.api.max_pipeline_stall.0).filter(|d| !d.is_zero()),
         status_2xx: requests.with_label_values(&["2xx"]),
         status_4xx: requests.with_label_values(&["4xx"]),
         status_5xx: requests.with_label_values(&["5xx"]),
@@ -252,10 +255,29 @@ pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response 
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.table.is_ready() {
-        (StatusCode::OK, "ready").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "restoring state").into_response()
+    if !state.table.is_ready() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "restoring state").into_response();
+    }
+    if let Some(silent) = state.stalled() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "pipeline stalled: no progress for {} s (api.max_pipeline_stall)",
+                silent.as_secs()
+            ),
+        )
+            .into_response();
+    }
+    (StatusCode::OK, "ready").into_response()
+}
+
+impl Inner {
+    /// How long the pipeline has been silent, when that is past `api.max_pipeline_stall`.
+    pub(crate) fn stalled(&self) -> Option<Duration> {
+        let limit = self.max_pipeline_stall?;
+        self.table
+            .since_last_beat()
+            .filter(|&silent| silent >= limit)
     }
 }
 

@@ -206,6 +206,10 @@ struct StatsResponse {
     handler_latency_us: LatencyView,
     identities: IdentityCounts,
     ready: bool,
+    /// Seconds since the pipeline last went round its loop (`null` when none runs here).
+    pipeline_silent_seconds: Option<f64>,
+    /// Whether that is past `api.max_pipeline_stall` (`/readyz` then answers 503).
+    pipeline_stalled: bool,
 }
 
 pub(super) async fn stats(State(state): State<AppState>) -> Response {
@@ -224,6 +228,11 @@ pub(super) async fn stats(State(state): State<AppState>) -> Response {
             critical: counts[3],
         },
         ready: state.table.is_ready(),
+        pipeline_silent_seconds: state
+            .table
+            .since_last_beat()
+            .map(|d| (d.as_secs_f64() * 10.0).round() / 10.0),
+        pipeline_stalled: state.stalled().is_some(),
     })
     .into_response()
 }

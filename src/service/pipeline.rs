@@ -302,6 +302,16 @@ pub enum Stage {
     Repartition { topic: Arc<str> },
 }
 
+impl Stage {
+    /// This stage's heartbeat slot in the risk table ([`crate::risk_table::STAGES`]).
+    fn heartbeat(&self) -> usize {
+        match self {
+            Stage::Score => 0,
+            Stage::Repartition { .. } => 1,
+        }
+    }
+}
+
 pub fn run(
     config: Config,
     stage: Stage,
@@ -378,6 +388,10 @@ pub fn run(
                 None => {}
             }
             pipeline.housekeeping(&consumer);
+            // Alive: `/readyz` turns unready when this stops for `api.max_pipeline_stall`
+            // (a hung producer, a wedged rebalance), so enforcement points stop trusting
+            // scores that no longer move.
+            pipeline.table.beat(pipeline.stage.heartbeat());
             drop(pipeline);
             if consumer.context().unassigned_for() > rejoin_after {
                 stuck = true;
