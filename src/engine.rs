@@ -335,9 +335,16 @@ impl Engine {
         let mut sensitivity: Option<Sensitivity> = (!learning
             && (novelty.dest || novelty.environment))
             .then(|| self.scorer.sensitivity(event));
-        let impair = self
-            .scorer
-            .impairs_defences(&event.action, &event.destination);
+        // Glob matching on every event was 4 % of the hot path. Only a call new to this
+        // identity, or one its overflowed seen-sets cannot vouch for, can be a first use
+        // (a first use is always new, so it is also when the entry gets remembered).
+        let vouch_kinds = (1 << SeenKind::Action as u8) | (1 << SeenKind::Destination as u8);
+        let impair = (novelty.action || novelty.dest || state.overflowed & vouch_kinds != 0)
+            .then(|| {
+                self.scorer
+                    .impairs_defences(&event.action, &event.destination)
+            })
+            .flatten();
         let mut findings = {
             let ctx = Context {
                 event,
