@@ -367,9 +367,9 @@ pub struct ScoreConfig {
     /// identity's usual network, client family and environment, of data no more than
     /// internal. 1: no different from any other call.
     pub usual_place_read_weight: f64,
-    /// Weight, in [0, 1], of the novelty and refusal signs of an identity's first refused
-    /// call of the hour, from its usual network, client family and environment (not
-    /// for AI agents). 1: no different from any other refusal.
+    /// Weight, in [0, 1], of the novelty and refusal signs of a refusal with no other
+    /// failed call in its hour, from the identity's usual network, client family and
+    /// environment (not for AI agents). 1: no different from any other refusal.
     pub lone_refusal_weight: f64,
     /// Action globs (case-insensitive) that impair logging or detection, alone or
     /// qualified by a destination glob: a first use scores high on its own, learning or
@@ -693,8 +693,8 @@ impl Config {
         if !stall.is_zero() && stall < Duration::from_secs(5) {
             return Err(ConfigError::invalid(
                 "api.max_pipeline_stall",
-                "must be 0 (off) or at least 5s: the pipeline beats every 100 ms, but a \
-                 rebalance restores state and a state flush waits for the broker between beats",
+                "must be 0 (off) or at least 5s (and counts as at least \
+                 kafka.session_timeout: a rebalance may hold the pipeline that long)",
             ));
         }
         if self.api.max_body_bytes < 64 {

@@ -41,6 +41,8 @@ pub struct EngineStats {
 }
 
 /// Seeds separating the hash spaces of the generalised fields (also the fleet keys).
+/// Most actions [`Engine::impair_actions`] remembers before starting over.
+const IMPAIR_ACTIONS_CACHED: usize = 65_536;
 const SEED_DEST: u64 = 1;
 const SEED_CLASS: u64 = 2;
 const SEED_ACTION: u64 = 3;
@@ -135,6 +137,10 @@ pub struct Engine {
     scorer: Scorer,
     table: IdentityTable,
     fleet_novelty: FleetNovelty,
+    /// Per action (its [`Observation::action`] hash): whether any `score.impair_defences`
+    /// entry's action glob matches it. Glob matching on every event was 4 % of the hot
+    /// path; an estate has thousands of actions, not millions (cleared when full).
+    impair_actions: StableMap<u64, bool>,
     pulse: FleetPulse,
     schedule: BTreeSet<(i64, Box<str>)>,
     hot: StableMap<Box<str>, Hot>,
@@ -178,6 +184,7 @@ impl Engine {
                 config.state.idle_ttl.as_millis_i64(),
             ),
             fleet_novelty: FleetNovelty::new(config.score.fleet_novelty_window.as_millis_i64()),
+            impair_actions: StableMap::default(),
             pulse: FleetPulse::new(config.score.fleet_pulse_window.as_millis_i64()),
             schedule: BTreeSet::new(),
             hot: StableMap::default(),
@@ -335,16 +342,27 @@ impl Engine {
         let mut sensitivity: Option<Sensitivity> = (!learning
             && (novelty.dest || novelty.environment))
             .then(|| self.scorer.sensitivity(event));
-        // Glob matching on every event was 4 % of the hot path. Only a call new to this
-        // identity, or one its overflowed seen-sets cannot vouch for, can be a first use
-        // (a first use is always new, so it is also when the entry gets remembered).
-        let vouch_kinds = (1 << SeenKind::Action as u8) | (1 << SeenKind::Destination as u8);
-        let impair = (novelty.action || novelty.dest || state.overflowed & vouch_kinds != 0)
-            .then(|| {
-                self.scorer
-                    .impairs_defences(&event.action, &event.destination)
-            })
-            .flatten();
+        // Every matching call is looked up, new or not: a routine one marks the entry as
+        // met (a state restored from before the memory existed, an entry added to the
+        // list, a call made on another's behalf), so a later overflow of its seen-sets
+        // cannot make it a "first use". The action-only pre-check is cached.
+        let may_impair = match self.impair_actions.get(&obs.action) {
+            Some(&may) => may,
+            None => {
+                if self.impair_actions.len() >= IMPAIR_ACTIONS_CACHED {
+                    self.impair_actions.clear();
+                }
+                let may = self.scorer.may_impair_defences(&event.action);
+                self.impair_actions.insert(obs.action, may);
+                may
+            }
+        };
+        let impair = if may_impair {
+            self.scorer
+                .impairs_defences(&event.action, &event.destination)
+        } else {
+            None
+        };
         let mut findings = {
             let ctx = Context {
                 event,
@@ -476,7 +494,7 @@ impl Engine {
         // someone forgot, so its refusals keep their weight.
         let lone_refusal = event.outcome == Outcome::Denied
             && state.kind() != IdentityKind::AiAgent
-            && state.is_first_failure_this_hour(&obs)
+            && state.is_only_failure_this_hour(&obs)
             && !novelty.network
             && !novelty.user_agent
             && !novelty.environment
@@ -539,8 +557,9 @@ impl Engine {
         // A lone refusal from the identity's usual place: the call did not happen, and
         // one refused call, however often retried, is what a missing grant looks like
         // (a key policy that does not list the role). Trying permissions one does not
-        // have is several refusals; from the second distinct one in the hour, signs
-        // weigh in full (and this one's carry over).
+        // have is several refusals: a refusal after any other failed call in the hour
+        // (refused, erred or throttled) weighs in full, and the session carries the
+        // first one's discounted signs into it.
         let weight = self.lone_refusal_weight;
         if lone_refusal && weight < 1.0 {
             for d in [

@@ -88,6 +88,12 @@ impl Scorer {
             .unwrap_or(self.default)
     }
 
+    /// Whether any `score.impair_defences` entry's action glob matches `action` (the
+    /// destination left aside): the cheap pre-check before [`Scorer::impairs_defences`].
+    pub fn may_impair_defences(&self, action: &str) -> bool {
+        self.impair_defences.iter().any(|(a, _)| a.matches(action))
+    }
+
     /// Whether an event impairs logging or detection (`score.impair_defences`): by its
     /// action alone, or by its action on a listed destination. A destination entry that
     /// matches wins over an action entry.

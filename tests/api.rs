@@ -639,10 +639,14 @@ source_networks = ["203.0.113.0/24"]
 
 #[tokio::test]
 async fn a_stalled_pipeline_makes_readyz_unready_but_lookups_still_answer() {
-    // The shortest stall the config accepts is 5 s; built directly, the server takes
-    // 300 ms, so the test need not wait.
-    let s = Server::start(|c| c.api.max_pipeline_stall = HumanDuration(Duration::from_millis(300)))
-        .await;
+    // The shortest stall the config accepts is 5 s, and it counts as at least the
+    // session timeout; built directly, the server takes 300 ms for both, so the test
+    // need not wait.
+    let s = Server::start(|c| {
+        c.api.max_pipeline_stall = HumanDuration(Duration::from_millis(300));
+        c.kafka.session_timeout = HumanDuration(Duration::from_millis(300));
+    })
+    .await;
     let c = client();
     s.table
         .apply(signal("svc", 70.0, Level::High, &[("new_source", 0.9)]));

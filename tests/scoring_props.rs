@@ -156,8 +156,8 @@ proptest! {
         prop_assert!(engine.identities() <= cap);
         let max_seen = c.state.max_seen_entries;
         for (name, bytes) in engine.take_dirty() {
-            // Five seen-sets at the bound, sketch, baselines and profile.
-            let bound = 5 * max_seen * 8 + 64 + 1024;
+            // Six seen-sets of 4-byte entries at the bound, sketch, baselines and profile.
+            let bound = 6 * max_seen * 4 + 64 + 1024;
             prop_assert!(bytes.len() <= bound, "{name}: {} > {bound}", bytes.len());
         }
     }

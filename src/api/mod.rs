@@ -180,7 +180,11 @@ pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiErro
         max_batch: config.api.max_batch,
         batch_limit: limit::RateLimiter::per_second(config.api.batch_rate_per_second),
         identity_header,
-        max_pipeline_stall: Some(config.api.max_pipeline_stall.0).filter(|d| !d.is_zero()),
+        // A rebalance callback may hold the pipeline for half the session timeout
+        // (revocation drain), then restore state: never call that a stall.
+        max_pipeline_stall: Some(config.api.max_pipeline_stall.0)
+            .filter(|d| !d.is_zero())
+            .map(|d| d.max(config.kafka.session_timeout.0)),
         status_2xx: requests.with_label_values(&["2xx"]),
         status_4xx: requests.with_label_values(&["4xx"]),
         status_5xx: requests.with_label_values(&["5xx"]),

@@ -797,6 +797,9 @@ impl Pipeline {
 
     /// Applies delivery reports. With `wait`, blocks up to that long for the first one.
     fn drain_acks(&mut self, wait: Option<Duration>) {
+        // Waiting on the broker (a full producer queue, a drain) is being alive, not
+        // stalled: every such wait comes through here.
+        self.table.beat(self.stage.heartbeat());
         let mut first = match wait {
             // Timeout and a gone sender (producer dropped at exit) both mean "no ack".
             Some(timeout) => self.acks.recv_timeout(timeout).ok(),
@@ -1159,6 +1162,8 @@ impl Pipeline {
         // only at its next signal: until then, lookups said `unknown`. Fill it from the
         // restored state instead.
         let fill = (!self.config.kafka.follow_signals).then_some(&self.table);
+        let (table, heartbeat) = (&self.table, self.stage.heartbeat());
+        let mut read = 0u64;
         let mut corrupt = 0u64;
         let result = read_partitions(
             &self.config.kafka,
@@ -1166,6 +1171,11 @@ impl Pipeline {
             partitions,
             &self.cancel,
             |partition, _offset, key, value| {
+                // Restoring a large state is work, not a stall.
+                read += 1;
+                if read % 4096 == 0 {
+                    table.beat(heartbeat);
+                }
                 let Some(identity) = key.and_then(|k| std::str::from_utf8(k).ok()) else {
                     corrupt += 1;
                     return;

@@ -356,8 +356,9 @@ pub struct Identity {
     pub fail_rate: f32,
     /// Exact seen-sets: the top 32 bits of each hash ([`seen_entry`]), one sorted run
     /// per kind in kind order, run lengths in `seen_counts`. With at most
-    /// `state.max_seen_entries` (≤ 1,024) per kind, a new hash is taken for a seen one
-    /// about once in four million lookups (and then only makes riskd quieter).
+    /// `state.max_seen_entries` per kind (32 by default, at most 4,096), a new hash is
+    /// taken for a seen one about once in 130 million lookups at the default, once in a
+    /// million at the most (and then only makes riskd quieter).
     #[serde(with = "le_half_words")]
     pub seen: Vec<u32>,
     pub seen_counts: [u16; SEEN_KINDS],
@@ -559,7 +560,7 @@ fn upgrade_v5_seen(
     }
     let mut seen = Vec::with_capacity(entries.len());
     let mut given = [0u16; SEEN_KINDS];
-    let mut kept = [0u16; SEEN_KINDS];
+    let mut kept = [0usize; SEEN_KINDS];
     let mut last: Option<(usize, u32)> = None;
     for e in entries {
         let key = e >> V5_FIRST_SEEN_BITS;
@@ -579,7 +580,11 @@ fn upgrade_v5_seen(
     if given != counts {
         return Err(DecodeError::Inconsistent("seen counts"));
     }
-    Ok((seen, kept))
+    let mut counts = [0u16; SEEN_KINDS];
+    for (count, kept) in counts.iter_mut().zip(kept) {
+        *count = u16::try_from(kept).map_err(|_| DecodeError::Inconsistent("seen counts"))?;
+    }
+    Ok((seen, counts))
 }
 
 impl Identity {
@@ -988,10 +993,14 @@ impl Identity {
             && self.failed_this_hour & bits == bits
     }
 
-    /// Whether `obs` is the first failure of its clock hour (retries included: a client
-    /// retrying its own first failure is still one failure).
-    pub fn is_first_failure_this_hour(&self, obs: &Observation) -> bool {
-        obs.failure && (obs.hour() != self.hour || self.failed_this_hour == 0 || self.is_retry(obs))
+    /// Whether `obs` fails with no *other* failing call in its clock hour so far (a
+    /// client retrying that one call is still one failure). A late event of an hour
+    /// already closed is not: that hour's failures are no longer known.
+    pub fn is_only_failure_this_hour(&self, obs: &Observation) -> bool {
+        obs.failure
+            && (obs.hour() > self.hour
+                || (obs.hour() == self.hour
+                    && self.failed_this_hour & !failure_bits(obs.failure_key) == 0))
     }
 
     /// Whether this identity has made a call matching `score.impair_defences[entry]`.
@@ -1371,6 +1380,31 @@ mod tests {
     }
 
     #[test]
+    fn only_failure_of_the_hour_ignores_retries_but_not_other_calls_or_late_events() {
+        let p = params();
+        let hour = 3_600_000;
+        let t = 100 * hour + 60_000;
+        let mut id = Identity::new(t, &p);
+        fold(&mut id, &obs(t, 1, 1), &p);
+        let failing = |at: i64, key: u32| Observation {
+            failure: true,
+            failure_key: key,
+            ..obs(at, 2, 2)
+        };
+        assert!(id.is_only_failure_this_hour(&failing(t + 1_000, 0x0105)));
+        fold(&mut id, &failing(t + 1_000, 0x0105), &p);
+        // The same call retried is still the only failure ...
+        assert!(id.is_only_failure_this_hour(&failing(t + 2_000, 0x0105)));
+        // ... another one is not, nor is a call that succeeds.
+        assert!(!id.is_only_failure_this_hour(&failing(t + 2_000, 0x0209)));
+        assert!(!id.is_only_failure_this_hour(&obs(t + 2_000, 2, 2)));
+        // A late event of the hour before: its failures are no longer known.
+        assert!(!id.is_only_failure_this_hour(&failing(t - hour, 0x0209)));
+        // The next hour starts afresh.
+        assert!(id.is_only_failure_this_hour(&failing(t + hour, 0x0209)));
+    }
+
+    #[test]
     fn a_wider_bucket_after_a_restart_still_counts_events() {
         // Regression: the ring's head is in bucket units. Restored with 2-minute buckets
         // after 1-minute ones (same 5 buckets), the head pointed twice as far ahead as
@@ -1591,11 +1625,21 @@ mod tests {
         );
         assert!(back.has_seen(SeenKind::Destination, 7 << 32));
         // Out of order, or of a kind that does not exist, is refused as before.
-        twins.seen.swap(0, 2);
-        twins.seen.swap(1, 3);
-        let mut bytes = twins.encode();
-        bytes[0] = SNAPSHOT_VERSION_5;
-        assert!(Identity::decode(&bytes, &p).is_err());
+        let v5_of = |words: &[u64], counts: [u16; SEEN_KINDS]| {
+            let mut old = twins.clone();
+            old.seen = words
+                .iter()
+                .flat_map(|w| [*w as u32, (*w >> 32) as u32])
+                .collect();
+            old.seen_counts = counts;
+            let mut bytes = old.encode();
+            bytes[0] = SNAPSHOT_VERSION_5;
+            Identity::decode(&bytes, &p)
+        };
+        assert!(v5_of(&[word(2), word(1)], [2, 0, 0, 0, 0, 0]).is_err());
+        let kind_7 = (7u64 << (HASH_BITS + V5_FIRST_SEEN_BITS)) | word(1);
+        assert!(v5_of(&[kind_7], [1, 0, 0, 0, 0, 0]).is_err());
+        assert!(v5_of(&[word(1)], [1, 0, 0, 0, 0, 0]).is_ok());
         // And a version-6 run out of order or counts that do not add up.
         let mut bad = id.clone();
         bad.seen.swap(0, 1);
