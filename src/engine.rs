@@ -567,6 +567,7 @@ impl Engine {
                 detect::NEW_DESTINATION,
                 detect::DESTINATION_BURST,
                 detect::FAILURE_BURST,
+                detect::OFF_HOURS,
             ] {
                 if let Some(f) = findings[d].as_mut() {
                     f.strength *= weight;
