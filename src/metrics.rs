@@ -29,6 +29,7 @@ pub const LOOKUP_DURATION_SECONDS: &str = "riskd_lookup_duration_seconds";
 pub const DECISIONS: &str = "riskd_decisions_total";
 pub const CONSUMER_LAG: &str = "riskd_consumer_lag_messages";
 pub const STATE_RESTORE_SECONDS: &str = "riskd_state_restore_seconds";
+pub const PIPELINE_SILENT_SECONDS: &str = "riskd_pipeline_silent_seconds";
 pub const BUILD_INFO: &str = "riskd_build_info";
 pub const API_REQUESTS: &str = "riskd_api_requests_total";
 
@@ -100,6 +101,9 @@ pub struct Metrics {
     pub decisions: IntCounterVec,
     pub consumer_lag: IntGaugeVec,
     pub state_restore_seconds: prometheus::Gauge,
+    /// Set when `/metrics` is scraped, from the pipeline's heartbeats (0 when no
+    /// pipeline runs in this process).
+    pub pipeline_silent_seconds: prometheus::Gauge,
     pub build_info: IntGaugeVec,
     pub api_requests: IntCounterVec,
 }
@@ -245,6 +249,15 @@ impl Metrics {
         registry
             .register(Box::new(state_restore_seconds.clone()))
             .expect("unique metric");
+        let pipeline_silent_seconds = prometheus::Gauge::new(
+            PIPELINE_SILENT_SECONDS,
+            "Seconds since the most silent pipeline stage last went round its poll loop \
+             (/readyz answers 503 past api.max_pipeline_stall).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(pipeline_silent_seconds.clone()))
+            .expect("unique metric");
         let build_info = IntGaugeVec::new(
             Opts::new(
                 BUILD_INFO,
@@ -303,6 +316,7 @@ impl Metrics {
             decisions,
             consumer_lag,
             state_restore_seconds,
+            pipeline_silent_seconds,
             build_info,
             api_requests,
         }
@@ -354,6 +368,7 @@ mod tests {
             LOOKUP_DURATION_SECONDS,
             DECISIONS,
             STATE_RESTORE_SECONDS,
+            PIPELINE_SILENT_SECONDS,
             BUILD_INFO,
         ] {
             assert!(text.contains(name), "{name} missing from /metrics");

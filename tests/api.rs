@@ -665,6 +665,21 @@ async fn a_stalled_pipeline_makes_readyz_unready_but_lookups_still_answer() {
         stats["pipeline_silent_seconds"].as_f64() >= Some(0.4),
         "{stats}"
     );
+    // Prometheus sees it too (only this test's server has a pipeline beating).
+    let text = c
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("body");
+    let silent: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("riskd_pipeline_silent_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("riskd_pipeline_silent_seconds in /metrics");
+    assert!(silent >= 0.4, "{silent}");
     // Lookups keep answering with the last score: the caller decides what stale means.
     let resp = c.get(s.url("/v1/risk/svc")).send().await.expect("request");
     assert_eq!(resp.status(), StatusCode::OK);

@@ -171,6 +171,7 @@ fn exported_metrics_cover_every_named_const() {
         riskd::metrics::DECISIONS,
         riskd::metrics::CONSUMER_LAG,
         riskd::metrics::STATE_RESTORE_SECONDS,
+        riskd::metrics::PIPELINE_SILENT_SECONDS,
         riskd::metrics::BUILD_INFO,
         riskd::metrics::API_REQUESTS,
     ] {

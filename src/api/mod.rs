@@ -226,18 +226,7 @@ pub fn router(table: SharedRiskTable, config: &Config) -> Result<Router, ApiErro
     let open = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .route(
-            "/metrics",
-            get(|| async {
-                (
-                    [(
-                        header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; version=0.0.4"),
-                    )],
-                    crate::metrics::metrics().render(),
-                )
-            }),
-        );
+        .route("/metrics", get(metrics_text));
 
     Ok(open
         .merge(protected)
@@ -273,6 +262,21 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .into_response();
     }
     (StatusCode::OK, "ready").into_response()
+}
+
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let metrics = crate::metrics::metrics();
+    if let Some(silent) = state.table.since_last_beat() {
+        metrics.pipeline_silent_seconds.set(silent.as_secs_f64());
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        metrics.render(),
+    )
+        .into_response()
 }
 
 impl Inner {
