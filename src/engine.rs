@@ -43,6 +43,15 @@ pub struct EngineStats {
 /// Seeds separating the hash spaces of the generalised fields (also the fleet keys).
 /// Most actions [`Engine::impair_actions`] remembers before starting over.
 const IMPAIR_ACTIONS_CACHED: usize = 65_536;
+/// The signs a lone refusal weighs less (`score.lone_refusal_weight`): what one refused
+/// call says about itself.
+const LONE_REFUSAL_SIGNS: [usize; 5] = [
+    detect::NEW_ACTION,
+    detect::NEW_DESTINATION,
+    detect::DESTINATION_BURST,
+    detect::FAILURE_BURST,
+    detect::OFF_HOURS,
+];
 const SEED_DEST: u64 = 1;
 const SEED_CLASS: u64 = 2;
 const SEED_ACTION: u64 = 3;
@@ -562,13 +571,7 @@ impl Engine {
         // first one's discounted signs into it.
         let weight = self.lone_refusal_weight;
         if lone_refusal && weight < 1.0 {
-            for d in [
-                detect::NEW_ACTION,
-                detect::NEW_DESTINATION,
-                detect::DESTINATION_BURST,
-                detect::FAILURE_BURST,
-                detect::OFF_HOURS,
-            ] {
+            for d in LONE_REFUSAL_SIGNS {
                 if let Some(f) = findings[d].as_mut() {
                     f.strength *= weight;
                     f.detail.push_str(&format!(
@@ -629,6 +632,18 @@ impl Engine {
         } else {
             0.0
         };
+        // Its signs are one fact (a call that did not happen) seen four or five ways: a
+        // lone refusal with nothing else to go on stops short of `high`, however they
+        // add up (a backup job's refused `kms:Decrypt` at an hour it never works).
+        if lone_refusal
+            && self.lone_refusal_weight < 1.0
+            && findings
+                .iter()
+                .enumerate()
+                .all(|(d, f)| f.is_none() || LONE_REFUSAL_SIGNS.contains(&d))
+        {
+            instant = instant.min(self.scorer.high_threshold() - 0.1);
+        }
         // Sustained anomaly: an identity that keeps looking anomalous hour after hour (a
         // low-and-slow exfiltration: every copy at an hour it never works, to a bucket
         // it met yesterday) is more telling than one elevated moment, which the
@@ -1582,17 +1597,24 @@ mod tests {
         let agent = |ev: &mut ActivityEvent| ev.identity_kind = IdentityKind::AiAgent;
         let (level, lone) = worst(&[key], &agent);
         assert!(level >= Some(Level::High) && !lone, "{level:?}");
-        // With the weight at 1 a lone refusal is judged like any other.
-        let mut config = Config::default_config().expect("defaults");
-        config.score.lone_refusal_weight = 1.0;
-        let mut e = Engine::new(&config);
-        let mut out = Vec::new();
-        let t = history(&mut e, &mut out);
-        out.clear();
-        let mut ev = svc_call(t, 60_000, key.0, key.1);
-        ev.outcome = Outcome::Denied;
-        e.process(&ev, &mut out).expect("in order");
-        assert!(out.iter().map(|s| s.level).max() >= Some(Level::High));
+        // At 0.9 its signs would add up to `high` (66.6), but one call that did not
+        // happen stops short of it; at 1 a lone refusal is judged like any other.
+        let lone_at = |weight: f64| {
+            let mut config = Config::default_config().expect("defaults");
+            config.score.lone_refusal_weight = weight;
+            let mut e = Engine::new(&config);
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            let mut ev = svc_call(t, 60_000, key.0, key.1);
+            ev.outcome = Outcome::Denied;
+            e.process(&ev, &mut out).expect("in order");
+            out.iter()
+                .map(|s| (s.level, s.score))
+                .fold((Level::Normal, 0.0), |a, b| if b.1 > a.1 { b } else { a })
+        };
+        assert_eq!(lone_at(0.9), (Level::Elevated, 59.9));
+        assert!(lone_at(1.0).0 >= Level::High);
     }
 
     /// `svc` keeps its usual calls and reads `bucket` three times an hour for `hours`

@@ -179,6 +179,11 @@ impl Scorer {
         score * 0.5f64.powf(dt / self.half_life_ms)
     }
 
+    /// The lowest score at level `high`.
+    pub fn high_threshold(&self) -> f64 {
+        self.thresholds[1]
+    }
+
     pub fn level(&self, score: f64) -> Level {
         if score >= self.thresholds[2] {
             Level::Critical
