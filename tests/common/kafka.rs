@@ -181,6 +181,10 @@ pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Vec<u8>
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("linger.ms", "5")
+        // Unkeyed records go to a random partition each, as from many producers. With
+        // librdkafka's default sticky partitioning (10 ms) a fast burst of them all
+        // lands in one partition, and the repartition test saw its input unspread.
+        .set("sticky.partitioning.linger.ms", "0")
         .set("message.timeout.ms", "60000")
         .set("queue.buffering.max.messages", "1000000")
         // Room for the oversized records the dead-letter test sends.
