@@ -379,7 +379,7 @@ pub struct Identity {
     /// `state.max_seen_entries` per kind (32 by default, at most 4,096), a new hash is
     /// taken for a seen one about once in 130 million lookups at the default, once in a
     /// million at the most (and then only makes riskd quieter).
-    #[serde(with = "le_half_words")]
+    #[serde(with = "le_words")]
     pub seen: Vec<u32>,
     pub seen_counts: [u16; SEEN_KINDS],
     pub sketch: Sketch,
@@ -481,65 +481,54 @@ impl<'de> Deserialize<'de> for Sketch {
     }
 }
 
-mod le_half_words {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    // Fingerprints use all 32 bits, so varints would take 5 bytes each; little-endian
-    // bytes take 4.
-    pub fn serialize<S: Serializer>(words: &[u32], s: S) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::with_capacity(words.len() * 4);
-        for w in words {
-            bytes.extend_from_slice(&w.to_le_bytes());
-        }
-        bytes.serialize(s)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u32>, D::Error> {
-        let bytes = Vec::<u8>::deserialize(d)?;
-        if bytes.len() % 4 != 0 {
-            return Err(serde::de::Error::custom(
-                "word array length not a multiple of 4",
-            ));
-        }
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|c| {
-                let mut w = [0u8; 4];
-                w.copy_from_slice(c);
-                u32::from_le_bytes(w)
-            })
-            .collect())
-    }
-}
-
+/// Word arrays written as their little-endian bytes (a byte array in the snapshot).
+/// Seen-set fingerprints and sketch words use all their bits, so varints would take 5
+/// bytes per `u32` and 10 per `u64`; this takes 4 and 8.
 mod le_words {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    // Packed entries have their high bits set, so varints would take 10 bytes each;
-    // little-endian bytes take 8.
-    pub fn serialize<S: Serializer>(words: &[u64], s: S) -> Result<S::Ok, S::Error> {
-        let mut bytes = Vec::with_capacity(words.len() * 8);
+    pub trait Word: Copy {
+        const BYTES: usize;
+        fn put(self, out: &mut Vec<u8>);
+        /// `bytes` is exactly [`Word::BYTES`] long.
+        fn get(bytes: &[u8]) -> Self;
+    }
+
+    macro_rules! word {
+        ($t:ty) => {
+            impl Word for $t {
+                const BYTES: usize = std::mem::size_of::<$t>();
+                fn put(self, out: &mut Vec<u8>) {
+                    out.extend_from_slice(&self.to_le_bytes());
+                }
+                fn get(bytes: &[u8]) -> Self {
+                    let mut w = [0u8; std::mem::size_of::<$t>()];
+                    w.copy_from_slice(bytes);
+                    <$t>::from_le_bytes(w)
+                }
+            }
+        };
+    }
+    word!(u32);
+    word!(u64);
+
+    pub fn serialize<W: Word, S: Serializer>(words: &[W], s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(words.len() * W::BYTES);
         for w in words {
-            bytes.extend_from_slice(&w.to_le_bytes());
+            w.put(&mut bytes);
         }
         bytes.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+    pub fn deserialize<'de, W: Word, D: Deserializer<'de>>(d: D) -> Result<Vec<W>, D::Error> {
         let bytes = Vec::<u8>::deserialize(d)?;
-        if bytes.len() % 8 != 0 {
-            return Err(serde::de::Error::custom(
-                "word array length not a multiple of 8",
-            ));
+        if bytes.len() % W::BYTES != 0 {
+            return Err(serde::de::Error::custom(format!(
+                "word array length not a multiple of {}",
+                W::BYTES
+            )));
         }
-        Ok(bytes
-            .chunks_exact(8)
-            .map(|c| {
-                let mut w = [0u8; 8];
-                w.copy_from_slice(c);
-                u64::from_le_bytes(w)
-            })
-            .collect())
+        Ok(bytes.chunks_exact(W::BYTES).map(W::get).collect())
     }
 }
 
