@@ -1132,6 +1132,9 @@ impl Pipeline {
                 .remove_label_values(&[&self.config.kafka.input_topic, &p.to_string()]);
         }
         self.export_identity_metrics();
+        if forgotten > 0 {
+            super::heap::release_free_memory("revocation");
+        }
         tracing::info!(?partitions, forgotten, elapsed = ?started.elapsed(), "revocation done");
     }
 
@@ -1231,6 +1234,8 @@ impl Pipeline {
                     ?elapsed,
                     "state restored"
                 );
+                // The changelog's fetch buffers and decode scratch are free now.
+                super::heap::release_free_memory("restore");
                 if self.idle_base_ms == i64::MIN {
                     // No record since the start: idle time counts from the newest
                     // restored event, so a restart into a quiet input still decays the
