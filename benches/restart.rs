@@ -8,7 +8,7 @@
 //! 3. Leave the topics as a previous instance would have: `RISKD_BENCH_IDENTITIES`
 //!    (default 1 000 000) changelog records in the state topic, one per identity (the
 //!    templates, round robin), and each identity's latest signal, with a score of its
-//!    own, in the signals topic.
+//!    own and a fleet's mix of levels and reasons ([`score_of`]), in the signals topic.
 //! 4. Start `riskd run` on those topics and time from spawn until `/readyz` answers 200
 //!    (state restored and signals followed), then look up a sample of identities and
 //!    check each answers with its own score.
@@ -83,9 +83,16 @@ fn event_id(i: usize) -> String {
     )
 }
 
-/// A score of its own per identity, so a lookup proves it read *its* signal.
+/// A score of its own per identity, so a lookup proves it read *its* signal. The mix
+/// is a fleet's: every 50th identity above `normal` (2 %, far more than riskd's false
+/// alert rate), every 10th normal with a reason, the rest quiet.
 fn score_of(i: usize) -> f64 {
-    (i % 1000) as f64 / 10.0
+    let tenths = (i % 300) as f64 / 10.0; // 0.0-29.9
+    if i % 50 == 0 {
+        40.0 + tenths
+    } else {
+        tenths
+    }
 }
 
 fn signal_json(i: usize) -> Vec<u8> {
@@ -93,11 +100,20 @@ fn signal_json(i: usize) -> Vec<u8> {
     let level = match score {
         s if s >= 85.0 => "critical",
         s if s >= 60.0 => "high",
-        s if s >= 30.0 => "elevated",
+        s if s >= 40.0 => "elevated",
         _ => "normal",
     };
+    const REASON: &str = r#"{"detector":"new_action","strength":0.42,"detail":"first use of s3:ListBuckets (discovery/privilege); 0.1 new actions/day usual"}"#;
+    const SECOND: &str = r#"{"detector":"new_source","strength":0.5,"detail":"new network net:corp-vpn; new client family `aws-cli python darwin`"}"#;
+    let reasons = if i % 50 == 0 {
+        format!("{REASON},{SECOND}")
+    } else if i % 10 == 0 {
+        REASON.to_string()
+    } else {
+        String::new()
+    };
     format!(
-        r#"{{"identity":"{}","time":"2026-11-05T00:00:00.000Z","score":{score:.1},"level":"{level}","state":"active","events_seen":{},"reasons":[],"event_id":"{}","model":"riskd/0.1.0"}}"#,
+        r#"{{"identity":"{}","time":"2026-11-05T00:00:00.000Z","score":{score:.1},"level":"{level}","state":"active","events_seen":{},"reasons":[{reasons}],"event_id":"{}","model":"riskd/0.1.0"}}"#,
         identity(i),
         100 + i % 5000,
         event_id(i)

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use std::hash::{BuildHasher, Hasher};
+
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use crate::decode::canonical_rfc3339_ms;
@@ -28,14 +31,19 @@ pub struct RiskEntry {
 /// `Stored::score_tenths` when the score is not a whole number of tenths in 0-100.
 const NOT_TENTHS: u16 = u16::MAX;
 
-/// One identity's latest signal as the table stores it: 40 bytes for the common case
-/// (riskd's own signal of a normal identity), the identity only as the map key. At a
-/// million identities every byte here is a megabyte, so:
+/// One identity's latest signal as the table stores it: 32 bytes for the common case
+/// (riskd's own signal of a normal identity), the identity only as a 128-bit key
+/// ([`IdentityKey`]). At a million identities every byte here is a megabyte, so:
+/// - the name is kept (in [`Extra`]) only for entries the riskiest-first list can show:
+///   a signal with reasons or above `normal`. A quiet identity's name was a 64-byte
+///   allocation for an ARN, more than the entry itself, and only the list reads it;
 /// - the time is kept as epoch milliseconds, with the text only when it is not the form
 ///   riskd writes (`2026-11-25T17:04:05.123Z`), so answers repeat any other text exactly;
 /// - the score in tenths, as riskd rounds it, with the value itself only when it is not;
 /// - reasons (empty for normal identities) and a model name other than this build's go
 ///   to one optional box;
+/// - the event count in 32 bits, with a larger one in the box;
+/// - the state and the identity kind share a byte;
 /// - the event id is not kept: no reader uses it (lookups, decisions and the demo report
 ///   score, level, state, reasons and times).
 #[derive(Debug)]
@@ -43,17 +51,43 @@ struct Stored {
     /// Event time of the signal in epoch ms; `i64::MIN` when its text does not parse.
     time_ms: i64,
     received_ms: i64,
-    events_seen: u64,
+    extra: Option<Box<Extra>>,
+    /// [`COUNT_IN_EXTRA`] when the count does not fit.
+    events_seen: u32,
     score_tenths: u16,
     level: Level,
-    state: IdentityState,
-    kind: IdentityKind,
-    extra: Option<Box<Extra>>,
+    /// [`IdentityKind::code`] in the low four bits, the [`IdentityState`] above them.
+    state_kind: u8,
+}
+
+/// `Stored::events_seen` when the count is in `Extra::events_seen`.
+const COUNT_IN_EXTRA: u32 = u32::MAX;
+
+const STATES: [IdentityState; 3] = [
+    IdentityState::Learning,
+    IdentityState::Active,
+    IdentityState::Unknown,
+];
+
+fn pack_state_kind(state: IdentityState, kind: IdentityKind) -> u8 {
+    let state = STATES.iter().position(|s| *s == state).unwrap_or(0) as u8;
+    state << 4 | kind.code()
+}
+
+fn unpack_state_kind(packed: u8) -> (IdentityState, IdentityKind) {
+    let state = STATES
+        .get(usize::from(packed >> 4))
+        .copied()
+        .unwrap_or(IdentityState::Unknown);
+    (state, IdentityKind::from_code(packed & 0x0f))
 }
 
 /// The uncommon parts of a stored signal.
 #[derive(Debug, Default)]
 struct Extra {
+    /// The identity, for the riskiest-first list: `None` for a quiet identity (no
+    /// reasons, level `normal`), which the list leaves out.
+    identity: Option<Box<str>>,
     reasons: Box<[Reason]>,
     /// `None` when the signal's model is [`MODEL_NAME`].
     model: Option<Box<str>>,
@@ -61,6 +95,8 @@ struct Extra {
     time: Option<Box<str>>,
     /// The score, when it is not a whole number of tenths in 0-100.
     score: Option<f64>,
+    /// The event count, when it is [`COUNT_IN_EXTRA`] or more.
+    events_seen: Option<u64>,
 }
 
 /// Epoch ms of a signal's time text, and whether the text is the form riskd writes
@@ -83,24 +119,30 @@ impl Stored {
         } else {
             NOT_TENTHS
         };
+        let listed = !signal.reasons.is_empty() || signal.level > Level::Normal;
         let extra = Extra {
+            identity: listed.then(|| signal.identity.into_boxed_str()),
             reasons: signal.reasons.into_boxed_slice(),
             model: (signal.model != MODEL_NAME).then(|| signal.model.into_boxed_str()),
             time: (!canonical_time).then(|| signal.time.into_boxed_str()),
             score: (score_tenths == NOT_TENTHS).then_some(signal.score),
+            events_seen: (signal.events_seen >= u64::from(COUNT_IN_EXTRA))
+                .then_some(signal.events_seen),
         };
-        let plain = extra.reasons.is_empty()
+        let plain = extra.identity.is_none()
+            && extra.reasons.is_empty()
             && extra.model.is_none()
             && extra.time.is_none()
-            && extra.score.is_none();
+            && extra.score.is_none()
+            && extra.events_seen.is_none();
         Stored {
             time_ms,
             received_ms,
-            events_seen: signal.events_seen,
+            // u32::MAX itself also goes to the box: it is the marker.
+            events_seen: u32::try_from(signal.events_seen).unwrap_or(COUNT_IN_EXTRA),
             score_tenths,
             level: signal.level,
-            state: signal.state,
-            kind: signal.identity_kind,
+            state_kind: pack_state_kind(signal.state, signal.identity_kind),
             extra: (!plain).then(|| Box::new(extra)),
         }
     }
@@ -114,6 +156,11 @@ impl Stored {
 
     fn entry(&self, identity: &str) -> RiskEntry {
         let extra = self.extra.as_deref();
+        let (state, identity_kind) = unpack_state_kind(self.state_kind);
+        let events_seen = match extra.and_then(|e| e.events_seen) {
+            Some(count) => count,
+            None => u64::from(self.events_seen),
+        };
         RiskEntry {
             signal: Signal {
                 identity: identity.to_string(),
@@ -123,9 +170,9 @@ impl Stored {
                 },
                 score: self.score(),
                 level: self.level,
-                state: self.state,
-                identity_kind: self.kind,
-                events_seen: self.events_seen,
+                state,
+                identity_kind,
+                events_seen,
                 reasons: extra.map(|e| e.reasons.to_vec()).unwrap_or_default(),
                 event_id: None,
                 model: extra
@@ -138,11 +185,71 @@ impl Stored {
     }
 }
 
+/// An identity as the table files it: 128 bits of two keyed SipHash-1-3 hashes of its
+/// name, under keys drawn at random per process. Not the name itself, which would be
+/// one more allocation per identity. Two names sharing a key would read each other's
+/// score, so the key is wide and keyed: at ten million identities the chance that any
+/// two share one is about 10^-25, and without the process's keys nobody can aim names
+/// at each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct IdentityKey {
+    // Two u64s rather than a u128: 8-byte alignment keeps a map slot at 56 bytes.
+    high: u64,
+    low: u64,
+}
+
+/// Turns names into [`IdentityKey`]s: one random SipHash key, two domain-separated
+/// inputs (two `RandomState`s made on one thread would share most of their key).
+#[derive(Debug, Default)]
+struct Keyer(std::hash::RandomState);
+
+impl Keyer {
+    fn key(&self, identity: &str) -> IdentityKey {
+        IdentityKey {
+            high: self.0.hash_one((0u8, identity)),
+            low: self.0.hash_one((1u8, identity)),
+        }
+    }
+}
+
+/// The map's hasher: the key is already a keyed hash, so its low word is used as it
+/// is rather than hashed again.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyIsHash;
+
+impl BuildHasher for KeyIsHash {
+    type Hasher = KeyHasher;
+    fn build_hasher(&self) -> KeyHasher {
+        KeyHasher(0)
+    }
+}
+
+#[derive(Debug, Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if `IdentityKey`'s derived `Hash` stops writing its words one
+        // by one; fold whatever comes so the map still works.
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, word: u64) {
+        // `high` then `low`: the last word written is kept.
+        self.0 = word;
+    }
+}
+
 /// Concurrent identity → latest signal map, plus what `/readyz` reports: the readiness
 /// flag and the pipeline's heartbeats.
 #[derive(Debug, Default)]
 pub struct RiskTable {
-    entries: DashMap<Box<str>, Stored, foldhash::fast::RandomState>,
+    entries: DashMap<IdentityKey, Stored, KeyIsHash>,
+    keyer: Keyer,
     ready: AtomicBool,
     heartbeats: Heartbeats,
 }
@@ -187,18 +294,15 @@ impl RiskTable {
     pub fn apply(&self, signal: Signal) {
         let received_ms = wall_clock_ms();
         let (time_ms, canonical_time) = parse_time(&signal.time);
-        match self.entries.get_mut(signal.identity.as_str()) {
-            Some(mut existing) => {
-                if existing.time_ms <= time_ms {
-                    *existing = Stored::new(signal, (time_ms, canonical_time), received_ms);
+        let key = self.keyer.key(&signal.identity);
+        match self.entries.entry(key) {
+            Entry::Occupied(mut existing) => {
+                if existing.get().time_ms <= time_ms {
+                    existing.insert(Stored::new(signal, (time_ms, canonical_time), received_ms));
                 }
             }
-            None => {
-                let identity = signal.identity.as_str().into();
-                self.entries.insert(
-                    identity,
-                    Stored::new(signal, (time_ms, canonical_time), received_ms),
-                );
+            Entry::Vacant(vacant) => {
+                vacant.insert(Stored::new(signal, (time_ms, canonical_time), received_ms));
             }
         }
     }
@@ -206,11 +310,13 @@ impl RiskTable {
     /// The latest signal for `identity`, as applied except for its `event_id` (not
     /// kept, see [`Stored`]).
     pub fn get(&self, identity: &str) -> Option<RiskEntry> {
-        self.entries.get(identity).map(|e| e.value().entry(e.key()))
+        self.entries
+            .get(&self.keyer.key(identity))
+            .map(|e| e.value().entry(identity))
     }
 
     pub fn remove(&self, identity: &str) {
-        self.entries.remove(identity);
+        self.entries.remove(&self.keyer.key(identity));
     }
 
     pub fn len(&self) -> usize {
@@ -222,13 +328,17 @@ impl RiskTable {
     }
 
     /// Identities at or above `min_level`, riskiest first (ties by identity for a stable
-    /// order), at most `limit`.
+    /// order), at most `limit`. Quiet identities (level `normal` and no reasons) are
+    /// not listed: their names are not kept (see [`Stored`]).
     pub fn top(&self, min_level: Level, limit: usize) -> Vec<RiskEntry> {
         let mut hits: Vec<RiskEntry> = self
             .entries
             .iter()
             .filter(|e| e.level >= min_level)
-            .map(|e| e.value().entry(e.key()))
+            .filter_map(|e| {
+                let extra = e.value().extra.as_deref()?;
+                Some(e.value().entry(extra.identity.as_deref()?))
+            })
             .collect();
         hits.sort_by(|a, b| {
             b.signal
@@ -352,6 +462,29 @@ mod tests {
     }
 
     #[test]
+    fn packed_fields_come_back_whole() {
+        let table = RiskTable::new();
+        let kinds = (0..=7).map(IdentityKind::from_code);
+        for (i, kind) in kinds.enumerate() {
+            for state in STATES {
+                for events_seen in [0, 7, u64::from(u32::MAX) - 1, u64::from(u32::MAX), u64::MAX] {
+                    let mut s = signal(
+                        &format!("id-{i}"),
+                        "2026-01-01T00:00:00.000Z",
+                        1.0,
+                        Level::Normal,
+                    );
+                    s.identity_kind = kind;
+                    s.state = state;
+                    s.events_seen = events_seen;
+                    table.apply(s.clone());
+                    assert_eq!(table.get(&s.identity).map(|e| e.signal), Some(s));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn older_signal_does_not_overwrite_newer() {
         let table = RiskTable::new();
         table.apply(signal("a", "2026-01-01T00:00:02.000Z", 70.0, Level::High));
@@ -376,11 +509,91 @@ mod tests {
 
     #[test]
     fn a_normal_identitys_entry_is_small() {
-        // 40 bytes plus the key: the table holds one per identity, a million or more.
-        assert!(std::mem::size_of::<Stored>() <= 40);
+        // 32 bytes plus the key: the table holds one per identity, a million or more.
+        assert!(std::mem::size_of::<Stored>() <= 32);
         let table = RiskTable::new();
         table.apply(signal("a", "2026-01-01T00:00:02.000Z", 12.3, Level::Normal));
-        assert!(table.entries.get("a").is_some_and(|e| e.extra.is_none()));
+        let key = table.keyer.key("a");
+        assert!(table.entries.get(&key).is_some_and(|e| e.extra.is_none()));
+    }
+
+    #[test]
+    fn quiet_identities_answer_lookups_but_are_not_listed() {
+        let table = RiskTable::new();
+        let mut reasoned = signal("reasoned", "2026-01-01T00:00:00.000Z", 21.0, Level::Normal);
+        reasoned.reasons = vec![Reason {
+            detector: "new_action".into(),
+            strength: 0.3,
+            detail: "first use of s3:ListBuckets".into(),
+        }];
+        table.apply(reasoned);
+        table.apply(signal(
+            "quiet",
+            "2026-01-01T00:00:00.000Z",
+            25.0,
+            Level::Normal,
+        ));
+        table.apply(signal(
+            "warm",
+            "2026-01-01T00:00:00.000Z",
+            45.0,
+            Level::Elevated,
+        ));
+        // The quiet one still answers, under its own name, with its own score.
+        let quiet = table.get("quiet").expect("quiet answers");
+        assert_eq!(
+            (quiet.signal.identity.as_str(), quiet.signal.score),
+            ("quiet", 25.0)
+        );
+        assert!(table.get("Quiet").is_none(), "names are exact");
+        let listed: Vec<String> = table
+            .top(Level::Normal, 10)
+            .into_iter()
+            .map(|e| e.signal.identity)
+            .collect();
+        assert_eq!(listed, ["warm", "reasoned"]);
+        // Turning quiet drops the name, turning elevated brings it back.
+        table.apply(signal(
+            "warm",
+            "2026-01-01T00:01:00.000Z",
+            5.0,
+            Level::Normal,
+        ));
+        table.apply(signal(
+            "quiet",
+            "2026-01-01T00:01:00.000Z",
+            41.0,
+            Level::Elevated,
+        ));
+        let listed: Vec<String> = table
+            .top(Level::Normal, 10)
+            .into_iter()
+            .map(|e| e.signal.identity)
+            .collect();
+        assert_eq!(listed, ["quiet", "reasoned"]);
+        assert_eq!(table.level_counts(), [2, 1, 0, 0]);
+    }
+
+    #[test]
+    fn many_names_keep_apart() {
+        // 200k similar names (ARNs differing in a few digits) each find their own entry.
+        let table = RiskTable::new();
+        let name = |i: usize| format!("arn:aws:iam::123456789012:role/svc-{i:06}");
+        for i in 0..200_000 {
+            let score = (i % 1000) as f64 / 10.0;
+            table.apply(signal(
+                &name(i),
+                "2026-01-01T00:00:00.000Z",
+                score,
+                Level::Normal,
+            ));
+        }
+        assert_eq!(table.len(), 200_000);
+        for i in (0..200_000).step_by(997) {
+            let got = table.get(&name(i)).map(|e| e.signal.score);
+            assert_eq!(got, Some((i % 1000) as f64 / 10.0), "{}", name(i));
+        }
+        assert!(table.get(&name(200_000)).is_none());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | `GET /v1/risk/{identity}` | one identity (percent-encode it; unencoded `/` also works) |
 //! | `POST /v1/risk:batch` | `{"identities":[...]}` → `{"results":[...]}`, same order |
-//! | `GET /v1/risk?min_level=&limit=` | riskiest identities first |
+//! | `GET /v1/risk?min_level=&limit=` | riskiest identities first (not quiet ones: `normal`, no reasons) |
 //! | `GET /v1/stats` | handler latency quantiles, identities per level |
 //! | `POST /v1/decide` | allow / step_up / deny from the score and the policy |
 //! | `ANY /ext_authz/*` | Envoy HTTP `ext_authz` check: 200 allow, 403 otherwise |
