@@ -3,20 +3,30 @@
 //! Detector strengths are weighted (`[detectors]`) and scaled by the destination's
 //! sensitivity (`[sensitivity]`), then combined with a noisy-OR: each finding is an
 //! independent chance that something is wrong, so two or three moderate signs together
-//! reach `high` while one weak sign stays low. The identity's score is the maximum of
+//! reach `high` while one weak sign stays low. The one pair that is not independent is
+//! the two volume detectors: a bigger batch (a backfill, a month-end run) raises the
+//! event count and the bytes moved together, so the weaker of the two counts at
+//! [`SECOND_VOLUME_SHARE`]. The identity's score is the maximum of
 //! that and its previous score decayed with `score.half_life` in event time; it is never
 //! renormalised afterwards, so the same history always gives the same answer.
 
 use wildmatch::WildMatch;
 
 use crate::config::{Config, SensitivityRules};
-use crate::detect::{Finding, COUNT, NAMES};
+use crate::detect::{Finding, COUNT, DATA_VOLUME_SPIKE, NAMES, VOLUME_SPIKE};
 use crate::event::{ActivityEvent, Sensitivity};
 use crate::signal::{Level, Reason};
 
 /// Highest probability one finding may contribute: keeps the noisy-OR below 100 unless
 /// several signs agree.
 const MAX_P: f64 = 0.95;
+
+/// Share of the weaker volume sign (events or bytes) that adds to the stronger: both
+/// measure how much the identity does, so counting each in full made a job's bigger
+/// run look like two findings (a 10x month-end batch alone reached `high`). Exfiltration
+/// still gets the stronger sign in full, and the rest of its evidence (new
+/// destinations, off hours) from the other detectors.
+const SECOND_VOLUME_SHARE: f64 = 0.5;
 
 /// The `score.impair_defences` entry an event matched: its position in the list, and
 /// whether it names a destination (then the call is new when its action or its
@@ -131,11 +141,17 @@ impl Scorer {
     pub fn combine(&self, findings: &[Option<Finding>; COUNT], sensitivity: Sensitivity) -> f64 {
         let scale = self.scale(sensitivity);
         let mut keep = 1.0;
+        let mut p_of = [0.0; COUNT];
         for (i, f) in findings.iter().enumerate() {
             if let Some(f) = f {
-                let p = (self.weights[i] * f.strength * scale).clamp(0.0, MAX_P);
-                keep *= 1.0 - p;
+                p_of[i] = (self.weights[i] * f.strength * scale).clamp(0.0, MAX_P);
             }
+        }
+        let (pv, pd) = (p_of[VOLUME_SPIKE], p_of[DATA_VOLUME_SPIKE]);
+        p_of[VOLUME_SPIKE] = pv.max(pd);
+        p_of[DATA_VOLUME_SPIKE] = pv.min(pd) * SECOND_VOLUME_SHARE;
+        for p in p_of {
+            keep *= 1.0 - p;
         }
         round1((1.0 - keep) * 100.0).clamp(0.0, 100.0)
     }
@@ -271,6 +287,45 @@ mod tests {
         assert!(score >= 60.0, "{score}");
         let two = with(&[(NEW_DESTINATION, 0.7), (OFF_HOURS, 0.8)]);
         assert!(s.combine(&two, Sensitivity::Internal) >= 55.0);
+    }
+
+    #[test]
+    fn the_two_volume_signs_count_as_one_and_a_half() {
+        use crate::detect::*;
+        let s = scorer();
+        let events = s.combine(&with(&[(VOLUME_SPIKE, 0.8)]), Sensitivity::Internal);
+        let bytes = s.combine(&with(&[(DATA_VOLUME_SPIKE, 0.8)]), Sensitivity::Internal);
+        let both = s.combine(
+            &with(&[(VOLUME_SPIKE, 0.8), (DATA_VOLUME_SPIKE, 0.8)]),
+            Sensitivity::Internal,
+        );
+        // More than either alone, less than two independent signs.
+        let independent = 100.0 * (1.0 - (1.0 - events / 100.0) * (1.0 - bytes / 100.0));
+        assert!(both > events.max(bytes), "{both} vs {events}, {bytes}");
+        assert!(both < independent - 5.0, "{both} vs {independent}");
+        // Two moderate volume signs used to page on their own (69.8); no longer.
+        let moderate = with(&[(VOLUME_SPIKE, 0.6), (DATA_VOLUME_SPIKE, 0.6)]);
+        let moderate = s.combine(&moderate, Sensitivity::Internal);
+        assert!(moderate < 60.0, "a bigger batch alone pages: {moderate}");
+        // The stronger counts in full, whichever it is.
+        for (strong, weak) in [
+            (VOLUME_SPIKE, DATA_VOLUME_SPIKE),
+            (DATA_VOLUME_SPIKE, VOLUME_SPIKE),
+        ] {
+            let alone = s.combine(&with(&[(strong, 0.9)]), Sensitivity::Internal);
+            let pair = s.combine(&with(&[(strong, 0.9), (weak, 0.3)]), Sensitivity::Internal);
+            assert!(pair > alone, "{pair} vs {alone}");
+        }
+        // Another detector still adds as an independent sign.
+        let with_dest = s.combine(
+            &with(&[
+                (VOLUME_SPIKE, 0.8),
+                (DATA_VOLUME_SPIKE, 0.8),
+                (NEW_DESTINATION, 0.6),
+            ]),
+            Sensitivity::Internal,
+        );
+        assert!(with_dest > both + 10.0, "{with_dest} vs {both}");
     }
 
     #[test]
