@@ -329,6 +329,9 @@ pub struct StateConfig {
     pub max_identities: usize,
     /// Identities idle this long (event time) are evicted.
     pub idle_ttl: HumanDuration,
+    /// How long after its last event an evicted (dormant) identity is still remembered,
+    /// so its return is scored; `0s` forgets it at eviction.
+    pub dormant_memory: HumanDuration,
     /// An identity is `learning` until it has this many events ...
     pub learning_min_events: u64,
     /// ... and this much history.
@@ -807,6 +810,15 @@ impl Config {
                 format!("must be 1 to {MAX_SEEN_ENTRIES}"),
             ));
         }
+        if !self.state.dormant_memory.0.is_zero()
+            && self.state.dormant_memory.0 <= self.state.idle_ttl.0
+        {
+            return Err(ConfigError::invalid(
+                "state.dormant_memory",
+                "must be longer than state.idle_ttl (an identity is only dormant once \
+                 evicted), or \"0s\" to forget evicted identities",
+            ));
+        }
         if self.state.novelty_half_life.0 < Duration::from_secs(3600) {
             return Err(ConfigError::invalid(
                 "state.novelty_half_life",
@@ -1195,6 +1207,9 @@ mod tests {
 
     #[test]
     fn scoring_keys_are_validated_by_name() {
+        let err = load_text("[state]\ndormant_memory = \"30d\"\n").expect_err("under the TTL");
+        assert!(err.to_string().contains("state.dormant_memory"), "{err}");
+        load_text("[state]\ndormant_memory = \"0s\"\n").expect("off");
         let err = load_text("[state]\nnovelty_half_life = \"1m\"\n").expect_err("too short");
         assert!(err.to_string().contains("state.novelty_half_life"), "{err}");
         let err = load_text("[score]\nfleet_pulse_window = \"1s\"\n").expect_err("too short");

@@ -18,7 +18,9 @@ use crate::detect::{self, Context, FleetView, Texts};
 use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
 use crate::score::{round1, Scorer};
 use crate::signal::{format_time_ms, model_name, IdentityState, Level, Reason, Signal};
+use crate::state::dormant::{Dormant, DormantMemory};
 use crate::state::fleet::{FleetNovelty, FleetPulse};
+use crate::state::generalize::SourceClass;
 use crate::state::generalize::{
     destination_class, generalise_destination, source_network, user_agent_family,
 };
@@ -61,6 +63,32 @@ const SEED_ENV: u64 = 6;
 const SEED_RAW_CLASS: u64 = 7;
 /// Seed of the identity hash that fleet tracking remembers instead of names.
 const SEED_IDENTITY: u64 = 8;
+
+/// Event time between passes that let go of dormant identities past
+/// `state.dormant_memory` (a scan of the dormant memory).
+const DORMANT_EXPIRY_EVERY_MS: i64 = 86_400_000;
+
+/// What the changelog keeps of an identity evicted for idleness (see
+/// [`crate::state::dormant`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DormantMark {
+    /// Event time of its last event.
+    pub last_ms: i64,
+    /// Whether it ever called from a public network.
+    pub public: bool,
+}
+
+/// An identity whose changelog record must change: its state was evicted (cap or
+/// idleness), or it is no longer remembered as dormant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Eviction {
+    pub identity: String,
+    /// Where its state lived (the changelog partition).
+    pub origin: Origin,
+    /// `Some` for an idle identity now dormant: its record becomes a marker. `None`:
+    /// a tombstone.
+    pub dormant: Option<DormantMark>,
+}
 
 /// Detectors whose fleet-wide firing (many identities at once) is discounted.
 const PULSED: [usize; 5] = [
@@ -156,8 +184,12 @@ pub struct Engine {
     /// Identities changed since the last `take_dirty`, in first-change order (each
     /// identity's `dirty` flag keeps it from being listed twice).
     dirty: Vec<Box<str>>,
-    /// Evicted identities not yet handed out for changelog tombstones (bounded).
-    evicted: Vec<(Box<str>, Origin)>,
+    /// Evicted identities not yet handed out for their changelog records (bounded).
+    evicted: Vec<Eviction>,
+    /// Identities evicted for idleness, remembered so their return is scored.
+    dormant: DormantMemory,
+    /// Event time of the next expiry pass over `dormant`.
+    next_dormant_expiry_ms: i64,
     /// Whether `dirty`/`evicted` are kept at all: only a runtime with a changelog
     /// drains them, and undrained they would grow with every identity ever seen.
     track_changes: bool,
@@ -199,6 +231,11 @@ impl Engine {
             hot: StableMap::default(),
             dirty: Vec::new(),
             evicted: Vec::new(),
+            dormant: DormantMemory::new(
+                config.state.dormant_memory.as_millis_i64(),
+                config.state.max_identities,
+            ),
+            next_dormant_expiry_ms: i64::MIN,
             track_changes: true,
             max_identities: config.state.max_identities.max(65_536),
             watermark_ms: i64::MIN,
@@ -274,11 +311,13 @@ impl Engine {
         } else {
             self.table.slot(hash, &event.identity)
         };
+        let mut returning = None;
         let slot = match found {
             Some(slot) => slot,
             None => {
                 let evicted = self.table.make_room();
                 self.drop_evicted(evicted);
+                returning = self.dormant.take(hash, &event.identity);
                 self.table
                     .insert(&event.identity, Identity::new(t, &self.params))
             }
@@ -400,6 +439,9 @@ impl Engine {
             };
             detect::run_all(&ctx)
         };
+        if let Some(dormant) = &returning {
+            judge_return(dormant, &obs, &self.texts, t, &mut findings);
+        }
         // Lingering novelty (low-and-slow exfiltration): a sensitive class or action the
         // identity met on its own is new only on the first call; a thief reading a few
         // records an hour is then never new again. Each later clock hour of use within
@@ -861,23 +903,104 @@ impl Engine {
 
     fn drop_evicted(&mut self, evicted: Vec<(Box<str>, Origin)>) {
         for (name, origin) in evicted {
-            self.stats.evicted += 1;
-            if let Some(h) = self.hot.remove(&name) {
-                if let Some(d) = h.due_ms {
-                    self.schedule.remove(&(d, name.clone()));
-                }
+            self.drop_state(&name);
+            self.record_eviction(name, origin, None);
+        }
+    }
+
+    /// Forgets what the engine keeps beside an evicted identity's state.
+    fn drop_state(&mut self, name: &str) {
+        self.stats.evicted += 1;
+        if let Some(h) = self.hot.remove(name) {
+            if let Some(d) = h.due_ms {
+                self.schedule.remove(&(d, name.into()));
             }
-            if !self.track_changes {
+        }
+    }
+
+    /// Lists an eviction for the changelog: a tombstone, or a dormant marker.
+    fn record_eviction(&mut self, name: Box<str>, origin: Origin, dormant: Option<DormantMark>) {
+        if !self.track_changes {
+            return;
+        }
+        // Bounded: if nobody collects tombstones, forget the oldest names rather
+        // than grow without limit (compaction then keeps a stale value, harmless:
+        // restore re-applies the cap).
+        if self.evicted.len() >= self.max_identities {
+            self.evicted.clear();
+        }
+        self.evicted.push(Eviction {
+            identity: name.into(),
+            origin,
+            dormant,
+        });
+    }
+
+    /// Evicts identities idle past `state.idle_ttl` into the dormant memory, and lets
+    /// go of dormant ones past `state.dormant_memory`.
+    fn sweep_idle(&mut self, time_ms: i64) {
+        for idle in self.table.sweep_idle(time_ms) {
+            self.drop_state(&idle.name);
+            if !self.dormant.is_enabled() {
+                self.record_eviction(idle.name, idle.origin, None);
                 continue;
             }
-            // Bounded: if nobody collects tombstones, forget the oldest names rather
-            // than grow without limit (compaction then keeps a stale value, harmless:
-            // restore re-applies the cap).
-            if self.evicted.len() >= self.max_identities {
-                self.evicted.clear();
-            }
-            self.evicted.push((name, origin));
+            let dropped = self.dormant.remember(
+                IdentityTable::hash(&idle.name),
+                Dormant {
+                    name: idle.name.clone(),
+                    partition: idle.origin.partition,
+                    last_ms: idle.last_ms,
+                    public: idle.public,
+                },
+            );
+            self.forget_dormant(dropped);
+            let mark = DormantMark {
+                last_ms: idle.last_ms,
+                public: idle.public,
+            };
+            self.record_eviction(idle.name, idle.origin, Some(mark));
         }
+        if self.dormant.is_enabled() && time_ms >= self.next_dormant_expiry_ms {
+            self.next_dormant_expiry_ms = time_ms.saturating_add(DORMANT_EXPIRY_EVERY_MS);
+            let expired = self.dormant.expire(time_ms);
+            self.forget_dormant(expired);
+        }
+    }
+
+    /// Dormant identities no longer remembered: their changelog markers go.
+    fn forget_dormant(&mut self, gone: Vec<Dormant>) {
+        for d in gone {
+            let origin = Origin {
+                partition: d.partition,
+                ..Origin::NONE
+            };
+            self.record_eviction(d.name, origin, None);
+        }
+    }
+
+    /// Remembers a dormant identity read back from the changelog (its marker record,
+    /// which replaces any state restored before it).
+    pub fn restore_dormant(&mut self, identity: &str, partition: i32, mark: DormantMark) {
+        self.forget(identity);
+        if !self.dormant.is_enabled() {
+            return;
+        }
+        let dropped = self.dormant.remember(
+            IdentityTable::hash(identity),
+            Dormant {
+                name: identity.into(),
+                partition,
+                last_ms: mark.last_ms,
+                public: mark.public,
+            },
+        );
+        self.forget_dormant(dropped);
+    }
+
+    /// Dormant identities remembered.
+    pub fn dormant(&self) -> usize {
+        self.dormant.len()
     }
 
     /// Stops keeping the lists `take_dirty` and `take_evicted` drain. For pipelines
@@ -889,13 +1012,11 @@ impl Engine {
         self
     }
 
-    /// Drains identities evicted (TTL or cap) since the last call, with the origin each
-    /// had, so the runtime can write changelog tombstones for them.
-    pub fn take_evicted(&mut self) -> Vec<(String, Origin)> {
-        self.evicted
-            .drain(..)
-            .map(|(name, origin)| (String::from(name), origin))
-            .collect()
+    /// Drains identities evicted (TTL or cap) or no longer remembered as dormant since
+    /// the last call, with the origin each had, so the runtime can write their
+    /// changelog records: a tombstone, or a dormant marker.
+    pub fn take_evicted(&mut self) -> Vec<Eviction> {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Advances the event-time watermark with no event (end of input, idle stream) and
@@ -962,8 +1083,7 @@ impl Engine {
                 }
             }
         }
-        let evicted = self.table.sweep_idle(time_ms);
-        self.drop_evicted(evicted);
+        self.sweep_idle(time_ms);
     }
 
     pub fn watermark_ms(&self) -> i64 {
@@ -999,6 +1119,8 @@ impl Engine {
     /// Installs an identity's state from the changelog (restore on partition assignment).
     pub fn restore(&mut self, identity: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
         let state = Identity::decode(bytes, &self.params).map_err(SnapshotError::from)?;
+        // A state written after a dormant marker: the identity came back.
+        self.dormant.take(IdentityTable::hash(identity), identity);
         if self.table.get(identity).is_none() {
             let evicted = self.table.make_room();
             self.drop_evicted(evicted);
@@ -1052,6 +1174,12 @@ impl Engine {
     /// Drops the state of every identity whose origin matches `drop` (its partitions
     /// were revoked); returns how many.
     pub fn forget_where(&mut self, drop: impl Fn(Origin) -> bool) -> Vec<Box<str>> {
+        self.dormant.forget_partitions(|partition| {
+            drop(Origin {
+                partition,
+                ..Origin::NONE
+            })
+        });
         let names = self.table.names_with_origin(drop);
         for name in &names {
             self.forget(name);
@@ -1101,6 +1229,7 @@ impl Engine {
     pub fn forget(&mut self, identity: &str) -> bool {
         self.reschedule(identity, None);
         self.hot.remove(identity);
+        self.dormant.take(IdentityTable::hash(identity), identity);
         self.table.remove(identity).is_some()
     }
 
@@ -1132,7 +1261,7 @@ impl Engine {
 
     /// Estimated heap bytes held by identity state (table, keys, per-identity data).
     pub fn state_heap_bytes(&self) -> usize {
-        self.table.heap_bytes()
+        self.table.heap_bytes() + self.dormant.heap_bytes()
     }
 
     /// Identities waiting for a decay signal (non-normal scores).
@@ -1172,6 +1301,53 @@ fn counts_as_sustained(findings: &[Option<detect::Finding>; detect::COUNT]) -> b
         .iter()
         .enumerate()
         .any(|(i, f)| f.is_some() && i != detect::VOLUME_SPIKE && i != detect::DATA_VOLUME_SPIKE)
+}
+
+/// Findings for the first event of an identity that returns from dormancy: the
+/// return itself (as `off_hours`: it acts at a time its history says it never
+/// does, weeks into a silence), and a public network it never used before going
+/// quiet (as `new_source`). Its new state is learning, so the other novelty
+/// detectors are muted: these are what riskd knows against it.
+fn judge_return(
+    dormant: &Dormant,
+    obs: &Observation,
+    texts: &Texts,
+    t: i64,
+    findings: &mut [Option<detect::Finding>; detect::COUNT],
+) {
+    let gap_ms = (t - dormant.last_ms).max(0);
+    let hours = gap_ms / 3_600_000;
+    let gap = if hours >= 48 {
+        format!("{} days", hours / 24)
+    } else if hours >= 2 {
+        format!("{hours} hours")
+    } else {
+        format!("{} minutes", gap_ms / 60_000)
+    };
+    let last = format_time_ms(dormant.last_ms);
+    let back = detect::Finding::new(
+        1.0,
+        format!(
+            "active again after {gap} without an event (last {})",
+            last.get(..10).unwrap_or(&last)
+        ),
+    );
+    if findings[detect::OFF_HOURS]
+        .as_ref()
+        .map_or(true, |f| f.strength < 1.0)
+    {
+        findings[detect::OFF_HOURS] = back;
+    }
+    if !dormant.public && matches!(obs.network, Some((_, SourceClass::Public))) {
+        findings[detect::NEW_SOURCE] = detect::Finding::new(
+            0.9,
+            format!(
+                "first public network {}: before going quiet it only called from \
+                 private or named networks",
+                texts.network
+            ),
+        );
+    }
 }
 
 /// Whether a service made this call on the identity's behalf (the CloudTrail decoder's
@@ -2224,11 +2400,164 @@ mod tests {
             call_as(&mut e, format!("id-{i:03}"), T0 + i, &mut out);
         }
         let evicted = e.take_evicted();
-        let first = evicted.iter().find(|(name, _)| name == "id-000");
+        let first = evicted.iter().find(|ev| ev.identity == "id-000");
         assert_eq!(
-            first.map(|(_, o)| (o.partition, o.offset)),
-            Some((0, 0)),
-            "{evicted:?}"
+            first.map(|ev| (ev.origin.partition, ev.origin.offset, ev.dormant)),
+            Some((0, 0, None)),
+            "evicted for the cap: a tombstone; {evicted:?}"
         );
+    }
+
+    const DAY: i64 = 86_400_000;
+
+    /// `svc`'s ten quiet days, then 60 days in which only `other` calls (moving event
+    /// time on, so `svc` is evicted as idle), then `svc` again from `ip`.
+    fn dormant_return(e: &mut Engine, ip: &str) -> (i64, Vec<Signal>) {
+        let mut out = Vec::new();
+        let last = history(e, &mut out);
+        let mut t = last;
+        while t < last + 60 * DAY {
+            t += 6 * 3_600_000;
+            call_as(e, "other".into(), t, &mut out);
+        }
+        out.clear();
+        let mut back = svc_call(t, 60_000, "s3:GetObject", "arn:aws:s3:::orders/1.json");
+        back.source_ip = Some(ip.into());
+        e.process(&back, &mut out).expect("in order");
+        (last, out)
+    }
+
+    fn reason<'a>(signal: &'a Signal, detector: &str) -> Option<&'a str> {
+        signal
+            .reasons
+            .iter()
+            .find(|r| r.detector == detector)
+            .map(|r| r.detail.as_str())
+    }
+
+    #[test]
+    fn a_dormant_identity_acting_again_is_elevated_and_high_from_outside() {
+        let mut e = engine();
+        let (last, out) = dormant_return(&mut e, "10.1.2.3");
+        let signal = out.iter().find(|s| s.identity == "svc").expect("a signal");
+        assert_eq!(signal.level, Level::Elevated, "{signal:?}");
+        assert_eq!(
+            signal.state,
+            IdentityState::Learning,
+            "its baseline is gone"
+        );
+        let detail = reason(signal, "off_hours").expect("the return is the reason");
+        assert!(detail.contains("after 60 days"), "{detail}");
+        assert!(detail.contains(&format_time_ms(last)[..10]), "{detail}");
+        assert_eq!(e.dormant(), 0, "it is live again");
+
+        // The same return from a public network it never used is an alert.
+        let mut e = engine();
+        let (_, out) = dormant_return(&mut e, "203.0.113.50");
+        let signal = out.iter().find(|s| s.identity == "svc").expect("a signal");
+        assert!(signal.level >= Level::High, "{signal:?}");
+        let detail = reason(signal, "new_source").expect("the network is a reason");
+        assert!(detail.contains("first public network"), "{detail}");
+    }
+
+    #[test]
+    fn with_no_dormant_memory_a_return_learns_quietly() {
+        let mut config = Config::default_config().expect("defaults");
+        config.state.dormant_memory = crate::config::HumanDuration(std::time::Duration::ZERO);
+        let mut e = Engine::new(&config);
+        let (_, out) = dormant_return(&mut e, "203.0.113.50");
+        assert!(
+            out.iter()
+                .filter(|s| s.identity == "svc")
+                .all(|s| s.score == 0.0),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn idle_evictions_become_dormant_markers_and_expire_into_tombstones() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let last = history(&mut e, &mut out);
+        if let Some(o) = e.origin_mut("svc") {
+            o.partition = 2;
+        }
+        drop(e.take_evicted());
+        let mut t = last;
+        let mut marked = None;
+        let mut deleted = None;
+        while t < last + 420 * DAY {
+            t += DAY / 2;
+            call_as(&mut e, "other".into(), t, &mut out);
+            for ev in e.take_evicted() {
+                assert_eq!((ev.identity.as_str(), ev.origin.partition), ("svc", 2));
+                match ev.dormant {
+                    Some(mark) => marked = Some((t, mark)),
+                    None => deleted = Some(t),
+                }
+            }
+        }
+        let (marked_at, mark) = marked.expect("a dormant marker");
+        assert_eq!(
+            mark,
+            DormantMark {
+                last_ms: last,
+                public: false
+            }
+        );
+        assert!(marked_at >= last + 40 * DAY && marked_at < last + 44 * DAY);
+        let deleted = deleted.expect("a tombstone once the memory passed");
+        assert!(deleted >= last + 400 * DAY && deleted < last + 402 * DAY);
+        assert_eq!(e.dormant(), 0);
+    }
+
+    #[test]
+    fn restored_markers_are_remembered_and_states_after_them_win() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        // A marker from the changelog, then the identity returns from outside.
+        e.restore_dormant(
+            "svc",
+            1,
+            DormantMark {
+                last_ms: T0 - 90 * DAY,
+                public: false,
+            },
+        );
+        assert_eq!(e.dormant(), 1);
+        let mut back = svc_call(T0, 0, "s3:GetObject", "arn:aws:s3:::orders/1.json");
+        back.source_ip = Some("203.0.113.50".into());
+        e.process(&back, &mut out).expect("first event");
+        let signal = out.iter().find(|s| s.identity == "svc").expect("a signal");
+        assert!(signal.level >= Level::High, "{signal:?}");
+        assert!(reason(signal, "off_hours").is_some_and(|d| d.contains("after 90 days")));
+
+        // A state written after the marker: the identity came back, it is not dormant.
+        let mut e2 = engine();
+        e2.restore_dormant(
+            "svc",
+            1,
+            DormantMark {
+                last_ms: T0 - 90 * DAY,
+                public: false,
+            },
+        );
+        let dirty = e.take_dirty();
+        let (_, snapshot) = dirty
+            .iter()
+            .find(|(k, _)| k == "svc")
+            .expect("svc has state");
+        e2.restore("svc", snapshot).expect("restores");
+        assert_eq!(e2.dormant(), 0);
+        // And a marker after a state replaces it.
+        e2.restore_dormant(
+            "svc",
+            1,
+            DormantMark {
+                last_ms: T0,
+                public: true,
+            },
+        );
+        assert_eq!((e2.identities(), e2.dormant()), (0, 1));
     }
 }

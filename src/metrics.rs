@@ -22,6 +22,7 @@ pub const DEAD_LETTERS_DROPPED: &str = "riskd_dead_letters_dropped_total";
 pub const SIGNALS_PUBLISHED: &str = "riskd_signals_published_total";
 pub const DETECTOR_FIRED: &str = "riskd_detector_fired_total";
 pub const IDENTITIES_TRACKED: &str = "riskd_identities_tracked";
+pub const IDENTITIES_DORMANT: &str = "riskd_identities_dormant";
 pub const IDENTITIES_EVICTED: &str = "riskd_identities_evicted_total";
 pub const EVENT_PROCESSING_SECONDS: &str = "riskd_event_processing_seconds";
 pub const EVENT_TO_SIGNAL_SECONDS: &str = "riskd_event_to_signal_seconds";
@@ -92,6 +93,7 @@ pub struct Metrics {
     pub signals_published: IntCounterVec,
     pub detector_fired: IntCounterVec,
     pub identities_tracked: IntGauge,
+    pub identities_dormant: IntGauge,
     pub identities_evicted: IntCounter,
     pub event_processing_seconds: Histogram,
     pub event_to_signal_seconds: Histogram,
@@ -185,6 +187,15 @@ impl Metrics {
                 .expect("valid metric");
         registry
             .register(Box::new(identities_tracked.clone()))
+            .expect("unique metric");
+        let identities_dormant = IntGauge::new(
+            IDENTITIES_DORMANT,
+            "Identities evicted for idleness and still remembered, so their return is scored \
+             (state.dormant_memory).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(identities_dormant.clone()))
             .expect("unique metric");
         let identities_evicted = IntCounter::new(
             IDENTITIES_EVICTED,
@@ -309,6 +320,7 @@ impl Metrics {
             signals_published,
             detector_fired,
             identities_tracked,
+            identities_dormant,
             identities_evicted,
             event_processing_seconds,
             event_to_signal_seconds,
@@ -362,6 +374,7 @@ mod tests {
             SIGNALS_PUBLISHED,
             DETECTOR_FIRED,
             IDENTITIES_TRACKED,
+            IDENTITIES_DORMANT,
             IDENTITIES_EVICTED,
             EVENT_PROCESSING_SECONDS,
             EVENT_TO_SIGNAL_SECONDS,

@@ -771,6 +771,8 @@ impl Replay<'_> {
         }
         m.identities_tracked
             .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        m.identities_dormant
+            .set(i64::try_from(self.engine.dormant()).unwrap_or(i64::MAX));
         self.summary.evicted = self.engine.stats().evicted;
         m.identities_evicted.inc_by(self.summary.evicted);
         self.summary.identities = self.engine.identities();

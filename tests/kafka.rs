@@ -393,6 +393,115 @@ async fn scores_decay_while_the_input_is_idle_even_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_dormant_identity_is_remembered_across_a_restart_and_its_return_scored() {
+    // Idle past `state.idle_ttl`, an identity is evicted; the changelog keeps a dormant
+    // marker instead of a tombstone, so a restarted instance still knows the identity
+    // went quiet, and scores its return from outside instead of learning it quietly.
+    let broker = broker::shared();
+    let bootstrap = broker.bootstrap();
+    let topics = Topics::new("dormant");
+    create_topic(&bootstrap, &topics.input, 1).await;
+    let sleeper = "dormant-sa-0000";
+    let mut records = workload("dormant", 3, 40, START_MS);
+    // Two hours later (event time) another identity moves the clock past the TTL.
+    let later = START_MS + 2 * 3_600_000;
+    for k in 0..3 {
+        let event = serde_json::json!({
+            "time": later + k * 1000, "identity": "dormant-clock", "action": "GET /v1/items",
+            "destination": "svc-0.internal/api/1", "event_id": format!("clock#{k}"),
+            "source_ip": "10.9.0.1", "outcome": "success",
+        });
+        records.push(("dormant-clock".into(), event.to_string().into_bytes()));
+    }
+    produce_keyed(&bootstrap, &topics.input, &records);
+    let mut env = topics.env(&bootstrap);
+    env.push(("RISKD__STATE__IDLE_TTL".into(), "20m".into()));
+    env.push(("RISKD__STATE__DORMANT_MEMORY".into(), "30d".into()));
+
+    let mut riskd = Riskd::spawn("dormant-a", &env);
+    riskd.wait_ready(Duration::from_secs(30));
+    topics.wait_input_drained(&bootstrap);
+    let marker = |bootstrap: &str| {
+        read_all(bootstrap, &topics.state)
+            .iter()
+            .rfind(|m| m.key() == Some(sleeper.as_bytes()))
+            .and_then(|m| m.payload().map(<[u8]>::to_vec))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if marker(&bootstrap).is_some_and(|v| v.first() == Some(&3)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dormant marker for {sleeper} in the state topic (last record {:?})\n{}",
+            marker(&bootstrap),
+            riskd.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+
+    let mut riskd = Riskd::spawn("dormant-b", &env);
+    riskd.wait_ready(Duration::from_secs(30));
+    let back = serde_json::json!({
+        "time": later + 3_600_000, "identity": sleeper, "action": "GET /v1/items",
+        "destination": "svc-0.internal/api/1", "event_id": "sleeper#back",
+        "source_ip": "203.0.113.9", "user_agent": "curl/8.1.2", "outcome": "success",
+    });
+    produce_keyed(
+        &bootstrap,
+        &topics.input,
+        &[(sleeper.to_string(), back.to_string().into_bytes())],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alert = loop {
+        let signals: Vec<Signal> = read_all(&bootstrap, &topics.signals)
+            .iter()
+            .filter_map(|m| m.payload().and_then(|p| serde_json::from_slice(p).ok()))
+            .filter(|s: &Signal| {
+                s.identity == sleeper && s.event_id.as_deref() == Some("sleeper#back")
+            })
+            .collect();
+        if let Some(s) = signals.into_iter().next() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no signal for the returning {sleeper}\n{}",
+            riskd.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(alert.level >= Level::High, "{alert:?}");
+    let returned = alert
+        .reasons
+        .iter()
+        .find(|r| r.detector == "off_hours")
+        .map(|r| r.detail.clone())
+        .unwrap_or_default();
+    assert!(returned.contains("active again after"), "{alert:?}");
+    // The other two stay dormant, and the clock identity, idle for the hour before the
+    // return, went dormant too: the returning identity is the only one tracked.
+    let metrics = || {
+        riskd
+            .get("/metrics")
+            .map(|(_, body)| body)
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(metrics().contains("\nriskd_identities_dormant 3\n")
+        && metrics().contains("\nriskd_identities_tracked 1\n"))
+    {
+        assert!(Instant::now() < deadline, "{}\n{}", metrics(), riskd.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let status = riskd.terminate(Duration::from_secs(6));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_bad_record_is_dead_lettered_cut_and_commits_go_on() {
     // Regression: the dead-letter copy of a bad record over the producer's
     // message.max.bytes (1,000,000; riskd reads records up to 1 MiB, CloudTrail

@@ -9,6 +9,10 @@
 //! nights; an API key used a few times a day at random hours leaves empty slots by
 //! chance. So the strength is scaled by the confidence that the slot is really dead (its
 //! usual per-slot activity, Poisson) and by how much of the week it leaves dark.
+//!
+//! The longest silence of all, an identity returning after it was evicted as idle, is
+//! reported under this detector's name too, by the engine (`judge_return`), since the
+//! returning identity's profile is gone (see [`crate::state::dormant`]).
 
 use super::{Context, Finding};
 

@@ -13,16 +13,24 @@
 //! identity keeps explaining it: the decay signals it emits after a restart or a
 //! rebalance carry the same reasons as before, instead of a bare score.
 //!
-//! Layouts (a tombstone, no value, means the identity was evicted):
+//! Layouts (a tombstone, no value, means riskd keeps nothing of the identity):
+//! - version 3, a dormant identity (evicted for idleness, remembered so its return is
+//!   scored; see [`crate::state::dormant`]): `[3][last event time: i64 BE, epoch ms]
+//!   [flags: u8, bit 0 = it used a public network]`;
 //! - version 2: `[2][last input offset: i64 BE][snapshot length: u32 BE][snapshot]
 //!   [reasons: JSON array, empty when there are none]`;
 //! - version 1 (read only, written before reasons were kept):
 //!   `[1][last input offset: i64 BE][snapshot]`.
 
+use crate::engine::DormantMark;
 use crate::signal::Reason;
 
-/// Version written.
+/// Version written for a state.
 const VERSION: u8 = 2;
+/// Version of a dormant identity's marker.
+const VERSION_DORMANT: u8 = 3;
+const DORMANT_LEN: usize = 1 + 8 + 1;
+const DORMANT_PUBLIC: u8 = 1;
 const VERSION_1: u8 = 1;
 const OFFSET_END: usize = 1 + 8;
 const HEADER_LEN: usize = OFFSET_END + 4;
@@ -31,7 +39,7 @@ const HEADER_LEN: usize = OFFSET_END + 4;
 pub enum ChangelogError {
     #[error("changelog value is {0} bytes, shorter than its header")]
     Truncated(usize),
-    #[error("changelog value has version {0}; this riskd reads versions 1 and 2")]
+    #[error("changelog value has version {0}; this riskd reads versions 1 to 3")]
     Version(u8),
     #[error("changelog value says its snapshot is {declared} bytes but only {available} follow")]
     SnapshotLength { declared: usize, available: usize },
@@ -67,7 +75,39 @@ pub fn encode(last_offset: i64, snapshot: &[u8], reasons: &[Reason]) -> Vec<u8> 
     value
 }
 
-/// Splits a changelog value into its parts.
+/// What a changelog record holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record<'a> {
+    State(ChangelogValue<'a>),
+    Dormant(DormantMark),
+}
+
+/// Encodes a dormant identity's marker.
+pub fn encode_dormant(mark: DormantMark) -> Vec<u8> {
+    let mut value = Vec::with_capacity(DORMANT_LEN);
+    value.push(VERSION_DORMANT);
+    value.extend_from_slice(&mark.last_ms.to_be_bytes());
+    value.push(if mark.public { DORMANT_PUBLIC } else { 0 });
+    value
+}
+
+/// Decodes any changelog value: a state or a dormant marker.
+pub fn decode_record(value: &[u8]) -> Result<Record<'_>, ChangelogError> {
+    if value.first() == Some(&VERSION_DORMANT) {
+        if value.len() < DORMANT_LEN {
+            return Err(ChangelogError::Truncated(value.len()));
+        }
+        let mut time = [0u8; 8];
+        time.copy_from_slice(&value[1..9]);
+        return Ok(Record::Dormant(DormantMark {
+            last_ms: i64::from_be_bytes(time),
+            public: value[9] & DORMANT_PUBLIC != 0,
+        }));
+    }
+    decode(value).map(Record::State)
+}
+
+/// Splits a state's changelog value into its parts.
 pub fn decode(value: &[u8]) -> Result<ChangelogValue<'_>, ChangelogError> {
     if value.len() < OFFSET_END {
         return Err(ChangelogError::Truncated(value.len()));
@@ -121,6 +161,27 @@ mod tests {
             strength: 0.75,
             detail: "first use of iam:CreateAccessKey".to_string(),
         }
+    }
+
+    #[test]
+    fn dormant_markers_round_trip_and_are_not_states() {
+        for mark in [
+            DormantMark {
+                last_ms: 1_790_000_000_123,
+                public: true,
+            },
+            DormantMark {
+                last_ms: -5,
+                public: false,
+            },
+        ] {
+            let value = encode_dormant(mark);
+            assert_eq!(decode_record(&value), Ok(Record::Dormant(mark)));
+            assert_eq!(decode(&value), Err(ChangelogError::Version(3)));
+        }
+        assert_eq!(decode_record(&[3, 0, 0]), Err(ChangelogError::Truncated(3)));
+        let state = encode(7, b"st", &[]);
+        assert!(matches!(decode_record(&state), Ok(Record::State(v)) if v.last_offset == 7));
     }
 
     #[test]

@@ -902,8 +902,10 @@ impl Pipeline {
                 None => tracing::debug!("dirty state without an owning partition; not written"),
             }
         }
-        // Identities the engine evicted (cap or idle TTL) get a tombstone, so a restore
-        // does not bring back state the cap already threw away. Their origin left the
+        // Identities the engine evicted get a tombstone, so a restore does not bring
+        // back state the cap already threw away; those evicted for idleness get a
+        // dormant marker instead (a tombstone once `state.dormant_memory` has passed),
+        // so a restarted instance still scores their return. Their origin left the
         // engine with them, in the eviction list. (That list is bounded by the cap: if
         // more than the whole table were evicted between two flushes, the oldest names
         // would go without a tombstone, and a restore would bring those states back
@@ -915,14 +917,16 @@ impl Pipeline {
         // signal per identity ever seen, so a sprayed input would grow the API's memory
         // without bound even though the engine's is capped. A lookup then answers
         // `unknown`, which is the truth: riskd holds no baseline for it any more.
-        for (identity, origin) in self.engine.take_evicted() {
+        for eviction in self.engine.take_evicted() {
+            let identity = eviction.identity;
             if self.engine.events_seen(&identity).is_some() {
                 continue;
             }
             self.table.remove(&identity);
             self.send_signal_tombstone(&identity);
-            if origin.is_set() {
-                unsent.push_back((identity, origin.partition, None));
+            if eviction.origin.is_set() {
+                let value = eviction.dormant.map(changelog::encode_dormant);
+                unsent.push_back((identity, eviction.origin.partition, value));
             }
         }
         let uncovered = self.tracks.values().any(|t| !t.is_settled());
@@ -1018,6 +1022,8 @@ impl Pipeline {
         let m = metrics();
         m.identities_tracked
             .set(i64::try_from(self.engine.identities()).unwrap_or(i64::MAX));
+        m.identities_dormant
+            .set(i64::try_from(self.engine.dormant()).unwrap_or(i64::MAX));
         let evicted = self.engine.stats().evicted;
         m.identities_evicted
             .inc_by(evicted.saturating_sub(self.evicted_exported));
@@ -1191,20 +1197,30 @@ impl Pipeline {
                     }
                     return;
                 };
-                let restored = changelog::decode(value)
-                    .map_err(|e| e.to_string())
-                    .and_then(|value| {
-                        engine
-                            .restore(identity, value.snapshot)
-                            .map_err(|e| e.to_string())?;
-                        engine.restore_reasons(identity, value.reasons);
+                let value = match changelog::decode_record(value) {
+                    Ok(changelog::Record::Dormant(mark)) => {
+                        // Evicted for idleness: remembered, so its return is scored.
+                        engine.restore_dormant(identity, partition, mark);
                         if let Some(table) = fill {
-                            if let Some(signal) = engine.last_signal(identity) {
-                                table.apply(signal);
-                            }
+                            table.remove(identity);
                         }
-                        Ok(value.last_offset)
-                    });
+                        return;
+                    }
+                    Ok(changelog::Record::State(value)) => Ok(value),
+                    Err(e) => Err(e),
+                };
+                let restored = value.map_err(|e| e.to_string()).and_then(|value| {
+                    engine
+                        .restore(identity, value.snapshot)
+                        .map_err(|e| e.to_string())?;
+                    engine.restore_reasons(identity, value.reasons);
+                    if let Some(table) = fill {
+                        if let Some(signal) = engine.last_signal(identity) {
+                            table.apply(signal);
+                        }
+                    }
+                    Ok(value.last_offset)
+                });
                 match restored {
                     Ok(last) => {
                         if let Some(origin) = engine.origin_mut(identity) {

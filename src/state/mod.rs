@@ -3,6 +3,7 @@
 //! generalisation of raw fields ([`generalize`]), fleet-wide change tracking ([`fleet`])
 //! and stable hashing ([`hash`]). Everything advances in event time.
 
+pub mod dormant;
 pub mod fleet;
 pub mod generalize;
 pub mod hash;
@@ -101,6 +102,17 @@ struct Entry {
     name: Name,
     state: Identity,
     origin: Origin,
+}
+
+/// An identity evicted for being idle, with what is remembered of it while dormant
+/// ([`dormant`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Idle {
+    pub name: Box<str>,
+    pub origin: Origin,
+    pub last_ms: i64,
+    /// Whether it ever called from a public network.
+    pub public: bool,
 }
 
 /// Where an identity's entry lives in the table, valid until the next removal (see
@@ -375,9 +387,9 @@ impl IdentityTable {
     }
 
     /// Evicts identities idle longer than the TTL as of `watermark_ms`. Sweeps at most
-    /// every TTL/16 of event time, so the scan is rare. Returns the evicted names, in
-    /// name order, with their origins.
-    pub fn sweep_idle(&mut self, watermark_ms: i64) -> Vec<(Box<str>, Origin)> {
+    /// every TTL/16 of event time, so the scan is rare. Returns the evicted identities in
+    /// name order, with what their dormancy needs remembered.
+    pub fn sweep_idle(&mut self, watermark_ms: i64) -> Vec<Idle> {
         if watermark_ms < self.next_sweep_ms {
             return Vec::new();
         }
@@ -389,7 +401,17 @@ impl IdentityTable {
             .map(|e| Box::from(e.name.as_str()))
             .collect();
         gone.sort();
-        self.remove_all(gone)
+        gone.into_iter()
+            .filter_map(|name| {
+                let entry = self.remove_entry(&name)?;
+                Some(Idle {
+                    name,
+                    origin: entry.origin,
+                    last_ms: entry.state.last_ms,
+                    public: entry.state.flags & identity::FLAG_PUBLIC != 0,
+                })
+            })
+            .collect()
     }
 
     /// Identities in name order (deterministic iteration for callers that need it).
@@ -525,7 +547,15 @@ mod tests {
         t.insert("old", Identity::new(0, &p));
         t.insert("new", Identity::new(150_000, &p));
         let gone = t.sweep_idle(200_000);
-        assert_eq!(gone, vec![(Box::<str>::from("old"), Origin::NONE)]);
+        assert_eq!(
+            gone,
+            vec![Idle {
+                name: "old".into(),
+                origin: Origin::NONE,
+                last_ms: 0,
+                public: false
+            }]
+        );
         assert!(t.get("new").is_some());
     }
 }
