@@ -76,6 +76,8 @@ pub struct DormantMark {
     pub last_ms: i64,
     /// Whether it ever called from a public network.
     pub public: bool,
+    /// Events it had made (saturating).
+    pub events: u32,
 }
 
 /// An identity whose changelog record must change: its state was evicted (cap or
@@ -317,7 +319,7 @@ impl Engine {
             None => {
                 let evicted = self.table.make_room();
                 self.drop_evicted(evicted);
-                returning = self.dormant.take(hash, &event.identity);
+                returning = self.dormant.take(&event.identity);
                 self.table
                     .insert(&event.identity, Identity::new(t, &self.params))
             }
@@ -439,9 +441,6 @@ impl Engine {
             };
             detect::run_all(&ctx)
         };
-        if let Some(dormant) = &returning {
-            judge_return(dormant, &obs, &self.texts, t, &mut findings);
-        }
         // Lingering novelty (low-and-slow exfiltration): a sensitive class or action the
         // identity met on its own is new only on the first call; a thief reading a few
         // records an hour is then never new again. Each later clock hour of use within
@@ -524,6 +523,11 @@ impl Engine {
                     findings[d] = None;
                 }
             }
+        }
+        // After the fleet pulse: a return is neither discounted as fleet-wide nor
+        // counted toward the pulse that discounts other identities' off-hours signs.
+        if let Some(dormant) = &returning {
+            judge_return(dormant, &obs, &self.texts, t, &mut findings);
         }
         if let Some(who) = who {
             let f = &mut self.fleet_novelty;
@@ -945,20 +949,19 @@ impl Engine {
                 self.record_eviction(idle.name, idle.origin, None);
                 continue;
             }
-            let dropped = self.dormant.remember(
-                IdentityTable::hash(&idle.name),
-                Dormant {
-                    name: idle.name.clone(),
-                    partition: idle.origin.partition,
-                    last_ms: idle.last_ms,
-                    public: idle.public,
-                },
-            );
-            self.forget_dormant(dropped);
             let mark = DormantMark {
                 last_ms: idle.last_ms,
                 public: idle.public,
+                events: u32::try_from(idle.events).unwrap_or(u32::MAX),
             };
+            let dropped = self.dormant.remember(Dormant {
+                name: idle.name.clone(),
+                partition: idle.origin.partition,
+                last_ms: mark.last_ms,
+                public: mark.public,
+                events: mark.events,
+            });
+            self.forget_dormant(dropped);
             self.record_eviction(idle.name, idle.origin, Some(mark));
         }
         if self.dormant.is_enabled() && time_ms >= self.next_dormant_expiry_ms {
@@ -983,19 +986,20 @@ impl Engine {
     /// which replaces any state restored before it).
     pub fn restore_dormant(&mut self, identity: &str, partition: i32, mark: DormantMark) {
         self.forget(identity);
-        if !self.dormant.is_enabled() {
-            return;
+        let dormant = Dormant {
+            name: identity.into(),
+            partition,
+            last_ms: mark.last_ms,
+            public: mark.public,
+            events: mark.events,
+        };
+        if self.dormant.is_enabled() {
+            let dropped = self.dormant.remember(dormant);
+            self.forget_dormant(dropped);
+        } else {
+            // Written while the memory was on: with it off, the marker goes.
+            self.forget_dormant(vec![dormant]);
         }
-        let dropped = self.dormant.remember(
-            IdentityTable::hash(identity),
-            Dormant {
-                name: identity.into(),
-                partition,
-                last_ms: mark.last_ms,
-                public: mark.public,
-            },
-        );
-        self.forget_dormant(dropped);
     }
 
     /// Dormant identities remembered.
@@ -1120,7 +1124,7 @@ impl Engine {
     pub fn restore(&mut self, identity: &str, bytes: &[u8]) -> Result<(), SnapshotError> {
         let state = Identity::decode(bytes, &self.params).map_err(SnapshotError::from)?;
         // A state written after a dormant marker: the identity came back.
-        self.dormant.take(IdentityTable::hash(identity), identity);
+        self.dormant.take(identity);
         if self.table.get(identity).is_none() {
             let evicted = self.table.make_room();
             self.drop_evicted(evicted);
@@ -1229,7 +1233,7 @@ impl Engine {
     pub fn forget(&mut self, identity: &str) -> bool {
         self.reschedule(identity, None);
         self.hot.remove(identity);
-        self.dormant.take(IdentityTable::hash(identity), identity);
+        self.dormant.take(identity);
         self.table.remove(identity).is_some()
     }
 
@@ -1315,7 +1319,7 @@ fn judge_return(
     t: i64,
     findings: &mut [Option<detect::Finding>; detect::COUNT],
 ) {
-    let gap_ms = (t - dormant.last_ms).max(0);
+    let gap_ms = t.saturating_sub(dormant.last_ms).max(0);
     let hours = gap_ms / 3_600_000;
     let gap = if hours >= 48 {
         format!("{} days", hours / 24)
@@ -2502,13 +2506,49 @@ mod tests {
             mark,
             DormantMark {
                 last_ms: last,
-                public: false
+                public: false,
+                events: 1440,
             }
         );
         assert!(marked_at >= last + 40 * DAY && marked_at < last + 44 * DAY);
         let deleted = deleted.expect("a tombstone once the memory passed");
         assert!(deleted >= last + 400 * DAY && deleted < last + 402 * DAY);
         assert_eq!(e.dormant(), 0);
+    }
+
+    #[test]
+    fn revocation_and_tombstones_forget_dormant_identities() {
+        let mark = DormantMark {
+            last_ms: T0 - 90 * DAY,
+            public: false,
+            events: 50,
+        };
+        let mut e = engine();
+        e.restore_dormant("on-2", 2, mark);
+        e.restore_dormant("on-3", 3, mark);
+        // Partition 3 is revoked: its dormant identity is the next owner's now.
+        e.forget_where(|o| o.partition == 3);
+        assert_eq!(e.dormant(), 1);
+        // A tombstone read after a marker (the memory expired elsewhere) forgets it.
+        e.forget("on-2");
+        assert_eq!(e.dormant(), 0);
+        assert!(e.take_evicted().is_empty(), "forgetting writes nothing");
+        // With the memory off, a restored marker is not kept, and is deleted.
+        let mut config = Config::default_config().expect("defaults");
+        config.state.dormant_memory = crate::config::HumanDuration(std::time::Duration::ZERO);
+        let mut off = Engine::new(&config);
+        off.restore_dormant("on-2", 2, mark);
+        assert_eq!(off.dormant(), 0);
+        let evicted = off.take_evicted();
+        assert_eq!(evicted.len(), 1);
+        assert_eq!(
+            (
+                evicted[0].identity.as_str(),
+                evicted[0].origin.partition,
+                evicted[0].dormant
+            ),
+            ("on-2", 2, None)
+        );
     }
 
     #[test]
@@ -2522,6 +2562,7 @@ mod tests {
             DormantMark {
                 last_ms: T0 - 90 * DAY,
                 public: false,
+                events: 500,
             },
         );
         assert_eq!(e.dormant(), 1);
@@ -2540,6 +2581,7 @@ mod tests {
             DormantMark {
                 last_ms: T0 - 90 * DAY,
                 public: false,
+                events: 500,
             },
         );
         let dirty = e.take_dirty();
@@ -2556,6 +2598,7 @@ mod tests {
             DormantMark {
                 last_ms: T0,
                 public: true,
+                events: 3,
             },
         );
         assert_eq!((e2.identities(), e2.dormant()), (0, 1));

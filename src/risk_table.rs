@@ -193,7 +193,8 @@ impl Stored {
 /// at each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct IdentityKey {
-    // Two u64s rather than a u128: 8-byte alignment keeps a map slot at 56 bytes.
+    // Two u64s rather than a u128: 8-byte alignment, so a map slot (48 bytes) needs no
+    // padding whatever the entry's size.
     high: u64,
     low: u64,
 }

@@ -16,7 +16,7 @@
 //! Layouts (a tombstone, no value, means riskd keeps nothing of the identity):
 //! - version 3, a dormant identity (evicted for idleness, remembered so its return is
 //!   scored; see [`crate::state::dormant`]): `[3][last event time: i64 BE, epoch ms]
-//!   [flags: u8, bit 0 = it used a public network]`;
+//!   [flags: u8, bit 0 = it used a public network][events: u32 BE, saturating]`;
 //! - version 2: `[2][last input offset: i64 BE][snapshot length: u32 BE][snapshot]
 //!   [reasons: JSON array, empty when there are none]`;
 //! - version 1 (read only, written before reasons were kept):
@@ -29,7 +29,10 @@ use crate::signal::Reason;
 const VERSION: u8 = 2;
 /// Version of a dormant identity's marker.
 const VERSION_DORMANT: u8 = 3;
-const DORMANT_LEN: usize = 1 + 8 + 1;
+const DORMANT_LEN: usize = 1 + 8 + 1 + 4;
+/// Latest last-event time a marker may carry (9999-12-31): anything later is corrupt,
+/// and would never expire.
+const DORMANT_MAX_MS: i64 = 253_402_300_799_999;
 const DORMANT_PUBLIC: u8 = 1;
 const VERSION_1: u8 = 1;
 const OFFSET_END: usize = 1 + 8;
@@ -43,6 +46,8 @@ pub enum ChangelogError {
     Version(u8),
     #[error("changelog value says its snapshot is {declared} bytes but only {available} follow")]
     SnapshotLength { declared: usize, available: usize },
+    #[error("dormant marker's last event time {0} ms is not between 1970 and 9999")]
+    DormantTime(i64),
 }
 
 /// One decoded changelog value.
@@ -88,6 +93,7 @@ pub fn encode_dormant(mark: DormantMark) -> Vec<u8> {
     value.push(VERSION_DORMANT);
     value.extend_from_slice(&mark.last_ms.to_be_bytes());
     value.push(if mark.public { DORMANT_PUBLIC } else { 0 });
+    value.extend_from_slice(&mark.events.to_be_bytes());
     value
 }
 
@@ -99,9 +105,16 @@ pub fn decode_record(value: &[u8]) -> Result<Record<'_>, ChangelogError> {
         }
         let mut time = [0u8; 8];
         time.copy_from_slice(&value[1..9]);
+        let last_ms = i64::from_be_bytes(time);
+        if !(0..=DORMANT_MAX_MS).contains(&last_ms) {
+            return Err(ChangelogError::DormantTime(last_ms));
+        }
+        let mut events = [0u8; 4];
+        events.copy_from_slice(&value[10..14]);
         return Ok(Record::Dormant(DormantMark {
-            last_ms: i64::from_be_bytes(time),
+            last_ms,
             public: value[9] & DORMANT_PUBLIC != 0,
+            events: u32::from_be_bytes(events),
         }));
     }
     decode(value).map(Record::State)
@@ -169,10 +182,12 @@ mod tests {
             DormantMark {
                 last_ms: 1_790_000_000_123,
                 public: true,
+                events: u32::MAX,
             },
             DormantMark {
-                last_ms: -5,
+                last_ms: 0,
                 public: false,
+                events: 1,
             },
         ] {
             let value = encode_dormant(mark);
@@ -180,6 +195,14 @@ mod tests {
             assert_eq!(decode(&value), Err(ChangelogError::Version(3)));
         }
         assert_eq!(decode_record(&[3, 0, 0]), Err(ChangelogError::Truncated(3)));
+        for bad in [-5, DORMANT_MAX_MS + 1, i64::MAX] {
+            let value = encode_dormant(DormantMark {
+                last_ms: bad,
+                public: false,
+                events: 1,
+            });
+            assert_eq!(decode_record(&value), Err(ChangelogError::DormantTime(bad)));
+        }
         let state = encode(7, b"st", &[]);
         assert!(matches!(decode_record(&state), Ok(Record::State(v)) if v.last_offset == 7));
     }

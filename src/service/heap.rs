@@ -52,15 +52,17 @@ fn trim() -> bool {
 mod tests {
     use super::*;
 
-    /// Resident memory of this process in bytes (`/proc/self/statm`, in pages).
+    /// Resident memory of this process in bytes (`VmRSS` in `/proc/self/status`, in
+    /// KiB whatever the page size).
     fn resident_bytes() -> usize {
-        let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-        let pages: usize = statm
-            .split_whitespace()
-            .nth(1)
-            .and_then(|p| p.parse().ok())
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let kib: usize = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        pages * 4096
+        kib * 1024
     }
 
     #[test]

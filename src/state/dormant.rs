@@ -5,11 +5,13 @@
 //! ways a forgotten key is abused (the seed's "permissions granted long ago"). Without
 //! this memory an evicted identity came back as a brand-new one and learned quietly for
 //! a day. Kept per dormant identity: its name (the changelog key, to write a tombstone
-//! when the memory expires), its changelog partition, the time of its last event, and
-//! whether it ever called from a public network. About 100 bytes, against ~700 for a
-//! live state. No IO; the engine persists entries as small changelog records.
+//! when the memory expires), its changelog partition, the time of its last event, its
+//! event count, and whether it ever called from a public network. About 100 bytes,
+//! against ~700 for a live state. No IO; the engine persists entries as small changelog
+//! records.
 
-use crate::state::hash::StableMap;
+use std::collections::HashMap;
+use std::hash::RandomState;
 
 /// What is remembered of one dormant identity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +23,26 @@ pub struct Dormant {
     pub last_ms: i64,
     /// Whether it ever called from a public network.
     pub public: bool,
+    /// Events it had made (saturating): when the memory is full, identities with the
+    /// least history (a one-off job's, a sprayed input's) are dropped first.
+    pub events: u32,
 }
 
-/// Dormant identities keyed by the identity table's name hash, bounded in number and in
-/// age (`state.dormant_memory`).
+/// What is kept per name (the name is the map key).
+#[derive(Debug, Clone, Copy)]
+struct Kept {
+    partition: i32,
+    last_ms: i64,
+    public: bool,
+    events: u32,
+}
+
+/// Dormant identities by name, bounded in number and in age (`state.dormant_memory`).
+/// Keyed by the name itself, under a per-process random hasher: a fixed hash would let
+/// whoever names identities aim one at another's entry and erase its dormancy.
 #[derive(Debug, Default)]
 pub struct DormantMemory {
-    entries: StableMap<u64, Dormant>,
+    entries: HashMap<Box<str>, Kept, RandomState>,
     /// How long after its last event an identity is remembered; 0 = not at all.
     keep_ms: i64,
     max: usize,
@@ -36,7 +51,7 @@ pub struct DormantMemory {
 impl DormantMemory {
     pub fn new(keep_ms: i64, max: usize) -> Self {
         DormantMemory {
-            entries: StableMap::default(),
+            entries: HashMap::default(),
             keep_ms: keep_ms.max(0),
             max: max.max(1),
         }
@@ -55,33 +70,53 @@ impl DormantMemory {
     }
 
     /// Remembers an identity that went quiet. Returns the entries dropped to stay under
-    /// the cap (the oldest tenth when full), whose changelog records must go.
-    pub fn remember(&mut self, hash: u64, dormant: Dormant) -> Vec<Dormant> {
+    /// the cap (a tenth when full: least history first, then the oldest), whose
+    /// changelog records must go.
+    pub fn remember(&mut self, dormant: Dormant) -> Vec<Dormant> {
         if !self.is_enabled() {
             return Vec::new();
         }
         let mut dropped = Vec::new();
-        if self.entries.len() >= self.max && !self.entries.contains_key(&hash) {
+        if self.entries.len() >= self.max && !self.entries.contains_key(&dormant.name) {
             let batch = (self.max / 10).max(1).min(self.entries.len());
-            let mut by_age: Vec<(i64, u64)> =
-                self.entries.iter().map(|(h, d)| (d.last_ms, *h)).collect();
-            by_age.select_nth_unstable(batch - 1);
-            let mut oldest: Vec<u64> = by_age[..batch].iter().map(|(_, h)| *h).collect();
+            let mut rank: Vec<(u32, i64, &str)> = self
+                .entries
+                .iter()
+                .map(|(name, k)| (k.events, k.last_ms, &**name))
+                .collect();
+            rank.select_nth_unstable(batch - 1);
+            let mut victims: Vec<Box<str>> = rank[..batch].iter().map(|r| r.2.into()).collect();
             // Deterministic output order (the map's is not).
-            oldest.sort_unstable();
-            dropped.extend(oldest.iter().filter_map(|h| self.entries.remove(h)));
+            victims.sort_unstable();
+            dropped.extend(victims.into_iter().filter_map(|name| self.remove(name)));
         }
-        self.entries.insert(hash, dormant);
+        let kept = Kept {
+            partition: dormant.partition,
+            last_ms: dormant.last_ms,
+            public: dormant.public,
+            events: dormant.events,
+        };
+        self.entries.insert(dormant.name, kept);
         dropped
     }
 
-    /// The identity hashed `hash` is active again: what was remembered of it, if any.
-    /// `name` guards against a hash shared by two names.
-    pub fn take(&mut self, hash: u64, name: &str) -> Option<Dormant> {
-        match self.entries.get(&hash) {
-            Some(d) if &*d.name == name => self.entries.remove(&hash),
-            _ => None,
+    fn remove(&mut self, name: Box<str>) -> Option<Dormant> {
+        let (name, k) = self.entries.remove_entry(&name)?;
+        Some(Dormant {
+            name,
+            partition: k.partition,
+            last_ms: k.last_ms,
+            public: k.public,
+            events: k.events,
+        })
+    }
+
+    /// The identity `name` is active again (or forgotten): what was remembered of it.
+    pub fn take(&mut self, name: &str) -> Option<Dormant> {
+        if self.entries.is_empty() {
+            return None;
         }
+        self.remove(name.into())
     }
 
     /// Forgets identities whose last event is more than `state.dormant_memory` before
@@ -89,14 +124,13 @@ impl DormantMemory {
     /// records can be deleted.
     pub fn expire(&mut self, watermark_ms: i64) -> Vec<Dormant> {
         let cutoff = watermark_ms.saturating_sub(self.keep_ms);
-        let mut gone: Vec<u64> = self
+        let gone: Vec<Box<str>> = self
             .entries
             .iter()
-            .filter(|(_, d)| d.last_ms < cutoff)
-            .map(|(h, _)| *h)
+            .filter(|(_, k)| k.last_ms < cutoff)
+            .map(|(name, _)| name.clone())
             .collect();
-        gone.sort_unstable();
-        let mut out: Vec<Dormant> = gone.iter().filter_map(|h| self.entries.remove(h)).collect();
+        let mut out: Vec<Dormant> = gone.into_iter().filter_map(|n| self.remove(n)).collect();
         out.sort_by(|a, b| a.last_ms.cmp(&b.last_ms).then_with(|| a.name.cmp(&b.name)));
         out
     }
@@ -105,14 +139,14 @@ impl DormantMemory {
     /// matches (revoked: the next owner restores them from the changelog).
     pub fn forget_partitions(&mut self, drop: impl Fn(i32) -> bool) -> usize {
         let before = self.entries.len();
-        self.entries.retain(|_, d| !drop(d.partition));
+        self.entries.retain(|_, k| !drop(k.partition));
         before - self.entries.len()
     }
 
     /// Heap bytes held (map slots and names), for memory accounting.
     pub fn heap_bytes(&self) -> usize {
-        self.entries.capacity() * (std::mem::size_of::<(u64, Dormant)>() + 1)
-            + self.entries.values().map(|d| d.name.len()).sum::<usize>()
+        self.entries.capacity() * (std::mem::size_of::<(Box<str>, Kept)>() + 1)
+            + self.entries.keys().map(|name| name.len()).sum::<usize>()
     }
 }
 
@@ -128,16 +162,17 @@ mod tests {
             partition: 3,
             last_ms,
             public: false,
+            events: 100,
         }
     }
 
     #[test]
-    fn remembers_until_taken_and_checks_the_name() {
+    fn remembers_until_taken() {
         let mut m = DormantMemory::new(400 * DAY, 10);
-        assert!(m.remember(7, dormant("svc-a", DAY)).is_empty());
-        assert_eq!(m.take(7, "svc-b"), None, "same hash, another name");
-        assert_eq!(m.take(7, "svc-a"), Some(dormant("svc-a", DAY)));
-        assert_eq!(m.take(7, "svc-a"), None, "taken once");
+        assert!(m.remember(dormant("svc-a", DAY)).is_empty());
+        assert_eq!(m.take("svc-b"), None);
+        assert_eq!(m.take("svc-a"), Some(dormant("svc-a", DAY)));
+        assert_eq!(m.take("svc-a"), None, "taken once");
         assert!(m.is_empty());
     }
 
@@ -145,16 +180,16 @@ mod tests {
     fn disabled_memory_keeps_nothing() {
         let mut m = DormantMemory::new(0, 10);
         assert!(!m.is_enabled());
-        assert!(m.remember(1, dormant("a", 0)).is_empty());
-        assert_eq!(m.take(1, "a"), None);
+        assert!(m.remember(dormant("a", 0)).is_empty());
+        assert_eq!(m.take("a"), None);
     }
 
     #[test]
     fn expires_by_age_oldest_first() {
         let mut m = DormantMemory::new(100 * DAY, 10);
-        m.remember(1, dormant("young", 50 * DAY));
-        m.remember(2, dormant("old-b", 2 * DAY));
-        m.remember(3, dormant("old-a", DAY));
+        m.remember(dormant("young", 50 * DAY));
+        m.remember(dormant("old-b", 2 * DAY));
+        m.remember(dormant("old-a", DAY));
         let gone: Vec<Box<str>> = m.expire(120 * DAY).into_iter().map(|d| d.name).collect();
         assert_eq!(gone, vec![Box::from("old-a"), Box::from("old-b")]);
         assert_eq!(m.len(), 1);
@@ -163,37 +198,40 @@ mod tests {
     }
 
     #[test]
-    fn the_cap_drops_the_oldest_tenth() {
+    fn the_cap_drops_a_tenth_least_history_first() {
         let mut m = DormantMemory::new(400 * DAY, 20);
-        for i in 0..20u64 {
-            assert!(m
-                .remember(i, dormant(&format!("id-{i}"), i as i64 * DAY))
-                .is_empty());
+        for i in 0..20 {
+            let mut d = dormant(&format!("id-{i:02}"), i * DAY);
+            // Two one-off identities, among the newest.
+            if i >= 18 {
+                d.events = 1;
+            }
+            assert!(m.remember(d).is_empty());
         }
-        let dropped = m.remember(99, dormant("newest", 30 * DAY));
+        // Full: remembering a known name again replaces it, dropping nothing.
+        assert!(m.remember(dormant("id-05", 30 * DAY)).is_empty());
+        assert_eq!(m.len(), 20);
+        let dropped = m.remember(dormant("newest", 31 * DAY));
         let names: Vec<&str> = dropped.iter().map(|d| &*d.name).collect();
-        assert_eq!(names, ["id-0", "id-1"]);
+        assert_eq!(names, ["id-18", "id-19"], "the one-off identities go first");
         assert_eq!(m.len(), 19);
-        // Remembering a known hash again replaces it without dropping anything.
-        for i in 2..20u64 {
-            assert!(m
-                .remember(i, dormant(&format!("id-{i}"), 40 * DAY))
-                .is_empty());
-        }
+        // Among equal histories, the oldest goes.
+        let dropped = m.remember(dormant("newer", 32 * DAY));
+        assert!(dropped.is_empty(), "room was made");
+        let dropped = m.remember(dormant("newest-2", 33 * DAY));
+        let names: Vec<&str> = dropped.iter().map(|d| &*d.name).collect();
+        assert_eq!(names, ["id-00", "id-01"]);
     }
 
     #[test]
     fn revoked_partitions_are_forgotten() {
         let mut m = DormantMemory::new(400 * DAY, 10);
-        m.remember(1, dormant("a", 0));
-        m.remember(
-            2,
-            Dormant {
-                partition: 5,
-                ..dormant("b", 0)
-            },
-        );
+        m.remember(dormant("a", 0));
+        m.remember(Dormant {
+            partition: 5,
+            ..dormant("b", 0)
+        });
         assert_eq!(m.forget_partitions(|p| p == 3), 1);
-        assert!(m.take(2, "b").is_some());
+        assert!(m.take("b").is_some());
     }
 }

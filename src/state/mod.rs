@@ -113,6 +113,8 @@ pub struct Idle {
     pub last_ms: i64,
     /// Whether it ever called from a public network.
     pub public: bool,
+    /// Events folded into its state.
+    pub events: u64,
 }
 
 /// Where an identity's entry lives in the table, valid until the next removal (see
@@ -409,6 +411,7 @@ impl IdentityTable {
                     origin: entry.origin,
                     last_ms: entry.state.last_ms,
                     public: entry.state.flags & identity::FLAG_PUBLIC != 0,
+                    events: entry.state.events,
                 })
             })
             .collect()
@@ -553,7 +556,8 @@ mod tests {
                 name: "old".into(),
                 origin: Origin::NONE,
                 last_ms: 0,
-                public: false
+                public: false,
+                events: 0,
             }]
         );
         assert!(t.get("new").is_some());

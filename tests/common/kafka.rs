@@ -373,7 +373,15 @@ pub fn changelog_events_seen(
         let identity = String::from_utf8(m.key().expect("state key").to_vec()).expect("utf8 key");
         match m.payload() {
             Some(value) => {
-                let value = riskd::service::changelog::decode(value).expect("changelog value");
+                use riskd::service::changelog::{decode_record, Record};
+                let value = match decode_record(value).expect("changelog value") {
+                    Record::State(value) => value,
+                    // A dormant identity's marker: no state, no events to count.
+                    Record::Dormant(_) => {
+                        engine.forget(&identity);
+                        continue;
+                    }
+                };
                 engine
                     .restore(&identity, value.snapshot)
                     .expect("engine restores");
