@@ -354,6 +354,9 @@ pub struct ScoreConfig {
     pub half_life: HumanDuration,
     /// Emit a signal when the score moves by at least this much since the last one.
     pub emit_step: f64,
+    /// A level, once published, is kept until the score falls this far below the
+    /// level's threshold (0 = none).
+    pub level_hold: f64,
     /// Level thresholds on the 0-100 score; must be increasing.
     pub elevated: f64,
     pub high: f64,
@@ -890,6 +893,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "score.emit_step",
                 "must be in (0, 100]",
+            ));
+        }
+        if !(0.0..=20.0).contains(&self.score.level_hold) {
+            return Err(ConfigError::invalid(
+                "score.level_hold",
+                "must be in [0, 20] (points below a level's threshold)",
             ));
         }
         let levels = [

@@ -746,12 +746,12 @@ impl Engine {
                 }
             }
         }
-        let level = self.scorer.level(score);
-        if lingered && level >= Level::High {
+        let scored = self.scorer.level(score);
+        if lingered && scored >= Level::High {
             // Reported: continued use would only raise the same alert again every hour.
             state.forget_lingering();
         }
-        if level >= Level::High {
+        if scored >= Level::High {
             // An alerting identity stops vouching for the novelties it met (a campaign
             // is not a release; see `FleetNovelty`).
             self.fleet_novelty
@@ -764,6 +764,7 @@ impl Engine {
         // stamped with its own time, its raised score would be dropped as older than
         // the decay it overrides.
         let stamp_ms = now_ms;
+        let level = self.scorer.held_level(score, published_level(state));
         let active = state.is_active();
         let emit = state.emitted_level == u8::MAX
             || state.emitted_active != active
@@ -799,10 +800,11 @@ impl Engine {
                 model: self.model.clone(),
             });
         }
-        let (anchor, anchor_ms, emitted) = (
+        let (anchor, anchor_ms, emitted, published) = (
             f64::from(state.score),
             state.score_ms,
             f64::from(state.emitted_score),
+            published_level(state),
         );
         if self.track_changes && !state.dirty {
             state.dirty = true;
@@ -812,7 +814,12 @@ impl Engine {
         // identity's last signal would be dropped by the same readers.
         let due = self
             .scorer
-            .next_decay_due(anchor, anchor_ms, emitted)
+            .next_decay_due(
+                anchor,
+                anchor_ms,
+                emitted,
+                published.unwrap_or(Level::Normal),
+            )
             .map(|d| d.max(stamp_ms + 1));
         self.reschedule(key, due);
         Ok(())
@@ -1043,7 +1050,7 @@ impl Engine {
                 self.scorer
                     .decayed(f64::from(state.score), state.score_ms, due),
             );
-            let level = self.scorer.level(score);
+            let level = self.scorer.held_level(score, published_level(state));
             state.emitted_score = score as f32;
             state.emitted_level = level as u8;
             let reasons = if level == Level::Normal {
@@ -1072,6 +1079,7 @@ impl Engine {
                 f64::from(state.score),
                 state.score_ms,
                 f64::from(state.emitted_score),
+                level,
             );
             if let Some(h) = self.hot.get_mut(&name) {
                 h.due_ms = None;
@@ -1133,6 +1141,7 @@ impl Engine {
             f64::from(state.score),
             state.score_ms,
             f64::from(state.emitted_score),
+            published_level(&state).unwrap_or(Level::Normal),
         );
         self.restored_until_ms = self.restored_until_ms.max(state.last_ms);
         self.table.insert(identity, state);
@@ -1358,6 +1367,11 @@ fn judge_return(
 /// `attributes["invoked_by"]`).
 fn on_behalf(event: &ActivityEvent) -> bool {
     !event.attributes.is_empty() && event.attributes.contains_key("invoked_by")
+}
+
+/// The level last published for this identity, if any.
+fn published_level(state: &Identity) -> Option<Level> {
+    Level::ALL.get(usize::from(state.emitted_level)).copied()
 }
 
 /// What a signal says of an identity's lifecycle.

@@ -47,6 +47,8 @@ pub struct Scorer {
     half_life_ms: f64,
     pub emit_step: f64,
     thresholds: [f64; 3],
+    /// `score.level_hold`.
+    level_hold: f64,
 }
 
 impl Scorer {
@@ -80,6 +82,7 @@ impl Scorer {
             ],
             half_life_ms: config.score.half_life.as_millis_i64().max(1) as f64,
             emit_step: config.score.emit_step,
+            level_hold: config.score.level_hold,
             thresholds: [
                 config.score.elevated,
                 config.score.high,
@@ -212,6 +215,17 @@ impl Scorer {
         }
     }
 
+    /// The level to publish for `score` when `published` was published last: a level
+    /// is held until the score falls `score.level_hold` below its threshold, so a score
+    /// hovering at a threshold does not leave and re-enter the level with every call.
+    pub fn held_level(&self, score: f64, published: Option<Level>) -> Level {
+        let plain = self.level(score);
+        match published {
+            Some(before) if before > plain => before.min(self.level(score + self.level_hold)),
+            _ => plain,
+        }
+    }
+
     /// Lower bound of `level`'s band.
     fn floor_of(&self, level: Level) -> f64 {
         match level {
@@ -222,17 +236,23 @@ impl Scorer {
         }
     }
 
-    /// When the decay of `score` (set at `score_ms`, last published as `emitted`) next
-    /// warrants a signal: it drops `emit_step` below `emitted` or leaves its level band.
-    /// `None` once the score is `normal` (decay within `normal` is not published).
-    pub fn next_decay_due(&self, score: f64, score_ms: i64, emitted: f64) -> Option<i64> {
-        let level = self.level(emitted);
+    /// When the decay of `score` (set at `score_ms`, last published as `emitted` at
+    /// `level`) next warrants a signal: it drops `emit_step` below `emitted` or leaves
+    /// `level` (its floor minus `score.level_hold`). `None` once the level is `normal`
+    /// (decay within `normal` is not published).
+    pub fn next_decay_due(
+        &self,
+        score: f64,
+        score_ms: i64,
+        emitted: f64,
+        level: Level,
+    ) -> Option<i64> {
         // Not finite: nothing sensible to schedule (and `as i64` would saturate).
         if level == Level::Normal || score <= 0.0 || !score.is_finite() || !emitted.is_finite() {
             return None;
         }
-        // Just below the band floor, or one step below the published value.
-        let target = (emitted - self.emit_step).max(self.floor_of(level) - 0.05);
+        // Just below where the level is left, or one step below the published value.
+        let target = (emitted - self.emit_step).max(self.floor_of(level) - self.level_hold - 0.05);
         if target <= 0.0 {
             return None;
         }
@@ -269,9 +289,15 @@ mod tests {
     #[test]
     fn no_decay_is_scheduled_from_a_score_that_is_not_a_number() {
         let s = scorer();
-        assert_eq!(s.next_decay_due(f64::INFINITY, 0, 50.0), None);
-        assert_eq!(s.next_decay_due(f64::NAN, 0, 50.0), None);
-        assert_eq!(s.next_decay_due(50.0, i64::MAX - 1, 50.0), Some(i64::MAX));
+        assert_eq!(
+            s.next_decay_due(f64::INFINITY, 0, 50.0, Level::Elevated),
+            None
+        );
+        assert_eq!(s.next_decay_due(f64::NAN, 0, 50.0, Level::Elevated), None);
+        assert_eq!(
+            s.next_decay_due(50.0, i64::MAX - 1, 50.0, Level::Elevated),
+            Some(i64::MAX)
+        );
     }
 
     #[test]
@@ -287,6 +313,47 @@ mod tests {
         assert!(score >= 60.0, "{score}");
         let two = with(&[(NEW_DESTINATION, 0.7), (OFF_HOURS, 0.8)]);
         assert!(s.combine(&two, Sensitivity::Internal) >= 55.0);
+    }
+
+    #[test]
+    fn a_published_level_is_held_until_the_score_falls_clearly_below_it() {
+        let s = scorer();
+        assert_eq!(
+            s.held_level(59.9, None),
+            Level::Elevated,
+            "nothing held yet"
+        );
+        assert_eq!(s.held_level(59.9, Some(Level::High)), Level::High);
+        assert_eq!(s.held_level(55.0, Some(Level::High)), Level::High);
+        assert_eq!(s.held_level(54.9, Some(Level::High)), Level::Elevated);
+        assert_eq!(s.held_level(79.9, Some(Level::Critical)), Level::High);
+        assert_eq!(s.held_level(81.0, Some(Level::Critical)), Level::Critical);
+        // Rising is never held back.
+        assert_eq!(s.held_level(60.0, Some(Level::Elevated)), Level::High);
+        assert_eq!(s.held_level(90.0, Some(Level::Normal)), Level::Critical);
+        // Decay is scheduled to where the held level is left.
+        let due = s
+            .next_decay_due(60.0, 0, 60.0, Level::High)
+            .expect("scheduled");
+        // (Published scores have one decimal: just past the step, 55.0.)
+        let stepped = round1(s.decayed(60.0, 0, due));
+        assert_eq!(
+            s.held_level(stepped, Some(Level::High)),
+            Level::High,
+            "{stepped}"
+        );
+        let due = s
+            .next_decay_due(55.0, 0, 55.0, Level::High)
+            .expect("scheduled");
+        assert_eq!(
+            s.held_level(round1(s.decayed(55.0, 0, due)), Some(Level::High)),
+            Level::Elevated
+        );
+        // Off: the plain thresholds.
+        let mut config = Config::default_config().expect("defaults");
+        config.score.level_hold = 0.0;
+        let off = Scorer::new(&config);
+        assert_eq!(off.held_level(59.9, Some(Level::High)), Level::Elevated);
     }
 
     #[test]
@@ -346,11 +413,15 @@ mod tests {
         let hl = 30 * 60_000;
         assert!((s.decayed(80.0, 0, hl) - 40.0).abs() < 1e-9);
         assert_eq!(s.decayed(80.0, 100, 0), 80.0);
-        let due = s.next_decay_due(80.0, 0, 80.0).expect("scheduled");
+        let due = s
+            .next_decay_due(80.0, 0, 80.0, Level::High)
+            .expect("scheduled");
         assert!((s.decayed(80.0, 0, due) - 75.0).abs() < 0.01);
-        assert_eq!(s.next_decay_due(20.0, 0, 20.0), None);
+        assert_eq!(s.next_decay_due(20.0, 0, 20.0, Level::Normal), None);
         // Elevated at 32: next due is leaving the band (just under 30), not 27.
-        let due = s.next_decay_due(32.0, 0, 32.0).expect("scheduled");
+        let due = s
+            .next_decay_due(32.0, 0, 32.0, Level::Elevated)
+            .expect("scheduled");
         assert!(s.decayed(32.0, 0, due) < 30.0);
     }
 
