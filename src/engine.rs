@@ -445,9 +445,10 @@ impl Engine {
         // identity met on its own is new only on the first call; a thief reading a few
         // records an hour is then never new again. Each later clock hour of use within
         // the sustained window adds evidence (a noisy-OR over the hours). A release is
-        // adopted by many identities, and is discounted.
+        // adopted by many identities, and is discounted. Reads only: writing into a
+        // sensitive store every hour is a job's new output, not data leaving it.
         let mut lingered = false;
-        if !learning && !on_behalf(event) {
+        if !learning && !on_behalf(event) && is_read(&event.action) {
             if novelty.class || novelty.action {
                 let (hash, others) = if novelty.class {
                     (obs.class, fleet.class)
@@ -1814,6 +1815,12 @@ mod tests {
     /// `svc` keeps its usual calls and reads `bucket` three times an hour for `hours`
     /// hours; returns the hour of the first `high` signal, and how often it entered high.
     fn reads_for_hours(bucket: &str, hours: i64) -> (Option<i64>, usize) {
+        calls_for_hours("s3:GetObject", bucket, hours)
+    }
+
+    /// `svc`'s usual reads, and every 20 minutes an `action` on `bucket`, for `hours`:
+    /// the hour it first reached `high`, and how often it entered `high`.
+    fn calls_for_hours(action: &str, bucket: &str, hours: i64) -> (Option<i64>, usize) {
         let mut e = engine();
         let mut out = Vec::new();
         let start = history(&mut e, &mut out);
@@ -1830,7 +1837,7 @@ mod tests {
                 calls.push(svc_call(
                     start,
                     minute * 60_000 + 1_000,
-                    "s3:GetObject",
+                    action,
                     &format!("arn:aws:s3:::{bucket}/ledger/{minute}.csv"),
                 ));
             }
@@ -1861,6 +1868,12 @@ mod tests {
         // The same reads of a bucket of no particular sensitivity stay below high: a
         // job adopting a new bucket is routine.
         assert_eq!(reads_for_hours("analytics-scratch", 10), (None, 0));
+        // Writing into a new confidential bucket hour after hour is a job's new output
+        // (data flowing into the protected store), not data leaving it.
+        assert_eq!(
+            calls_for_hours("s3:PutObject", "finance-exports", 10),
+            (None, 0)
+        );
     }
 
     #[test]
