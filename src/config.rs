@@ -895,12 +895,6 @@ impl Config {
                 "must be in (0, 100]",
             ));
         }
-        if !(0.0..=20.0).contains(&self.score.level_hold) {
-            return Err(ConfigError::invalid(
-                "score.level_hold",
-                "must be in [0, 20] (points below a level's threshold)",
-            ));
-        }
         let levels = [
             ("score.elevated", self.score.elevated),
             ("score.high", self.score.high),
@@ -917,6 +911,20 @@ impl Config {
                 ));
             }
             previous = value;
+        }
+        let narrowest = self
+            .score
+            .elevated
+            .min(self.score.high - self.score.elevated)
+            .min(self.score.critical - self.score.high);
+        if !(self.score.level_hold >= 0.0 && self.score.level_hold < narrowest) {
+            return Err(ConfigError::invalid(
+                "score.level_hold",
+                format!(
+                    "must be at least 0 and less than the narrowest level band ({narrowest}): \
+                     a hold as wide as a band would keep a level for ever"
+                ),
+            ));
         }
         for (name, weight) in self.detectors.weights() {
             if !(0.0..=1.0).contains(&weight) {
@@ -1216,6 +1224,10 @@ mod tests {
 
     #[test]
     fn scoring_keys_are_validated_by_name() {
+        let err = load_text("[score]\nlevel_hold = 30.0\n").expect_err("wider than a band");
+        assert!(err.to_string().contains("score.level_hold"), "{err}");
+        let err = load_text("[score]\nlevel_hold = -1.0\n").expect_err("negative");
+        assert!(err.to_string().contains("score.level_hold"), "{err}");
         let err = load_text("[state]\ndormant_memory = \"30d\"\n").expect_err("under the TTL");
         assert!(err.to_string().contains("state.dormant_memory"), "{err}");
         load_text("[state]\ndormant_memory = \"0s\"\n").expect("off");

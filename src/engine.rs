@@ -445,10 +445,14 @@ impl Engine {
         // identity met on its own is new only on the first call; a thief reading a few
         // records an hour is then never new again. Each later clock hour of use within
         // the sustained window adds evidence (a noisy-OR over the hours). A release is
-        // adopted by many identities, and is discounted. Reads only: writing into a
+        // adopted by many identities, and is discounted. Not writes: writing into a
         // sensitive store every hour is a job's new output, not data leaving it.
         let mut lingered = false;
-        if !learning && !on_behalf(event) && is_read(&event.action) {
+        if !learning
+            && !on_behalf(event)
+            && (novelty.class || novelty.action || state.lingering != 0)
+            && !is_write(&event.action)
+        {
             if novelty.class || novelty.action {
                 let (hash, others) = if novelty.class {
                     (obs.class, fleet.class)
@@ -689,7 +693,11 @@ impl Engine {
                 .enumerate()
                 .all(|(d, f)| f.is_none() || LONE_REFUSAL_SIGNS.contains(&d))
         {
-            instant = instant.min(self.scorer.high_threshold() - 0.1);
+            // Below where a published `high` is left, too: retries of the one refusal
+            // must not keep an identity held at `high`.
+            let held = published_level(&self.scorer, state).is_some_and(|l| l >= Level::High);
+            let hold = if held { self.scorer.level_hold() } else { 0.0 };
+            instant = instant.min(self.scorer.high_threshold() - hold - 0.1);
         }
         // Sustained anomaly: an identity that keeps looking anomalous hour after hour (a
         // low-and-slow exfiltration: every copy at an hour it never works, to a bucket
@@ -765,7 +773,9 @@ impl Engine {
         // stamped with its own time, its raised score would be dropped as older than
         // the decay it overrides.
         let stamp_ms = now_ms;
-        let level = self.scorer.held_level(score, published_level(state));
+        let level = self
+            .scorer
+            .held_level(score, published_level(&self.scorer, state));
         let active = state.is_active();
         let emit = state.emitted_level == u8::MAX
             || state.emitted_active != active
@@ -805,7 +815,7 @@ impl Engine {
             f64::from(state.score),
             state.score_ms,
             f64::from(state.emitted_score),
-            published_level(state),
+            published_level(&self.scorer, state),
         );
         if self.track_changes && !state.dirty {
             state.dirty = true;
@@ -1051,7 +1061,9 @@ impl Engine {
                 self.scorer
                     .decayed(f64::from(state.score), state.score_ms, due),
             );
-            let level = self.scorer.held_level(score, published_level(state));
+            let level = self
+                .scorer
+                .held_level(score, published_level(&self.scorer, state));
             state.emitted_score = score as f32;
             state.emitted_level = level as u8;
             let reasons = if level == Level::Normal {
@@ -1142,7 +1154,7 @@ impl Engine {
             f64::from(state.score),
             state.score_ms,
             f64::from(state.emitted_score),
-            published_level(&state).unwrap_or(Level::Normal),
+            published_level(&self.scorer, &state).unwrap_or(Level::Normal),
         );
         self.restored_until_ms = self.restored_until_ms.max(state.last_ms);
         self.table.insert(identity, state);
@@ -1211,7 +1223,7 @@ impl Engine {
             return None;
         }
         let score = round1(f64::from(state.emitted_score));
-        let level = self.scorer.level(score);
+        let level = published_level(&self.scorer, state).unwrap_or(Level::Normal);
         Some(Signal {
             identity: identity.to_string(),
             time: format_time_ms(state.score_ms),
@@ -1370,9 +1382,19 @@ fn on_behalf(event: &ActivityEvent) -> bool {
     !event.attributes.is_empty() && event.attributes.contains_key("invoked_by")
 }
 
-/// The level last published for this identity, if any.
-fn published_level(state: &Identity) -> Option<Level> {
-    Level::ALL.get(usize::from(state.emitted_level)).copied()
+/// The level last published for `state`, if any (`None` before its first signal).
+/// A stored value that names no level (a corrupt snapshot) counts as the plain level
+/// of the published score, so the identity still decays.
+fn published_level(scorer: &Scorer, state: &Identity) -> Option<Level> {
+    match state.emitted_level {
+        u8::MAX => None,
+        stored => Some(
+            Level::ALL
+                .get(usize::from(stored))
+                .copied()
+                .unwrap_or_else(|| scorer.level(f64::from(state.emitted_score))),
+        ),
+    }
 }
 
 /// What a signal says of an identity's lifecycle.
@@ -1400,6 +1422,28 @@ fn is_read(action: &str) -> bool {
         [verb, method].iter().any(|v| {
             v.len() >= r.len() && v.as_bytes()[..r.len()].eq_ignore_ascii_case(r.as_bytes())
         })
+    })
+}
+
+/// Verbs of calls that put data or configuration into their destination rather than
+/// take it out: AWS `Put…`/`Create…`/`Update…`/`Delete…`/…, Kubernetes `create`/
+/// `update`/`patch`/`delete`, HTTP `PUT`/`PATCH`/`DELETE`, git `push`, tools such as
+/// `tool:fs.write`. (`POST` is not among them: GraphQL and search APIs read with it.)
+const WRITE_VERBS: [&str; 14] = [
+    "put", "create", "update", "delete", "upload", "write", "attach", "tag", "set", "modify",
+    "patch", "push", "apply", "remove",
+];
+
+/// Whether `action` writes (see [`WRITE_VERBS`]): its verb (after any `service:`
+/// prefix, the HTTP method or Kubernetes verb before a space, a tool's method after its
+/// last `.`) starts with one.
+fn is_write(action: &str) -> bool {
+    let verb = action.rsplit(':').next().unwrap_or(action);
+    let verb = verb.split(' ').next().unwrap_or(verb);
+    // A tool's namespace is no verb (`tool:settings.read` reads).
+    let verb = verb.rsplit('.').next().unwrap_or(verb);
+    WRITE_VERBS.iter().any(|w| {
+        verb.len() >= w.len() && verb.as_bytes()[..w.len()].eq_ignore_ascii_case(w.as_bytes())
     })
 }
 
@@ -1694,6 +1738,37 @@ mod tests {
             "a bucket it never touched is a sign"
         );
         assert!(!run("s3:CreateBucket"), "a bucket it creates is not");
+    }
+
+    #[test]
+    fn writes_by_their_verb() {
+        for write in [
+            "s3:PutObject",
+            "iam:CreateRole",
+            "create pods",
+            "patch deployments",
+            "PUT /v1/items/{id}",
+            "DELETE /v1/items/{id}",
+            "git:push",
+            "tool:fs.write_file",
+            "ec2:ModifyInstanceAttribute",
+        ] {
+            assert!(is_write(write), "{write}");
+        }
+        for not_write in [
+            "s3:GetObject",
+            "dynamodb:Scan",
+            "kms:Decrypt",
+            "POST /graphql",
+            "GET /v1/customers/{id}",
+            "get secrets",
+            "tool:crm.get_customer",
+            "tool:drive.export",
+            "sqs:ReceiveMessage",
+            "tool:settings.read",
+        ] {
+            assert!(!is_write(not_write), "{not_write}");
+        }
     }
 
     #[test]
@@ -2018,6 +2093,38 @@ mod tests {
         assert!(scores.windows(2).all(|w| w[1] <= w[0]), "{scores:?}");
         assert_eq!(out.last().map(|s| s.level), Some(Level::Normal));
         assert_eq!(e.scheduled(), 0);
+    }
+
+    #[test]
+    fn a_decaying_alert_holds_high_until_five_points_below_and_restores_as_published() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        out.clear();
+        stolen_key_recon(&mut e, t, &RECON, &mut out);
+        assert!(out.iter().any(|s| s.level >= Level::High), "{out:#?}");
+        // Step by step through the decay: a signal between 55 and 60 still says high,
+        // the first one below 55 says elevated, and nothing re-enters high.
+        let mut held = None;
+        let mut clock = t;
+        while clock < t + 24 * 3_600_000 {
+            clock += 60_000;
+            out.clear();
+            e.advance_to(clock, &mut out);
+            for s in &out {
+                if (55.0..60.0).contains(&s.score) {
+                    assert_eq!(s.level, Level::High, "{s:?}");
+                    // What a restart would put in the API table says the same.
+                    let restored = e.last_signal("svc").expect("published");
+                    assert_eq!((restored.score, restored.level), (s.score, Level::High));
+                    held = Some(s.score);
+                } else if s.score < 55.0 && s.score >= 25.0 {
+                    assert!(s.level <= Level::Elevated, "{s:?}");
+                }
+            }
+        }
+        assert!(held.is_some(), "a decay signal in the held band");
+        assert_eq!(e.last_signal("svc").map(|s| s.level), Some(Level::Normal));
     }
 
     #[test]

@@ -226,6 +226,11 @@ impl Scorer {
         }
     }
 
+    /// `score.level_hold`.
+    pub fn level_hold(&self) -> f64 {
+        self.level_hold
+    }
+
     /// Lower bound of `level`'s band.
     fn floor_of(&self, level: Level) -> f64 {
         match level {
