@@ -2487,6 +2487,43 @@ mod tests {
     }
 
     #[test]
+    fn deleting_the_audit_trails_log_group_impairs_defences_but_an_apps_does_not() {
+        // ATT&CK T1562.008: the log group CloudTrail delivers to, deleted by an identity
+        // that deletes log groups as part of its job.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        let group = |name: &str| format!("arn:aws:logs:us-east-1:123456789012:log-group:{name}");
+        let mut call = |after_ms: i64, name: &str| {
+            let mut out = Vec::new();
+            let ev = svc_call(t, after_ms, "logs:DeleteLogGroup", &group(name));
+            e.process(&ev, &mut out).expect("in order");
+            out
+        };
+        // A first delete is a new sensitive action either way, but no impairment.
+        let first = call(60_000, "/aws/lambda/orders-api");
+        assert!(
+            first
+                .iter()
+                .flat_map(|s| &s.reasons)
+                .all(|r| !r.detail.contains("impairs logging")),
+            "{first:?}"
+        );
+        // Once the action is known, another application's group is routine...
+        let routine = call(7_200_000, "/aws/lambda/cart-api");
+        // (The signals before it are the first alert's decay, due on the way.)
+        let own = routine.last().expect("a signal for the call");
+        assert!(own.level < Level::High, "{own:?}");
+        // ... and the audit trail's is not.
+        let trail = call(7_260_000, "/aws/cloudtrail/org");
+        let alert = trail.iter().find(|s| s.score >= 60.0).expect("alerts");
+        assert!(
+            alert.reasons[0].detail.contains("impairs logging"),
+            "{alert:?}"
+        );
+    }
+
+    #[test]
     fn impair_defences_can_be_emptied() {
         let config =
             Config::from_toml_str("[score]\nimpair_defences = []\n").expect("valid config");
