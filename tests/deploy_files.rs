@@ -848,7 +848,7 @@ fn dashboard_has_required_panels_on_exported_metrics() {
             })
     };
     // (panel title prefix, metric it must show, label it must break down by)
-    let required: [(&str, &str, Option<&str>); 11] = [
+    let required: [(&str, &str, Option<&str>); 12] = [
         (
             "Throughput by source",
             "riskd_events_consumed_total",
@@ -865,6 +865,7 @@ fn dashboard_has_required_panels_on_exported_metrics() {
             Some("partition"),
         ),
         ("Identities tracked", "riskd_identities_tracked", None),
+        ("Identities tracked", "riskd_identities_dormant", None),
         ("Identities evicted", "riskd_identities_evicted_total", None),
         (
             "Signals by level",
