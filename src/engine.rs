@@ -18,7 +18,7 @@ use crate::detect::{self, Context, FleetView, Texts};
 use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
 use crate::score::{round1, Scorer};
 use crate::signal::{format_time_ms, model_name, IdentityState, Level, Reason, Signal};
-use crate::state::dormant::{Dormant, DormantMemory};
+use crate::state::dormant::{Dormant, DormantMark, DormantMemory};
 use crate::state::fleet::{FleetNovelty, FleetPulse};
 use crate::state::generalize::SourceClass;
 use crate::state::generalize::{
@@ -67,18 +67,6 @@ const SEED_IDENTITY: u64 = 8;
 /// Event time between passes that let go of dormant identities past
 /// `state.dormant_memory` (a scan of the dormant memory).
 const DORMANT_EXPIRY_EVERY_MS: i64 = 86_400_000;
-
-/// What the changelog keeps of an identity evicted for idleness (see
-/// [`crate::state::dormant`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DormantMark {
-    /// Event time of its last event.
-    pub last_ms: i64,
-    /// Whether it ever called from a public network.
-    pub public: bool,
-    /// Events it had made (saturating).
-    pub events: u32,
-}
 
 /// An identity whose changelog record must change: its state was evicted (cap or
 /// idleness), or it is no longer remembered as dormant.
@@ -967,20 +955,13 @@ impl Engine {
                 self.record_eviction(idle.name, idle.origin, None);
                 continue;
             }
-            let mark = DormantMark {
-                last_ms: idle.last_ms,
-                public: idle.public,
-                events: u32::try_from(idle.events).unwrap_or(u32::MAX),
-            };
             let dropped = self.dormant.remember(Dormant {
                 name: idle.name.clone(),
                 partition: idle.origin.partition,
-                last_ms: mark.last_ms,
-                public: mark.public,
-                events: mark.events,
+                mark: idle.mark,
             });
             self.forget_dormant(dropped);
-            self.record_eviction(idle.name, idle.origin, Some(mark));
+            self.record_eviction(idle.name, idle.origin, Some(idle.mark));
         }
         if self.dormant.is_enabled() && time_ms >= self.next_dormant_expiry_ms {
             self.next_dormant_expiry_ms = time_ms.saturating_add(DORMANT_EXPIRY_EVERY_MS);
@@ -1007,9 +988,7 @@ impl Engine {
         let dormant = Dormant {
             name: identity.into(),
             partition,
-            last_ms: mark.last_ms,
-            public: mark.public,
-            events: mark.events,
+            mark,
         };
         if self.dormant.is_enabled() {
             let dropped = self.dormant.remember(dormant);
@@ -1341,7 +1320,7 @@ fn judge_return(
     t: i64,
     findings: &mut [Option<detect::Finding>; detect::COUNT],
 ) {
-    let gap_ms = t.saturating_sub(dormant.last_ms).max(0);
+    let gap_ms = t.saturating_sub(dormant.mark.last_ms).max(0);
     let hours = gap_ms / 3_600_000;
     let gap = if hours >= 48 {
         format!("{} days", hours / 24)
@@ -1350,7 +1329,7 @@ fn judge_return(
     } else {
         format!("{} minutes", gap_ms / 60_000)
     };
-    let last = format_time_ms(dormant.last_ms);
+    let last = format_time_ms(dormant.mark.last_ms);
     let back = detect::Finding::new(
         1.0,
         format!(
@@ -1364,7 +1343,7 @@ fn judge_return(
     {
         findings[detect::OFF_HOURS] = back;
     }
-    if !dormant.public && matches!(obs.network, Some((_, SourceClass::Public))) {
+    if !dormant.mark.public && matches!(obs.network, Some((_, SourceClass::Public))) {
         findings[detect::NEW_SOURCE] = detect::Finding::new(
             0.9,
             format!(
@@ -1418,10 +1397,13 @@ const READ_VERBS: [&str; 11] = [
 fn is_read(action: &str) -> bool {
     let verb = action.rsplit(':').next().unwrap_or(action);
     let method = verb.rsplit('.').next().unwrap_or(verb);
-    READ_VERBS.iter().any(|r| {
-        [verb, method].iter().any(|v| {
-            v.len() >= r.len() && v.as_bytes()[..r.len()].eq_ignore_ascii_case(r.as_bytes())
-        })
+    starts_with_any(verb, &READ_VERBS) || starts_with_any(method, &READ_VERBS)
+}
+
+/// Whether `word` starts with one of `verbs`, ignoring ASCII case.
+fn starts_with_any(word: &str, verbs: &[&str]) -> bool {
+    verbs.iter().any(|v| {
+        word.len() >= v.len() && word.as_bytes()[..v.len()].eq_ignore_ascii_case(v.as_bytes())
     })
 }
 
@@ -1442,9 +1424,7 @@ fn is_write(action: &str) -> bool {
     let verb = verb.split(' ').next().unwrap_or(verb);
     // A tool's namespace is no verb (`tool:settings.read` reads).
     let verb = verb.rsplit('.').next().unwrap_or(verb);
-    WRITE_VERBS.iter().any(|w| {
-        verb.len() >= w.len() && verb.as_bytes()[..w.len()].eq_ignore_ascii_case(w.as_bytes())
-    })
+    starts_with_any(verb, &WRITE_VERBS)
 }
 
 /// Whether `action` creates the resource it names: `<service>:Create…` and

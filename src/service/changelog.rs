@@ -22,8 +22,8 @@
 //! - version 1 (read only, written before reasons were kept):
 //!   `[1][last input offset: i64 BE][snapshot]`.
 
-use crate::engine::DormantMark;
 use crate::signal::Reason;
+use crate::state::dormant::DormantMark;
 
 /// Version written for a state.
 const VERSION: u8 = 2;

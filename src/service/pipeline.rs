@@ -1250,8 +1250,11 @@ impl Pipeline {
                     ?elapsed,
                     "state restored"
                 );
-                // The changelog's fetch buffers and decode scratch are free now.
-                super::heap::release_free_memory("restore");
+                // The changelog's fetch buffers and decode scratch are free now. (The
+                // first restore's are returned when the service turns ready.)
+                if self.table.is_ready() {
+                    super::heap::release_free_memory("restore");
+                }
                 if self.idle_base_ms == i64::MIN {
                     // No record since the start: idle time counts from the newest
                     // restored event, so a restart into a quiet input still decays the

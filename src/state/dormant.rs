@@ -13,12 +13,10 @@
 use std::collections::HashMap;
 use std::hash::RandomState;
 
-/// What is remembered of one dormant identity.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dormant {
-    pub name: Box<str>,
-    /// Changelog partition of its state; -1 when none (replay, the demo).
-    pub partition: i32,
+/// What is remembered of an identity that went quiet, as the changelog's dormant
+/// marker carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DormantMark {
     /// Event time of its last event before it went quiet.
     pub last_ms: i64,
     /// Whether it ever called from a public network.
@@ -28,13 +26,20 @@ pub struct Dormant {
     pub events: u32,
 }
 
+/// One dormant identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dormant {
+    pub name: Box<str>,
+    /// Changelog partition of its state; -1 when none (replay, the demo).
+    pub partition: i32,
+    pub mark: DormantMark,
+}
+
 /// What is kept per name (the name is the map key).
 #[derive(Debug, Clone, Copy)]
 struct Kept {
     partition: i32,
-    last_ms: i64,
-    public: bool,
-    events: u32,
+    mark: DormantMark,
 }
 
 /// Dormant identities by name, bounded in number and in age (`state.dormant_memory`).
@@ -82,7 +87,7 @@ impl DormantMemory {
             let mut rank: Vec<(u32, i64, &str)> = self
                 .entries
                 .iter()
-                .map(|(name, k)| (k.events, k.last_ms, &**name))
+                .map(|(name, k)| (k.mark.events, k.mark.last_ms, &**name))
                 .collect();
             rank.select_nth_unstable(batch - 1);
             let mut victims: Vec<Box<str>> = rank[..batch].iter().map(|r| r.2.into()).collect();
@@ -92,9 +97,7 @@ impl DormantMemory {
         }
         let kept = Kept {
             partition: dormant.partition,
-            last_ms: dormant.last_ms,
-            public: dormant.public,
-            events: dormant.events,
+            mark: dormant.mark,
         };
         self.entries.insert(dormant.name, kept);
         dropped
@@ -105,9 +108,7 @@ impl DormantMemory {
         Some(Dormant {
             name,
             partition: k.partition,
-            last_ms: k.last_ms,
-            public: k.public,
-            events: k.events,
+            mark: k.mark,
         })
     }
 
@@ -127,11 +128,11 @@ impl DormantMemory {
         let gone: Vec<Box<str>> = self
             .entries
             .iter()
-            .filter(|(_, k)| k.last_ms < cutoff)
+            .filter(|(_, k)| k.mark.last_ms < cutoff)
             .map(|(name, _)| name.clone())
             .collect();
         let mut out: Vec<Dormant> = gone.into_iter().filter_map(|n| self.remove(n)).collect();
-        out.sort_by(|a, b| a.last_ms.cmp(&b.last_ms).then_with(|| a.name.cmp(&b.name)));
+        out.sort_by(|a, b| (a.mark.last_ms.cmp(&b.mark.last_ms)).then_with(|| a.name.cmp(&b.name)));
         out
     }
 
@@ -160,9 +161,11 @@ mod tests {
         Dormant {
             name: name.into(),
             partition: 3,
-            last_ms,
-            public: false,
-            events: 100,
+            mark: DormantMark {
+                last_ms,
+                public: false,
+                events: 100,
+            },
         }
     }
 
@@ -204,7 +207,7 @@ mod tests {
             let mut d = dormant(&format!("id-{i:02}"), i * DAY);
             // Two one-off identities, among the newest.
             if i >= 18 {
-                d.events = 1;
+                d.mark.events = 1;
             }
             assert!(m.remember(d).is_empty());
         }

@@ -110,11 +110,7 @@ struct Entry {
 pub struct Idle {
     pub name: Box<str>,
     pub origin: Origin,
-    pub last_ms: i64,
-    /// Whether it ever called from a public network.
-    pub public: bool,
-    /// Events folded into its state.
-    pub events: u64,
+    pub mark: dormant::DormantMark,
 }
 
 /// Where an identity's entry lives in the table, valid until the next removal (see
@@ -409,9 +405,11 @@ impl IdentityTable {
                 Some(Idle {
                     name,
                     origin: entry.origin,
-                    last_ms: entry.state.last_ms,
-                    public: entry.state.flags & identity::FLAG_PUBLIC != 0,
-                    events: entry.state.events,
+                    mark: dormant::DormantMark {
+                        last_ms: entry.state.last_ms,
+                        public: entry.state.flags & identity::FLAG_PUBLIC != 0,
+                        events: u32::try_from(entry.state.events).unwrap_or(u32::MAX),
+                    },
                 })
             })
             .collect()
@@ -555,9 +553,11 @@ mod tests {
             vec![Idle {
                 name: "old".into(),
                 origin: Origin::NONE,
-                last_ms: 0,
-                public: false,
-                events: 0,
+                mark: dormant::DormantMark {
+                    last_ms: 0,
+                    public: false,
+                    events: 0,
+                },
             }]
         );
         assert!(t.get("new").is_some());
