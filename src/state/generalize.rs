@@ -254,11 +254,12 @@ fn uuid_at(s: &[u8]) -> Option<usize> {
 /// `arn:aws:s3:::payroll-exports/{n}/{n}/{n}/run-{hex}.csv`
 pub fn generalise_destination(dest: &str, out: &mut String) {
     out.clear();
-    let bytes = &dest.as_bytes()[..dest.len().min(MAX_DEST_LEN)];
+    let mut bytes = &dest.as_bytes()[..dest.len().min(MAX_DEST_LEN)];
     // An ARN's partition, service, region and account are names, not ids: a role of
     // another account (`arn:aws:iam::222222222222:role/OrganizationAccountAccessRole`)
     // or another region is another place. Only the resource part is generalised.
     let mut i = arn_header_len(bytes);
+    bytes = without_secret_suffix(bytes, i);
     out.push_str(dest.get(..i).unwrap_or_default());
     // The last token became a placeholder and a single `-` followed it: Kubernetes names
     // a pod `<deployment>-<replica set hash>-<5 random characters>`, both random parts
@@ -322,6 +323,31 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
             // Tokens are ASCII alphanumerics, always a valid `str` slice.
             None => out.push_str(dest.get(start..i).unwrap_or_default()),
         }
+    }
+}
+
+/// `bytes` without the `-` and six random characters Secrets Manager appends to a
+/// secret's name in its ARN (`…:secret:prod/db-password-AbC12x`). The name is the
+/// secret; the suffix is noise of the same kind as an object's id, and it may be
+/// mistaken for a word (`-master`) or for an id, so it is dropped rather than judged.
+/// `header` is the ARN header's length ([`arn_header_len`]).
+fn without_secret_suffix(bytes: &[u8], header: usize) -> &[u8] {
+    const SUFFIX: usize = 7;
+    let is_secret = header > 0
+        && bytes[..header].ends_with(b":")
+        && bytes[..header]
+            .windows(16)
+            .any(|w| w == b":secretsmanager:")
+        && bytes[header..].starts_with(b"secret:");
+    let name_len = bytes.len().saturating_sub(header + b"secret:".len());
+    if !is_secret || name_len <= SUFFIX {
+        return bytes;
+    }
+    let (name, suffix) = bytes.split_at(bytes.len() - SUFFIX);
+    if suffix[0] == b'-' && suffix[1..].iter().all(u8::is_ascii_alphanumeric) {
+        name
+    } else {
+        bytes
     }
 }
 
@@ -402,6 +428,11 @@ fn push_ipv4_literal(s: &[u8], out: &mut String) -> Option<usize> {
 /// in a known bucket is weaker evidence than a new bucket. Works on the generalised form.
 ///
 /// - S3 ARN: the bucket (`arn:aws:s3:::payroll-exports`);
+/// - Secrets Manager secrets and SSM parameters named as paths: the type and the first
+///   segment (`arn:aws:secretsmanager:us-east-1:123:secret:payments`,
+///   `arn:aws:ssm:us-east-1:123:parameter/payments`). Their names are hierarchies by
+///   convention, with the application or environment first, and policies grant them by
+///   that prefix: another application's secrets are another container;
 /// - other ARNs: service, region, account and resource type (`arn:aws:iam::123:role`);
 /// - URLs: scheme and host;
 /// - `host/path...`: the host and the first two path segments (`github.com/acme/web`:
@@ -417,7 +448,8 @@ pub fn destination_class(general: &str) -> &str {
             }
             let end_of_type = colons >= 4 && (b == b'/' || (b == b':' && colons >= 5));
             if end_of_type {
-                return &general[..4 + i];
+                let class = &general[..4 + i];
+                return path_named_container(general, class).unwrap_or(class);
             }
         }
         return general;
@@ -456,6 +488,27 @@ pub fn destination_class(general: &str) -> &str {
         }
     }
     general
+}
+
+/// The class of a secret or parameter whose name is a path: `class` (the ARN up to its
+/// resource type) and the name's first segment. `None` for other ARNs and for names
+/// without a `/` after their first segment.
+fn path_named_container<'a>(general: &'a str, class: &str) -> Option<&'a str> {
+    let secret = class.ends_with(":secret") && class.contains(":secretsmanager:");
+    let parameter = class.ends_with(":parameter") && class.contains(":ssm:");
+    if !(secret || parameter) {
+        return None;
+    }
+    // Past the separator after the type, and past a parameter name's leading `/`
+    // (`parameter//prod/db` when the ARN keeps it).
+    let name_start = class.len() + 1;
+    let name = general.get(name_start..)?;
+    let lead = name.len() - name.trim_start_matches('/').len();
+    let first_end = name[lead..].find('/')?;
+    if first_end == 0 {
+        return None;
+    }
+    general.get(..name_start + lead + first_end)
 }
 
 /// Where a call came from, at the granularity novelty is judged at.
@@ -796,6 +849,34 @@ mod tests {
     }
 
     #[test]
+    fn secrets_lose_the_random_suffix_of_their_arn() {
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret";
+        assert_eq!(
+            g(&format!("{arn}:prod/db-password-AbC12x")),
+            format!("{arn}:prod/db-password")
+        );
+        assert_eq!(
+            g(&format!("{arn}:prod/db-password-AbC12x")),
+            g(&format!("{arn}:prod/db-password-9ZqTTw"))
+        );
+        // A name ending in a six-letter word loses only the suffix after it.
+        assert_eq!(
+            g(&format!("{arn}:prod/db-master-Qw3rTy")),
+            format!("{arn}:prod/db-master")
+        );
+        // Not a suffix: too short a name, another shape, another service.
+        assert_eq!(g(&format!("{arn}:-AbC12x")), format!("{arn}:-{{id}}"));
+        assert_eq!(
+            g(&format!("{arn}:prod/api_key")),
+            format!("{arn}:prod/api_key")
+        );
+        assert_eq!(
+            g("arn:aws:ssm:us-east-1:123456789012:parameter/prod/db-master"),
+            "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db-master"
+        );
+    }
+
+    #[test]
     fn classes_keep_container_structure() {
         assert_eq!(
             destination_class("arn:aws:s3:::payroll-exports/{n}/x.csv"),
@@ -811,6 +892,33 @@ mod tests {
         );
         assert_eq!(destination_class("/v1/payments/export/{n}"), "/v1/payments");
         assert_eq!(destination_class("prod/secrets/db"), "prod/secrets");
+        // Secrets and parameters by their name's first segment, when it has one.
+        let secrets = "arn:aws:secretsmanager:us-east-1:123:secret";
+        assert_eq!(
+            destination_class(&format!("{secrets}:payments/stripe-live")),
+            format!("{secrets}:payments")
+        );
+        assert_eq!(
+            destination_class(&format!("{secrets}:payments/stripe/live")),
+            format!("{secrets}:payments")
+        );
+        assert_eq!(
+            destination_class(&format!("{secrets}:db-password")),
+            secrets
+        );
+        let parameters = "arn:aws:ssm:eu-west-1:123:parameter";
+        assert_eq!(
+            destination_class(&format!("{parameters}/prod/db/password")),
+            format!("{parameters}/prod")
+        );
+        assert_eq!(
+            destination_class(&format!("{parameters}/password")),
+            parameters
+        );
+        assert_eq!(
+            destination_class("arn:aws:iam::123:role/service-role/x"),
+            "arn:aws:iam::123:role"
+        );
         assert_eq!(
             destination_class("github.com/acme/web/refs/heads/main"),
             "github.com/acme/web"
