@@ -452,7 +452,17 @@ pub fn destination_class(general: &str) -> &str {
                 return path_named_container(general, class).unwrap_or(class);
             }
         }
-        return general;
+        // No resource type: an S3 bucket is its own container; an SQS queue or an SNS
+        // topic (`arn:aws:sqs:us-east-1:123:orders`) is one of the account's queues, as
+        // CloudTrail's queue URLs (`https://sqs.us-east-1.amazonaws.com/123/orders`,
+        // classed by host) also say.
+        if rest.starts_with("aws:s3:") || general.ends_with(':') {
+            return general;
+        }
+        return match general.match_indices(':').nth(4) {
+            Some((end, _)) => &general[..end],
+            None => general,
+        };
     }
     // Byte scans (all delimiters are ASCII): the `str` pattern searchers cost more than
     // the rest of this function on every event.
@@ -914,6 +924,19 @@ mod tests {
         assert_eq!(
             destination_class(&format!("{parameters}/password")),
             parameters
+        );
+        // Queues and topics have no resource type in their ARN: the account's queues.
+        assert_eq!(
+            destination_class("arn:aws:sqs:us-east-1:123:orders-events"),
+            "arn:aws:sqs:us-east-1:123"
+        );
+        assert_eq!(
+            destination_class("arn:aws:sns:us-east-1:123:alerts"),
+            "arn:aws:sns:us-east-1:123"
+        );
+        assert_eq!(
+            destination_class("arn:aws:s3:::payroll-exports"),
+            "arn:aws:s3:::payroll-exports"
         );
         assert_eq!(
             destination_class("arn:aws:iam::123:role/service-role/x"),
