@@ -378,7 +378,7 @@ impl Engine {
         // Rule matching is the costliest per-event step left; only pay for it when a
         // detector may use it.
         let mut sensitivity: Option<Sensitivity> = (!learning
-            && (novelty.dest || novelty.environment))
+            && (novelty.dest || novelty.class || novelty.environment))
             .then(|| self.scorer.sensitivity(event));
         // Every matching call is looked up, new or not: a routine one marks the entry as
         // met (a state restored from before the memory existed, an entry added to the

@@ -12,7 +12,12 @@ use crate::event::Sensitivity;
 use crate::state::SeenKind;
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
-    if ctx.learning || !(ctx.novelty.dest || ctx.novelty.environment) {
+    // A new class counts even when the destination reads as seen: once an identity's
+    // destinations overflow into the sketch (a coding agent reads thousands of files),
+    // the sketch answers "seen" for nearly anything, and a first read of another
+    // repository must still count. Classes are few and rarely overflow.
+    let new = ctx.novelty.dest || ctx.novelty.class || ctx.novelty.environment;
+    if ctx.learning || !new {
         return None;
     }
     let now = ctx.obs.time_ms;
@@ -67,6 +72,44 @@ mod tests {
             "GitHubActionsRunner/2.1 Linux",
         );
         h.ask(&e, fleet, detect)
+    }
+
+    #[test]
+    fn a_new_repository_fires_after_thousands_of_files() {
+        let mut h = Harness::new();
+        // A coding agent reading thousands of files of one repository: its destinations
+        // overflow into the sketch, which then calls almost any destination seen.
+        // File names made of syllables, which generalisation keeps as words.
+        let word = |mut k: usize| {
+            let mut w = String::new();
+            for _ in 0..3 {
+                w.push(b"bdfgklmnprstvz"[k % 14] as char);
+                w.push(b"aeiou"[(k / 14) % 5] as char);
+                k /= 70;
+            }
+            w
+        };
+        for k in 0..3_000usize {
+            h.feed(&event(
+                T0 + k as i64 * 60_000,
+                "tool:fs.read",
+                &format!("github.com/acme/web/src/{}.py", word(k)),
+                "10.60.1.1",
+                "codegen-agent/0.11",
+            ));
+        }
+        let e = event(
+            T0 + 3_001 * 60_000,
+            "tool:fs.read",
+            "github.com/acme/infra-secrets/k8s/secrets.yaml",
+            "10.60.1.1",
+            "codegen-agent/0.11",
+        );
+        let f = h.ask(&e, FleetView::default(), detect).expect("fires");
+        assert!(
+            f.detail.contains("in new github.com/acme/infra-secrets"),
+            "{f:?}"
+        );
     }
 
     #[test]
