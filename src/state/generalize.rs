@@ -495,6 +495,11 @@ pub fn destination_class(general: &str) -> &str {
             if seps == levels {
                 return &general[..i];
             }
+        } else if b == b'@' && seps == levels - 1 {
+            // A revision of the last segment (`github.com/acme/web@refs/heads/main`, an
+            // image `registry/app@sha256:…`) is inside it, as `…/web/refs/heads/main`
+            // would be: pushing to a repository one cloned is not a second container.
+            return &general[..i];
         }
     }
     general
@@ -945,6 +950,14 @@ mod tests {
         assert_eq!(
             destination_class("github.com/acme/web/refs/heads/main"),
             "github.com/acme/web"
+        );
+        assert_eq!(
+            destination_class("github.com/acme/web@refs/heads/agent/fix-{n}"),
+            "github.com/acme/web"
+        );
+        assert_eq!(
+            destination_class("smtp/external/someone@example.com"),
+            "smtp/external"
         );
         assert_eq!(
             destination_class("inventory.prod.acme.internal/v1/items/{n}"),
