@@ -4,6 +4,10 @@
 //! that the same hour on every day of the week (hour of day) does, since unseen weekdays
 //! are not evidence. Neighbouring hours smooth jitter at hour boundaries.
 //!
+//! A thin profile (a short daily job's few active minutes) is judged only together with
+//! a new container or action: the job running at the wrong hour and writing somewhere
+//! new.
+//!
 //! How telling an empty slot is depends on the identity's rhythm: a CI runner active in a
 //! quarter of the week with a dozen active minutes per working hour has truly dead
 //! nights; an API key used a few times a day at random hours leaves empty slots by
@@ -16,8 +20,14 @@
 
 use super::{Context, Finding};
 
-/// Active buckets in the profile below which the rhythm is unknown.
+/// Active buckets in the profile below which the rhythm is thin: a short daily job (a
+/// four-minute run) needs ten days to reach it.
 const MIN_ACTIVE: u32 = 40;
+/// Active buckets below which the rhythm is unknown. Between this and [`MIN_ACTIVE`] an
+/// empty slot is judged only for a call that also meets a new container or action:
+/// a job running at the wrong hour and writing somewhere new is the pattern, while a
+/// thin profile alone (a rerun, a backfill) is weak evidence.
+const THIN_MIN_ACTIVE: u32 = 12;
 /// A slot at this fraction of the identity's usual active-slot level or less is "off".
 const OFF_FRACTION: f64 = 0.25;
 const TWO_WEEKS_MS: i64 = 14 * 86_400_000;
@@ -71,7 +81,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     }
     let (hours, active_slots) = week_sums(profile);
     let total: u32 = hours.iter().sum();
-    if total < MIN_ACTIVE {
+    let novel = ctx.novelty.class || ctx.novelty.action;
+    if total < THIN_MIN_ACTIVE || (total < MIN_ACTIVE && !novel) {
         return None;
     }
     let how = ctx.obs.hour_of_week();
@@ -163,6 +174,66 @@ mod tests {
             )
             .expect("fires");
         assert!(f.strength > 0.9, "{f:?}");
+    }
+
+    #[test]
+    fn a_short_daily_job_writing_somewhere_new_at_another_hour_fires() {
+        // Four minutes at 03:00 every day for six days: 24 active minutes, a thin
+        // profile (under MIN_ACTIVE) of a very regular job.
+        let mut h = Harness::new();
+        for day in 0..6 {
+            // Three calls a minute (the harness learns for 50 events).
+            for k in 0..12 {
+                let t = T0 + day * 86_400_000 + 3 * 3_600_000 + k * 20_000;
+                h.feed(&event(
+                    t,
+                    "s3:PutObject",
+                    "arn:aws:s3:::etl-output/daily.parquet",
+                    "10.20.1.1",
+                    "Boto3/1.34",
+                ));
+            }
+        }
+        let afternoon = T0 + 6 * 86_400_000 + 15 * 3_600_000;
+        let write = |dest: &str| event(afternoon, "s3:PutObject", dest, "10.20.1.1", "Boto3/1.34");
+        // Its usual call at the wrong hour (a rerun): too little rhythm to judge alone.
+        assert_eq!(
+            h.ask(
+                &write("arn:aws:s3:::etl-output/daily.parquet"),
+                FleetView::default(),
+                detect
+            ),
+            None
+        );
+        // A write into a bucket it never used, at an hour it never runs: judged.
+        let f = h
+            .ask(
+                &write("arn:aws:s3:::release-artifacts/bootstrap.sh"),
+                FleetView::default(),
+                detect,
+            )
+            .expect("fires");
+        assert!(f.strength > 0.8, "{f:?}");
+        // With barely any history, not even then.
+        let mut young = Harness::new();
+        // Two five-minute runs a day apart, a call every ten seconds: 10 active minutes.
+        for k in (0..30).chain(8_640..8_670) {
+            young.feed(&event(
+                T0 + 3 * 3_600_000 + k * 10_000,
+                "s3:PutObject",
+                "arn:aws:s3:::etl-output/daily.parquet",
+                "10.20.1.1",
+                "Boto3/1.34",
+            ));
+        }
+        let later = event(
+            T0 + 86_400_000 + 15 * 3_600_000,
+            "s3:PutObject",
+            "arn:aws:s3:::release-artifacts/bootstrap.sh",
+            "10.20.1.1",
+            "Boto3/1.34",
+        );
+        assert_eq!(young.ask(&later, FleetView::default(), detect), None);
     }
 
     #[test]
