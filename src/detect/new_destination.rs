@@ -1,4 +1,5 @@
-//! `new_destination`: a generalised destination this identity never touched. A new item
+//! `new_destination`: a generalised destination, or a class of them, this identity never
+//! touched. A new item
 //! inside a container it already uses (another object in its bucket, another route
 //! under its API) is weak; a new container (bucket, host, repository, resource type) is
 //! moderate; crossing into an environment this identity never worked in (a staging
@@ -15,7 +16,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     // A new class counts even when the destination reads as seen: once an identity's
     // destinations overflow into the sketch (a coding agent reads thousands of files),
     // the sketch answers "seen" for nearly anything, and a first read of another
-    // repository must still count. Classes are few and rarely overflow.
+    // repository must still count. Classes are fewer; an identity whose classes also
+    // overflow `state.max_seen_entries` shares the full sketch and is quiet here too.
     let new = ctx.novelty.dest || ctx.novelty.class || ctx.novelty.environment;
     if ctx.learning || !new {
         return None;
@@ -105,6 +107,10 @@ mod tests {
             "10.60.1.1",
             "codegen-agent/0.11",
         );
+        // The saturated sketch calls the file seen; its repository is new all the same.
+        let mut texts = super::super::Texts::default();
+        let novelty = h.state.novelty(&observe(&e, &mut texts));
+        assert!(!novelty.dest && novelty.class, "{novelty:?}");
         let f = h.ask(&e, FleetView::default(), detect).expect("fires");
         assert!(
             f.detail.contains("in new github.com/acme/infra-secrets"),

@@ -5,8 +5,8 @@
 //! are not evidence. Neighbouring hours smooth jitter at hour boundaries.
 //!
 //! A thin profile (a short daily job's few active minutes) is judged only together with
-//! a new container or action: the job running at the wrong hour and writing somewhere
-//! new.
+//! a new container or action, after three days: the job running at the wrong hour and
+//! reaching somewhere new.
 //!
 //! How telling an empty slot is depends on the identity's rhythm: a CI runner active in a
 //! quarter of the week with a dozen active minutes per working hour has truly dead
@@ -23,11 +23,15 @@ use super::{Context, Finding};
 /// Active buckets in the profile below which the rhythm is thin: a short daily job (a
 /// four-minute run) needs ten days to reach it.
 const MIN_ACTIVE: u32 = 40;
-/// Active buckets below which the rhythm is unknown. Between this and [`MIN_ACTIVE`] an
-/// empty slot is judged only for a call that also meets a new container or action:
-/// a job running at the wrong hour and writing somewhere new is the pattern, while a
-/// thin profile alone (a rerun, a backfill) is weak evidence.
+/// Active buckets below which the rhythm is unknown. Between this and [`MIN_ACTIVE`],
+/// after [`THIN_MIN_HISTORY_MS`], an empty slot is judged only for a call that also
+/// meets a new container or action: a job running at the wrong hour and reaching
+/// somewhere new is the pattern, while a thin profile alone (a rerun, a backfill) is
+/// weak evidence.
 const THIN_MIN_ACTIVE: u32 = 12;
+/// History a thin profile needs: three days, so a job's hour has come round three
+/// times (a young identity meets new things all the time).
+const THIN_MIN_HISTORY_MS: i64 = 3 * 86_400_000;
 /// A slot at this fraction of the identity's usual active-slot level or less is "off".
 const OFF_FRACTION: f64 = 0.25;
 const TWO_WEEKS_MS: i64 = 14 * 86_400_000;
@@ -81,9 +85,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     }
     let (hours, active_slots) = week_sums(profile);
     let total: u32 = hours.iter().sum();
-    let novel = ctx.novelty.class || ctx.novelty.action;
-    if total < THIN_MIN_ACTIVE || (total < MIN_ACTIVE && !novel) {
-        return None;
+    if total < MIN_ACTIVE {
+        let novel = ctx.novelty.class || ctx.novelty.action;
+        let history = ctx.state.history_ms(ctx.obs.time_ms);
+        if total < THIN_MIN_ACTIVE || !novel || history < THIN_MIN_HISTORY_MS {
+            return None;
+        }
     }
     let how = ctx.obs.hour_of_week();
     let hod = ctx.obs.hour_of_day();
@@ -214,7 +221,8 @@ mod tests {
             )
             .expect("fires");
         assert!(f.strength > 0.8, "{f:?}");
-        // With barely any history, not even then.
+        // With barely any history (two runs, 10 active minutes), not even then; nor with
+        // enough active minutes in under three days (two 15-minute runs).
         let mut young = Harness::new();
         // Two five-minute runs a day apart, a call every ten seconds: 10 active minutes.
         for k in (0..30).chain(8_640..8_670) {
@@ -234,6 +242,17 @@ mod tests {
             "Boto3/1.34",
         );
         assert_eq!(young.ask(&later, FleetView::default(), detect), None);
+        let mut busy = Harness::new();
+        for k in (0..90).chain(8_640..8_730) {
+            busy.feed(&event(
+                T0 + 3 * 3_600_000 + k * 10_000,
+                "s3:PutObject",
+                "arn:aws:s3:::etl-output/daily.parquet",
+                "10.20.1.1",
+                "Boto3/1.34",
+            ));
+        }
+        assert_eq!(busy.ask(&later, FleetView::default(), detect), None);
     }
 
     #[test]

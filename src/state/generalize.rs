@@ -334,7 +334,6 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
 fn without_secret_suffix(bytes: &[u8], header: usize) -> &[u8] {
     const SUFFIX: usize = 7;
     let is_secret = header > 0
-        && bytes[..header].ends_with(b":")
         && bytes[..header]
             .windows(16)
             .any(|w| w == b":secretsmanager:")
@@ -344,7 +343,11 @@ fn without_secret_suffix(bytes: &[u8], header: usize) -> &[u8] {
         return bytes;
     }
     let (name, suffix) = bytes.split_at(bytes.len() - SUFFIX);
-    if suffix[0] == b'-' && suffix[1..].iter().all(u8::is_ascii_alphanumeric) {
+    // Callers may name a secret by a partial ARN without the suffix (`…:prod/app-config`):
+    // a random suffix is all lower-case letters one time in two hundred, a word always.
+    let random = suffix[1..].iter().all(u8::is_ascii_alphanumeric)
+        && !suffix[1..].iter().all(u8::is_ascii_lowercase);
+    if suffix[0] == b'-' && random {
         name
     } else {
         bytes
@@ -434,9 +437,12 @@ fn push_ipv4_literal(s: &[u8], out: &mut String) -> Option<usize> {
 ///   convention, with the application or environment first, and policies grant them by
 ///   that prefix: another application's secrets are another container;
 /// - other ARNs: service, region, account and resource type (`arn:aws:iam::123:role`);
+///   SQS queues and SNS topics, whose ARNs have no type, by their account
+///   (`arn:aws:sqs:us-east-1:123`); other ARNs without a type are their own class;
 /// - URLs: scheme and host;
 /// - `host/path...`: the host and the first two path segments (`github.com/acme/web`:
-///   the repository; `api.example.com/v1/orders`: the resource type);
+///   the repository; `api.example.com/v1/orders`: the resource type), without a
+///   revision after `@` (`github.com/acme/web@refs/heads/main`);
 /// - other paths (`ns/resource/name`, `/v1/payments/{n}`): the first two segments.
 pub fn destination_class(general: &str) -> &str {
     if let Some(rest) = general.strip_prefix("arn:") {
@@ -452,17 +458,25 @@ pub fn destination_class(general: &str) -> &str {
                 return path_named_container(general, class).unwrap_or(class);
             }
         }
-        // No resource type: an S3 bucket is its own container; an SQS queue or an SNS
-        // topic (`arn:aws:sqs:us-east-1:123:orders`) is one of the account's queues, as
-        // CloudTrail's queue URLs (`https://sqs.us-east-1.amazonaws.com/123/orders`,
-        // classed by host) also say.
-        if rest.starts_with("aws:s3:") || general.ends_with(':') {
-            return general;
+        // No resource type. An SQS queue or an SNS topic (`arn:aws:sqs:us-east-1:123:
+        // orders`) is one of the account's queues, as CloudTrail's queue URLs
+        // (`https://sqs.us-east-1.amazonaws.com/123/orders`, classed by host) also say.
+        // Anything else (an S3 bucket, a CodeCommit repository) is its own container.
+        let mut fields = rest.splitn(4, ':');
+        let service = fields.nth(1);
+        if matches!(service, Some("sqs" | "sns")) {
+            // `rest` is `partition:service:region:account:name`: end at the account.
+            let account_end = rest
+                .bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b':')
+                .nth(3)
+                .map(|(i, _)| i);
+            if let Some(end) = account_end.filter(|&end| end + 1 < rest.len()) {
+                return &general[..4 + end];
+            }
         }
-        return match general.match_indices(':').nth(4) {
-            Some((end, _)) => &general[..end],
-            None => general,
-        };
+        return general;
     }
     // Byte scans (all delimiters are ASCII): the `str` pattern searchers cost more than
     // the rest of this function on every event.
@@ -495,10 +509,11 @@ pub fn destination_class(general: &str) -> &str {
             if seps == levels {
                 return &general[..i];
             }
-        } else if b == b'@' && seps == levels - 1 {
-            // A revision of the last segment (`github.com/acme/web@refs/heads/main`, an
-            // image `registry/app@sha256:…`) is inside it, as `…/web/refs/heads/main`
-            // would be: pushing to a repository one cloned is not a second container.
+        } else if b == b'@' && levels == 3 && seps == 2 {
+            // A revision of a host's last class segment (`github.com/acme/web@refs/
+            // heads/main`, an image `registry.io/team/app@sha256:…`) is inside it, as
+            // `…/web/refs/heads/main` would be: pushing to a repository one cloned is not
+            // a second container. (Not in two-level paths: `smtp/alice@example.com`.)
             return &general[..i];
         }
     }
@@ -520,9 +535,6 @@ fn path_named_container<'a>(general: &'a str, class: &str) -> Option<&'a str> {
     let name = general.get(name_start..)?;
     let lead = name.len() - name.trim_start_matches('/').len();
     let first_end = name[lead..].find('/')?;
-    if first_end == 0 {
-        return None;
-    }
     general.get(..name_start + lead + first_end)
 }
 
@@ -874,10 +886,15 @@ mod tests {
             g(&format!("{arn}:prod/db-password-AbC12x")),
             g(&format!("{arn}:prod/db-password-9ZqTTw"))
         );
-        // A name ending in a six-letter word loses only the suffix after it.
+        // A name ending in a six-letter word loses only the suffix after it, and a
+        // partial ARN without the suffix keeps its last word.
         assert_eq!(
             g(&format!("{arn}:prod/db-master-Qw3rTy")),
             format!("{arn}:prod/db-master")
+        );
+        assert_eq!(
+            g(&format!("{arn}:prod/app-config")),
+            format!("{arn}:prod/app-config")
         );
         // Not a suffix: too short a name, another shape, another service.
         assert_eq!(g(&format!("{arn}:-AbC12x")), format!("{arn}:-{{id}}"));
@@ -944,6 +961,18 @@ mod tests {
             "arn:aws:s3:::payroll-exports"
         );
         assert_eq!(
+            destination_class("arn:aws-cn:s3:::payroll-exports"),
+            "arn:aws-cn:s3:::payroll-exports"
+        );
+        assert_eq!(
+            destination_class("arn:aws:codecommit:us-east-1:123:payments-core"),
+            "arn:aws:codecommit:us-east-1:123:payments-core"
+        );
+        assert_eq!(
+            destination_class("arn:aws:sqs:us-east-1:123:"),
+            "arn:aws:sqs:us-east-1:123:"
+        );
+        assert_eq!(
             destination_class("arn:aws:iam::123:role/service-role/x"),
             "arn:aws:iam::123:role"
         );
@@ -958,6 +987,10 @@ mod tests {
         assert_eq!(
             destination_class("smtp/external/someone@example.com"),
             "smtp/external"
+        );
+        assert_eq!(
+            destination_class("smtp/alice@example.com"),
+            "smtp/alice@example.com"
         );
         assert_eq!(
             destination_class("inventory.prod.acme.internal/v1/items/{n}"),
