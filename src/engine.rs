@@ -319,6 +319,15 @@ impl Engine {
 
         // Detectors look at the state before the event.
         let met = state.novelty(&obs);
+        // A state written by an older generalisation relearns its destinations for a
+        // learning span after the restore (see `Identity::relearn_destinations`).
+        if state.relearn_destinations
+            && t >= self
+                .restored_until_ms
+                .saturating_add(self.params.learning_min_span_ms)
+        {
+            state.relearn_destinations = false;
+        }
         // A call that creates a resource names a destination that did not exist before:
         // that it is new to this identity is no sign (a deployer applying a new module, a
         // controller creating objects). It is remembered as met, so later calls on it are
@@ -337,6 +346,15 @@ impl Engine {
             }
         } else {
             met
+        };
+        let novelty = if state.relearn_destinations {
+            Novelty {
+                dest: false,
+                class: false,
+                ..novelty
+            }
+        } else {
+            novelty
         };
         let learning = !state.is_active();
         // Fleet-wide changes hit the *same* container (a release adds one route, an
@@ -2290,6 +2308,41 @@ mod tests {
         assert!(b.forget("svc"));
         assert_eq!(b.events_seen("svc"), None);
         let _ = t;
+    }
+
+    #[test]
+    fn a_state_from_an_older_generalisation_relearns_its_destinations_for_a_day() {
+        let mut a = engine();
+        let mut out = Vec::new();
+        let t = history(&mut a, &mut out);
+        let (_, snapshot) = a.take_dirty().pop().expect("dirty state");
+        // The same state as version 6 wrote it: without the last byte (the flag).
+        let mut v6 = snapshot.clone();
+        v6.truncate(v6.len() - 1);
+        v6[0] = 6;
+        let read = |e: &mut Engine, after_ms: i64, bucket: &str| {
+            let mut out = Vec::new();
+            let dest = format!("arn:aws:s3:::{bucket}/x.json");
+            e.process(&svc_call(t, after_ms, "s3:GetObject", &dest), &mut out)
+                .expect("in order");
+            out.iter()
+                .flat_map(|s| &s.reasons)
+                .any(|r| r.detector == "new_destination" && !r.detail.starts_with("earlier"))
+        };
+        // Written by this generalisation: a new bucket is judged at once.
+        let mut current = engine();
+        current.restore("svc", &snapshot).expect("restores");
+        assert!(read(&mut current, 600_000, "payroll-exports"));
+        // Written by the older one: remembered, not judged, for a learning span after
+        // the restored states' time; then judged again, and what it met stays met.
+        let mut upgraded = engine();
+        upgraded.restore("svc", &v6).expect("restores");
+        assert!(!read(&mut upgraded, 600_000, "payroll-exports"));
+        let day = 86_400_000;
+        assert!(!read(&mut upgraded, day + 600_000, "payroll-exports"));
+        assert!(read(&mut upgraded, day + 1_200_000, "ledger-exports"));
+        let (_, rewritten) = upgraded.take_dirty().pop().expect("dirty state");
+        assert_eq!(rewritten[0], crate::state::identity::SNAPSHOT_VERSION);
     }
 
     #[test]

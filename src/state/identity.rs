@@ -428,6 +428,11 @@ pub struct Identity {
     /// action never made: a broad identity (a cluster's controller manager meets a
     /// hundred actions) would otherwise be blind to its first `StopLogging`.
     pub impaired: u64,
+    /// The destination and class seen-sets were filled by an older generalisation
+    /// ([`GENERALISATION`]): their hashes may name destinations differently now (a
+    /// secret without its ARN suffix, a queue's class), so new ones are remembered
+    /// without being judged or counted until the engine's relearning window ends.
+    pub relearn_destinations: bool,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -535,7 +540,14 @@ mod le_words {
 /// Snapshot format version, first byte of every encoded identity. Version 2 appended
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
-pub const SNAPSHOT_VERSION: u8 = 6;
+pub const SNAPSHOT_VERSION: u8 = 7;
+/// The generalisation of destinations and classes ([`crate::state::generalize`]) that
+/// snapshots of [`SNAPSHOT_VERSION`] were written with. A change to it that renames
+/// destinations or classes bumps the snapshot version, and older snapshots are decoded
+/// with [`Identity::relearn_destinations`] set. Generalisation 2: Secrets Manager ARNs
+/// without their random suffix, secrets and parameters classed by their path's first
+/// segment, SQS and SNS by account, `repo@ref` inside the repository.
+pub const GENERALISATION: u8 = 2;
 /// Most `score.impair_defences` entries an identity can remember meeting
 /// ([`Identity::impaired`]).
 pub const MAX_IMPAIR_ENTRIES: usize = 64;
@@ -544,6 +556,7 @@ const SNAPSHOT_VERSION_2: u8 = 2;
 const SNAPSHOT_VERSION_3: u8 = 3;
 const SNAPSHOT_VERSION_4: u8 = 4;
 const SNAPSHOT_VERSION_5: u8 = 5;
+const SNAPSHOT_VERSION_6: u8 = 6;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
@@ -556,6 +569,9 @@ const V3_TO_V4_SUFFIX: [u8; 1] = [0];
 /// What version 5 appended (the failing calls of the hour and the impair entries met),
 /// as version 4 would have said it: none (two zero `u64`s).
 const V4_TO_V5_SUFFIX: [u8; 2] = [0, 0];
+/// What version 7 appended, as version 6 and older would have said it: written by
+/// generalisation 1, so destinations are relearned (`true`).
+const V6_TO_V7_SUFFIX: [u8; 1] = [1];
 /// The two bits of [`Identity::failed_this_hour`] a failure key sets.
 fn failure_bits(key: u32) -> u64 {
     (1 << (key & 63)) | (1 << ((key >> 6) & 63))
@@ -686,6 +702,7 @@ impl Identity {
             overflowed: 0,
             failed_this_hour: 0,
             impaired: 0,
+            relearn_destinations: false,
             dirty: false,
         }
     }
@@ -1098,7 +1115,8 @@ impl Identity {
                 let slot = &mut self.ring[b.rem_euclid(n) as usize];
                 slot.count = slot.count.saturating_add(1);
                 slot.fails = slot.fails.saturating_add(u16::from(fresh_failure));
-                slot.new_dests = slot.new_dests.saturating_add(u16::from(novelty.dest));
+                let judged = novelty.dest && !self.relearn_destinations;
+                slot.new_dests = slot.new_dests.saturating_add(u16::from(judged));
                 slot.data = slot.data.saturating_add(obs.data);
             }
         }
@@ -1186,7 +1204,9 @@ impl Identity {
         for (kind, hash, remember, count) in items {
             if let (Some(h), true) = (hash, remember) {
                 self.remember(kind, h, params.max_seen_entries);
-                if counting && count {
+                let relearned = self.relearn_destinations
+                    && matches!(kind, SeenKind::Destination | SeenKind::DestinationClass);
+                if counting && count && !relearned {
                     self.novelty[kind as usize] += 1.0;
                 }
             }
@@ -1299,11 +1319,17 @@ impl Identity {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
             SNAPSHOT_VERSION => postcard::from_bytes(body)?,
-            SNAPSHOT_VERSION_5 => postcard::from_bytes(body)?,
+            SNAPSHOT_VERSION_6 | SNAPSHOT_VERSION_5 => {
+                let mut upgraded = Vec::with_capacity(body.len() + V6_TO_V7_SUFFIX.len());
+                upgraded.extend_from_slice(body);
+                upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
+                postcard::from_bytes(&upgraded)?
+            }
             SNAPSHOT_VERSION_4 => {
-                let mut upgraded = Vec::with_capacity(body.len() + V4_TO_V5_SUFFIX.len());
+                let mut upgraded = Vec::with_capacity(body.len() + 3);
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
+                upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
                 postcard::from_bytes(&upgraded)?
             }
             SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_3 => {
@@ -1317,6 +1343,7 @@ impl Identity {
                 }
                 upgraded.extend_from_slice(&V3_TO_V4_SUFFIX);
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
+                upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
                 let mut id: Identity = postcard::from_bytes(&upgraded)?;
                 // Older states did not say which kinds overflowed: those whose exact set
                 // is full did (a kind only spills into the sketch when its set is full).
@@ -1331,7 +1358,7 @@ impl Identity {
             }
             other => return Err(DecodeError::Version(other)),
         };
-        if version < SNAPSHOT_VERSION {
+        if version < SNAPSHOT_VERSION_6 {
             (id.seen, id.seen_counts) = upgrade_v5_seen(&id.seen, id.seen_counts)?;
         }
         if !id.slots.is_empty() && id.slots.len() != SLOTS {
@@ -1673,6 +1700,8 @@ mod tests {
         }
         let mut bytes = old.encode();
         bytes[0] = SNAPSHOT_VERSION_5;
+        // Without what version 7 appended (one byte: `relearn_destinations`).
+        bytes.truncate(bytes.len() - V6_TO_V7_SUFFIX.len());
         bytes
     }
 
@@ -1684,7 +1713,9 @@ mod tests {
         for k in 0..6u64 {
             fold(&mut id, &obs(t + k as i64 * 60_000, k << 40, k % 2), &p);
         }
-        let back = Identity::decode(&encode_v5(&id), &p).expect("v5 decodes");
+        let mut back = Identity::decode(&encode_v5(&id), &p).expect("v5 decodes");
+        assert!(back.relearn_destinations, "written by generalisation 1");
+        back.relearn_destinations = false;
         assert_eq!(back, id);
         assert_eq!(back.encode(), id.encode());
         // Two version-5 entries that differ only in the dropped bits are one now.
@@ -1743,7 +1774,16 @@ mod tests {
         // last failing calls, version 3 without the overflowed kinds too, version 2
         // without the lingering novelty too, and version 1 without the elevated hours too.
         assert_eq!(id.encode()[0], SNAPSHOT_VERSION);
-        let v5 = encode_v5(&id);
+        assert_eq!(Identity::decode(&id.encode(), &p).expect("decodes"), id);
+        // Every older version was written by an older generalisation: its destinations
+        // are relearned. Version 6 is version 7 without that flag.
+        let id_written = id.clone();
+        id.relearn_destinations = true;
+        let mut v6 = id_written.encode();
+        v6.truncate(v6.len() - V6_TO_V7_SUFFIX.len());
+        v6[0] = SNAPSHOT_VERSION_6;
+        assert_eq!(Identity::decode(&v6, &p).expect("v6 decodes"), id);
+        let v5 = encode_v5(&id_written);
         assert_eq!(Identity::decode(&v5, &p).expect("v5 decodes"), id);
         assert!(
             v5.ends_with(&[0, 0, 0, 0, 0, 0]),
