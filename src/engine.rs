@@ -320,14 +320,9 @@ impl Engine {
         // Detectors look at the state before the event.
         let met = state.novelty(&obs);
         // A state written by an older generalisation relearns its destinations for a
-        // learning span after the restore (see `Identity::relearn_destinations`).
-        if state.relearn_destinations
-            && t >= self
-                .restored_until_ms
-                .saturating_add(self.params.learning_min_span_ms)
-        {
-            state.relearn_destinations = false;
-        }
+        // learning span from its first event since (see `Identity::relearn_hours`).
+        let relearning =
+            state.relearn_hours != 0 && state.relearning(t, self.params.learning_min_span_ms);
         // A call that creates a resource names a destination that did not exist before:
         // that it is new to this identity is no sign (a deployer applying a new module, a
         // controller creating objects). It is remembered as met, so later calls on it are
@@ -347,7 +342,11 @@ impl Engine {
         } else {
             met
         };
-        let novelty = if state.relearn_destinations {
+        // A targeted `score.impair_defences` entry is judged on the unmasked novelty:
+        // relearning must not hide a first deletion of an audit trail (nor mark the
+        // entry met without judging it).
+        let new_destination_unmasked = novelty.dest;
+        let novelty = if relearning {
             Novelty {
                 dest: false,
                 class: false,
@@ -432,7 +431,7 @@ impl Engine {
                     // overflowed into the sketch may answer "seen" for a call never made.
                     let (new, kinds) = if m.targeted {
                         (
-                            novelty.action || novelty.dest,
+                            novelty.action || new_destination_unmasked,
                             (1 << SeenKind::Action as u8) | (1 << SeenKind::Destination as u8),
                         )
                     } else {
@@ -2316,33 +2315,60 @@ mod tests {
         let mut out = Vec::new();
         let t = history(&mut a, &mut out);
         let (_, snapshot) = a.take_dirty().pop().expect("dirty state");
-        // The same state as version 6 wrote it: without the last byte (the flag).
+        // The same state as version 6 wrote it: without what version 7 appended (the
+        // relearning hours, one byte).
         let mut v6 = snapshot.clone();
         v6.truncate(v6.len() - 1);
         v6[0] = 6;
-        let read = |e: &mut Engine, after_ms: i64, bucket: &str| {
+        let call = |e: &mut Engine, after_ms: i64, action: &str, dest: &str| {
             let mut out = Vec::new();
-            let dest = format!("arn:aws:s3:::{bucket}/x.json");
-            e.process(&svc_call(t, after_ms, "s3:GetObject", &dest), &mut out)
+            e.process(&svc_call(t, after_ms, action, dest), &mut out)
                 .expect("in order");
-            out.iter()
-                .flat_map(|s| &s.reasons)
+            out.into_iter().flat_map(|s| s.reasons).collect::<Vec<_>>()
+        };
+        let read = |e: &mut Engine, after_ms: i64, bucket: &str| {
+            let dest = format!("arn:aws:s3:::{bucket}/x.json");
+            call(e, after_ms, "s3:GetObject", &dest)
+                .iter()
                 .any(|r| r.detector == "new_destination" && !r.detail.starts_with("earlier"))
         };
+        let day = 86_400_000;
         // Written by this generalisation: a new bucket is judged at once.
         let mut current = engine();
         current.restore("svc", &snapshot).expect("restores");
         assert!(read(&mut current, 600_000, "payroll-exports"));
-        // Written by the older one: remembered, not judged, for a learning span after
-        // the restored states' time; then judged again, and what it met stays met.
+        // Written by the older one, first called on five days after the restored time
+        // (an idle identity): remembered, not judged, for a day from that call.
         let mut upgraded = engine();
         upgraded.restore("svc", &v6).expect("restores");
-        assert!(!read(&mut upgraded, 600_000, "payroll-exports"));
-        let day = 86_400_000;
-        assert!(!read(&mut upgraded, day + 600_000, "payroll-exports"));
-        assert!(read(&mut upgraded, day + 1_200_000, "ledger-exports"));
-        let (_, rewritten) = upgraded.take_dirty().pop().expect("dirty state");
-        assert_eq!(rewritten[0], crate::state::identity::SNAPSHOT_VERSION);
+        assert!(!read(&mut upgraded, 5 * day, "payroll-exports"));
+        // A restart inside that day keeps the same span: not restarted, not forgotten.
+        let (_, mid) = upgraded.take_dirty().pop().expect("dirty state");
+        assert_eq!(mid[0], crate::state::identity::SNAPSHOT_VERSION);
+        let mut restarted = engine();
+        restarted.restore("svc", &mid).expect("restores");
+        assert!(!read(&mut restarted, 5 * day + 3_600_000, "ledger-exports"));
+        // Relearning never hides a first deletion of an audit trail's logs, even by an
+        // identity that deletes other log groups.
+        call(
+            &mut restarted,
+            5 * day + 2 * 3_600_000 - 60_000,
+            "logs:DeleteLogGroup",
+            "arn:aws:logs:us-east-1:1:log-group:/aws/lambda/old-job",
+        );
+        let impair = call(
+            &mut restarted,
+            5 * day + 2 * 3_600_000,
+            "logs:DeleteLogGroup",
+            "arn:aws:logs:us-east-1:1:log-group:/aws/cloudtrail/org",
+        );
+        assert!(
+            impair.iter().any(|r| r.detail.contains("impairs logging")),
+            "{impair:?}"
+        );
+        // After the day: judged again, and what it met stays met.
+        assert!(!read(&mut restarted, 7 * day, "payroll-exports"));
+        assert!(read(&mut restarted, 7 * day + 600_000, "audit-exports"));
     }
 
     #[test]

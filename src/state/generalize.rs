@@ -343,10 +343,13 @@ fn without_secret_suffix(bytes: &[u8], header: usize) -> &[u8] {
         return bytes;
     }
     let (name, suffix) = bytes.split_at(bytes.len() - SUFFIX);
-    // Callers may name a secret by a partial ARN without the suffix (`…:prod/app-config`):
-    // a random suffix is all lower-case letters one time in two hundred, a word always.
+    // Callers may name a secret by a partial ARN without the suffix (`…:prod/app-config`,
+    // `…:prod/api-token1`): only a mixed-case suffix is taken for random. One random
+    // suffix in 26 has no capital and is kept, which costs nothing: it is the same on
+    // every call for the same secret.
     let random = suffix[1..].iter().all(u8::is_ascii_alphanumeric)
-        && !suffix[1..].iter().all(u8::is_ascii_lowercase);
+        && suffix[1..].iter().any(u8::is_ascii_uppercase)
+        && suffix[1..].iter().any(|b| !b.is_ascii_uppercase());
     if suffix[0] == b'-' && random {
         name
     } else {
@@ -895,6 +898,10 @@ mod tests {
         assert_eq!(
             g(&format!("{arn}:prod/app-config")),
             format!("{arn}:prod/app-config")
+        );
+        assert_eq!(
+            g(&format!("{arn}:prod/api-token1")),
+            format!("{arn}:prod/api-token1")
         );
         // Not a suffix: too short a name, another shape, another service.
         assert_eq!(g(&format!("{arn}:-AbC12x")), format!("{arn}:-{{id}}"));

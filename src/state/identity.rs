@@ -431,8 +431,12 @@ pub struct Identity {
     /// The destination and class seen-sets were filled by an older generalisation
     /// ([`GENERALISATION`]): their hashes may name destinations differently now (a
     /// secret without its ARN suffix, a queue's class), so new ones are remembered
-    /// without being judged or counted until the engine's relearning window ends.
-    pub relearn_destinations: bool,
+    /// without being judged or counted for a learning span of event time from this
+    /// identity's first event after the upgrade. The clock hours of that span still to
+    /// run (0: not relearning; [`RELEARN_NOT_STARTED`]: decoded from an older snapshot,
+    /// no event since; see [`Identity::relearning`]). Persisted, so a restart inside the
+    /// span neither restarts nor forgets it.
+    pub relearn_hours: u8,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -544,10 +548,12 @@ pub const SNAPSHOT_VERSION: u8 = 7;
 /// The generalisation of destinations and classes ([`crate::state::generalize`]) that
 /// snapshots of [`SNAPSHOT_VERSION`] were written with. A change to it that renames
 /// destinations or classes bumps the snapshot version, and older snapshots are decoded
-/// with [`Identity::relearn_destinations`] set. Generalisation 2: Secrets Manager ARNs
+/// with [`Identity::relearn_hours`] set. Generalisation 2: Secrets Manager ARNs
 /// without their random suffix, secrets and parameters classed by their path's first
 /// segment, SQS and SNS by account, `repo@ref` inside the repository.
 pub const GENERALISATION: u8 = 2;
+/// [`Identity::relearn_hours`] of a state decoded from an older snapshot.
+pub const RELEARN_NOT_STARTED: u8 = u8::MAX;
 /// Most `score.impair_defences` entries an identity can remember meeting
 /// ([`Identity::impaired`]).
 pub const MAX_IMPAIR_ENTRIES: usize = 64;
@@ -570,8 +576,8 @@ const V3_TO_V4_SUFFIX: [u8; 1] = [0];
 /// as version 4 would have said it: none (two zero `u64`s).
 const V4_TO_V5_SUFFIX: [u8; 2] = [0, 0];
 /// What version 7 appended, as version 6 and older would have said it: written by
-/// generalisation 1, so destinations are relearned (`true`).
-const V6_TO_V7_SUFFIX: [u8; 1] = [1];
+/// generalisation 1, so destinations are relearned ([`RELEARN_NOT_STARTED`]).
+const V6_TO_V7_SUFFIX: [u8; 1] = [RELEARN_NOT_STARTED];
 /// The two bits of [`Identity::failed_this_hour`] a failure key sets.
 fn failure_bits(key: u32) -> u64 {
     (1 << (key & 63)) | (1 << ((key >> 6) & 63))
@@ -702,7 +708,7 @@ impl Identity {
             overflowed: 0,
             failed_this_hour: 0,
             impaired: 0,
-            relearn_destinations: false,
+            relearn_hours: 0,
             dirty: false,
         }
     }
@@ -1055,6 +1061,24 @@ impl Identity {
         (now_ms - self.first_ms).max(0)
     }
 
+    /// Whether new destinations and classes are only remembered at `t` (see
+    /// [`Identity::relearn_hours`]), before `t` is folded: the span starts at this
+    /// identity's first event after an upgrade and counts down the clock hours its
+    /// events move on (event time; a late event moves nothing).
+    pub fn relearning(&mut self, t: i64, span_ms: i64) -> bool {
+        const HOUR_MS: i64 = 3_600_000;
+        let hour = t.div_euclid(HOUR_MS);
+        if self.relearn_hours == RELEARN_NOT_STARTED {
+            // The hour this starts in is one of the span's, hence the one more.
+            let hours = (span_ms + HOUR_MS - 1) / HOUR_MS + 1;
+            self.relearn_hours = u8::try_from(hours.clamp(1, 254)).unwrap_or(254);
+        } else if hour > self.hour {
+            let passed = u8::try_from(hour - self.hour).unwrap_or(u8::MAX);
+            self.relearn_hours = self.relearn_hours.saturating_sub(passed);
+        }
+        self.relearn_hours != 0
+    }
+
     /// Whether `obs` fails the same call as one of the last two failures did: a client
     /// retrying, not a new failure (see [`Identity::last_failures`]).
     pub fn is_retry(&self, obs: &Observation) -> bool {
@@ -1115,7 +1139,7 @@ impl Identity {
                 let slot = &mut self.ring[b.rem_euclid(n) as usize];
                 slot.count = slot.count.saturating_add(1);
                 slot.fails = slot.fails.saturating_add(u16::from(fresh_failure));
-                let judged = novelty.dest && !self.relearn_destinations;
+                let judged = novelty.dest && self.relearn_hours == 0;
                 slot.new_dests = slot.new_dests.saturating_add(u16::from(judged));
                 slot.data = slot.data.saturating_add(obs.data);
             }
@@ -1204,7 +1228,7 @@ impl Identity {
         for (kind, hash, remember, count) in items {
             if let (Some(h), true) = (hash, remember) {
                 self.remember(kind, h, params.max_seen_entries);
-                let relearned = self.relearn_destinations
+                let relearned = self.relearn_hours != 0
                     && matches!(kind, SeenKind::Destination | SeenKind::DestinationClass);
                 if counting && count && !relearned {
                     self.novelty[kind as usize] += 1.0;
@@ -1714,8 +1738,8 @@ mod tests {
             fold(&mut id, &obs(t + k as i64 * 60_000, k << 40, k % 2), &p);
         }
         let mut back = Identity::decode(&encode_v5(&id), &p).expect("v5 decodes");
-        assert!(back.relearn_destinations, "written by generalisation 1");
-        back.relearn_destinations = false;
+        assert_eq!(back.relearn_hours, RELEARN_NOT_STARTED);
+        back.relearn_hours = 0;
         assert_eq!(back, id);
         assert_eq!(back.encode(), id.encode());
         // Two version-5 entries that differ only in the dropped bits are one now.
@@ -1778,7 +1802,7 @@ mod tests {
         // Every older version was written by an older generalisation: its destinations
         // are relearned. Version 6 is version 7 without that flag.
         let id_written = id.clone();
-        id.relearn_destinations = true;
+        id.relearn_hours = RELEARN_NOT_STARTED;
         let mut v6 = id_written.encode();
         v6.truncate(v6.len() - V6_TO_V7_SUFFIX.len());
         v6[0] = SNAPSHOT_VERSION_6;
