@@ -183,75 +183,50 @@ mod tests {
         assert!(f.strength > 0.9, "{f:?}");
     }
 
+    /// A job's usual write at `t`.
+    fn job_write(t: i64, dest: &str) -> crate::event::ActivityEvent {
+        event(t, "s3:PutObject", dest, "10.20.1.1", "Boto3/1.34")
+    }
+
+    /// A job writing its usual output at each of `times`.
+    fn job(times: impl Iterator<Item = i64>) -> Harness {
+        let mut h = Harness::new();
+        for t in times {
+            h.feed(&job_write(t, "arn:aws:s3:::etl-output/daily.parquet"));
+        }
+        h
+    }
+
     #[test]
     fn a_short_daily_job_writing_somewhere_new_at_another_hour_fires() {
         // Four minutes at 03:00 every day for six days: 24 active minutes, a thin
-        // profile (under MIN_ACTIVE) of a very regular job.
-        let mut h = Harness::new();
-        for day in 0..6 {
-            // Three calls a minute (the harness learns for 50 events).
-            for k in 0..12 {
-                let t = T0 + day * 86_400_000 + 3 * 3_600_000 + k * 20_000;
-                h.feed(&event(
-                    t,
-                    "s3:PutObject",
-                    "arn:aws:s3:::etl-output/daily.parquet",
-                    "10.20.1.1",
-                    "Boto3/1.34",
-                ));
-            }
-        }
+        // profile (under MIN_ACTIVE) of a very regular job. Three calls a minute (the
+        // harness learns for 50 events).
+        let at_three = T0 + 3 * 3_600_000;
+        let h =
+            job((0..6)
+                .flat_map(|day| (0..12).map(move |k| at_three + day * 86_400_000 + k * 20_000)));
         let afternoon = T0 + 6 * 86_400_000 + 15 * 3_600_000;
-        let write = |dest: &str| event(afternoon, "s3:PutObject", dest, "10.20.1.1", "Boto3/1.34");
         // Its usual call at the wrong hour (a rerun): too little rhythm to judge alone.
-        assert_eq!(
-            h.ask(
-                &write("arn:aws:s3:::etl-output/daily.parquet"),
-                FleetView::default(),
-                detect
-            ),
-            None
-        );
+        let rerun = job_write(afternoon, "arn:aws:s3:::etl-output/daily.parquet");
+        assert_eq!(h.ask(&rerun, FleetView::default(), detect), None);
         // A write into a bucket it never used, at an hour it never runs: judged.
+        let new_bucket = "arn:aws:s3:::release-artifacts/bootstrap.sh";
         let f = h
             .ask(
-                &write("arn:aws:s3:::release-artifacts/bootstrap.sh"),
+                &job_write(afternoon, new_bucket),
                 FleetView::default(),
                 detect,
             )
             .expect("fires");
         assert!(f.strength > 0.8, "{f:?}");
-        // With barely any history (two runs, 10 active minutes), not even then; nor with
-        // enough active minutes in under three days (two 15-minute runs).
-        let mut young = Harness::new();
-        // Two five-minute runs a day apart, a call every ten seconds: 10 active minutes.
-        for k in (0..30).chain(8_640..8_670) {
-            young.feed(&event(
-                T0 + 3 * 3_600_000 + k * 10_000,
-                "s3:PutObject",
-                "arn:aws:s3:::etl-output/daily.parquet",
-                "10.20.1.1",
-                "Boto3/1.34",
-            ));
-        }
-        let later = event(
-            T0 + 86_400_000 + 15 * 3_600_000,
-            "s3:PutObject",
-            "arn:aws:s3:::release-artifacts/bootstrap.sh",
-            "10.20.1.1",
-            "Boto3/1.34",
-        );
+        // With barely any history (two five-minute runs a day apart, a call every ten
+        // seconds: 10 active minutes), not even then; nor with enough active minutes in
+        // under three days (two 15-minute runs).
+        let later = job_write(T0 + 86_400_000 + 15 * 3_600_000, new_bucket);
+        let young = job((0..30).chain(8_640..8_670).map(|k| at_three + k * 10_000));
         assert_eq!(young.ask(&later, FleetView::default(), detect), None);
-        let mut busy = Harness::new();
-        for k in (0..90).chain(8_640..8_730) {
-            busy.feed(&event(
-                T0 + 3 * 3_600_000 + k * 10_000,
-                "s3:PutObject",
-                "arn:aws:s3:::etl-output/daily.parquet",
-                "10.20.1.1",
-                "Boto3/1.34",
-            ));
-        }
+        let busy = job((0..90).chain(8_640..8_730).map(|k| at_three + k * 10_000));
         assert_eq!(busy.ask(&later, FleetView::default(), detect), None);
     }
 
