@@ -377,6 +377,10 @@ pub struct ScoreConfig {
     /// failed call in its hour, from the identity's usual network, client family and
     /// environment (not for AI agents). 1: no different from any other refusal.
     pub lone_refusal_weight: f64,
+    /// Whether a session from a network or client family the identity never used, but
+    /// inside private address space, of successful reads of data no more than internal,
+    /// stops short of `high` (an engineer debugging with a job's role from the VPN).
+    pub internal_visit_below_high: bool,
     /// Action globs (case-insensitive) that impair logging or detection, alone or
     /// qualified by a destination glob: a first use scores high on its own, learning or
     /// not.

@@ -54,6 +54,16 @@ const LONE_REFUSAL_SIGNS: [usize; 5] = [
     detect::FAILURE_BURST,
     detect::OFF_HOURS,
 ];
+/// The signs a visit from inside the organisation's address space may show and stay
+/// below `high` (`score.internal_visit_below_high`): somewhere new, doing new things,
+/// at an hour the identity itself does not work.
+const INTERNAL_VISIT_SIGNS: [usize; 5] = [
+    detect::NEW_SOURCE,
+    detect::NEW_ACTION,
+    detect::NEW_DESTINATION,
+    detect::DESTINATION_BURST,
+    detect::OFF_HOURS,
+];
 const SEED_DEST: u64 = 1;
 const SEED_CLASS: u64 = 2;
 const SEED_ACTION: u64 = 3;
@@ -161,6 +171,8 @@ pub struct Engine {
     usual_place_read_weight: f64,
     /// `score.lone_refusal_weight`.
     lone_refusal_weight: f64,
+    /// `score.internal_visit_below_high`.
+    internal_visit_below_high: bool,
     scorer: Scorer,
     table: IdentityTable,
     fleet_novelty: FleetNovelty,
@@ -209,6 +221,7 @@ impl Engine {
             sustained_hour_weight: config.score.sustained_hour_weight,
             usual_place_read_weight: config.score.usual_place_read_weight,
             lone_refusal_weight: config.score.lone_refusal_weight,
+            internal_visit_below_high: config.score.internal_visit_below_high,
             scorer: Scorer::new(config),
             table: IdentityTable::new(
                 config.state.max_identities,
@@ -700,6 +713,34 @@ impl Engine {
         {
             // Below where a published `high` is left, too: retries of the one refusal
             // must not keep an identity held at `high`.
+            let held = published_level(&self.scorer, state).is_some_and(|l| l >= Level::High);
+            let hold = if held { self.scorer.level_hold() } else { 0.0 };
+            instant = instant.min(self.scorer.high_threshold() - hold - 0.1);
+        }
+        // A visit from inside: the identity's credentials used from a network or client
+        // it never used, but inside the organisation's own address space (a named
+        // network or a private range, no public address), for calls that succeeded and
+        // only read data no more than internal. That is an engineer debugging with a
+        // job's role from the VPN, not credentials used from outside (design §3): worth
+        // seeing, so it stays `elevated`, but not a page. Anything more in the session (a
+        // write, a refusal, sensitive data, a volume sign, a public address, an
+        // impairment) and its signs count in full.
+        if self.internal_visit_below_high
+            && findings[detect::NEW_SOURCE].is_some()
+            && matches!(
+                obs.network.map(|n| n.1),
+                Some(SourceClass::Named | SourceClass::Private)
+            )
+            && !obs.failure
+            && is_read(&event.action)
+            && impair.is_none()
+            && findings
+                .iter()
+                .enumerate()
+                .all(|(d, f)| f.is_none() || INTERNAL_VISIT_SIGNS.contains(&d))
+            && *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event))
+                <= Sensitivity::Internal
+        {
             let held = published_level(&self.scorer, state).is_some_and(|l| l >= Level::High);
             let hold = if held { self.scorer.level_hold() } else { 0.0 };
             instant = instant.min(self.scorer.high_threshold() - hold - 0.1);
@@ -1402,11 +1443,15 @@ fn lifecycle(state: &Identity) -> IdentityState {
     }
 }
 
-/// Verbs of calls that only read: AWS `Get…`/`List…`/`Describe…`/`Head…`, HTTP `GET` and
-/// `HEAD`, Kubernetes `get`/`list`/`watch`, git `clone`/`fetch`/`pull`, and agent tools
-/// such as `tool:fs.read` or `tool:crm.get_customer`.
-const READ_VERBS: [&str; 11] = [
-    "get", "list", "describe", "head", "watch", "clone", "fetch", "pull", "read", "search", "query",
+/// Verbs of calls that only read: AWS `Get…`/`List…`/`Describe…`/`Head…`, the queries
+/// `logs:FilterLogEvents`, `cloudtrail:LookupEvents`, `dynamodb:Scan`/`BatchGetItem`,
+/// `s3:SelectObjectContent` and `iam:SimulatePrincipalPolicy` (which evaluates a policy
+/// and changes nothing), HTTP `GET` and `HEAD`, Kubernetes `get`/`list`/`watch`, git
+/// `clone`/`fetch`/`pull`, and agent tools such as `tool:fs.read` or
+/// `tool:crm.get_customer`.
+const READ_VERBS: [&str; 17] = [
+    "get", "list", "describe", "head", "watch", "clone", "fetch", "pull", "read", "search",
+    "query", "filter", "lookup", "scan", "batchget", "select", "simulate",
 ];
 
 /// Whether `action` only reads (see [`READ_VERBS`]): its verb (after any `service:`
@@ -1778,6 +1823,10 @@ mod tests {
             "git:clone",
             "tool:fs.read",
             "tool:crm.get_customer",
+            "logs:FilterLogEvents",
+            "cloudtrail:LookupEvents",
+            "dynamodb:BatchGetItem",
+            "iam:SimulatePrincipalPolicy",
         ] {
             assert!(is_read(action), "{action}");
         }
@@ -1882,6 +1931,60 @@ mod tests {
         };
         assert_eq!(lone_at(0.9), (Level::Elevated, 59.9));
         assert!(lone_at(1.0).0 >= Level::High);
+    }
+
+    #[test]
+    fn a_visit_from_inside_is_elevated_and_from_outside_high() {
+        // The highest level `svc` reaches when someone uses its credentials for a few
+        // calls a minute apart, from `ip` on `network` with a laptop's CLI, after its
+        // history; `last` replaces the last call.
+        let worst = |config: &Config, ip: &str, network: Option<&str>, last: (&str, &str)| {
+            let mut e = Engine::new(config);
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            let calls = [
+                ("sts:GetCallerIdentity", "sts.us-east-1.amazonaws.com"),
+                ("logs:FilterLogEvents", "logs.us-east-1.amazonaws.com"),
+                ("iam:SimulatePrincipalPolicy", "iam.us-east-1.amazonaws.com"),
+                last,
+            ];
+            for (k, (action, destination)) in calls.into_iter().enumerate() {
+                let mut ev = svc_call(t, 60_000 * (k as i64 + 1), action, destination);
+                ev.source_ip = Some(ip.into());
+                ev.source_network = network.map(Into::into);
+                ev.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
+                e.process(&ev, &mut out).expect("in order");
+            }
+            out.iter().map(|s| s.level).max()
+        };
+        let config = Config::default_config().expect("defaults");
+        let read = ("lambda:GetFunction", "lambda.us-east-1.amazonaws.com");
+        let vpn = Some("corp-vpn");
+        // From the VPN, or an unnamed private range: seen, not paged.
+        assert_eq!(worst(&config, "10.8.3.4", vpn, read), Some(Level::Elevated));
+        assert_eq!(
+            worst(&config, "172.20.3.4", None, read),
+            Some(Level::Elevated)
+        );
+        // The same calls from a public address are credentials used from outside.
+        let level = worst(&config, "198.51.100.7", None, read);
+        assert!(level >= Some(Level::High), "{level:?}");
+        // From inside, a write or restricted data counts in full.
+        let write = ("s3:PutObject", "arn:aws:s3:::orders/x.json");
+        let level = worst(&config, "10.8.3.4", vpn, write);
+        assert!(level >= Some(Level::High), "{level:?}");
+        let secret = (
+            "secretsmanager:GetSecretValue",
+            "arn:aws:secretsmanager:us-east-1:1:secret:prod/db-AbCdEf",
+        );
+        let level = worst(&config, "10.8.3.4", vpn, secret);
+        assert!(level >= Some(Level::High), "{level:?}");
+        // Turned off, such a visit is scored like any other.
+        let mut off = config.clone();
+        off.score.internal_visit_below_high = false;
+        let level = worst(&off, "10.8.3.4", vpn, read);
+        assert!(level >= Some(Level::High), "{level:?}");
     }
 
     /// `svc` keeps its usual calls and reads `bucket` three times an hour for `hours`
