@@ -381,6 +381,10 @@ pub struct ScoreConfig {
     /// inside private address space, of successful reads of data no more than internal,
     /// stops short of `high` (an engineer debugging with a job's role from the VPN).
     pub internal_visit_below_high: bool,
+    /// Weight, in [0, 1], of the `off_hours` sign on a write that meets a new
+    /// destination or action (the cron job at the wrong hour writing somewhere new);
+    /// used when more than the detector's own weight.
+    pub off_hours_write_weight: f64,
     /// Action globs (case-insensitive) that impair logging or detection, alone or
     /// qualified by a destination glob: a first use scores high on its own, learning or
     /// not.
@@ -863,6 +867,12 @@ impl Config {
                 "must be in [0, 1]",
             ));
         }
+        if !(0.0..=1.0).contains(&self.score.off_hours_write_weight) {
+            return Err(ConfigError::invalid(
+                "score.off_hours_write_weight",
+                "must be in [0, 1]",
+            ));
+        }
         if !(0.0..=1.0).contains(&self.score.sustained_hour_weight) {
             return Err(ConfigError::invalid(
                 "score.sustained_hour_weight",
@@ -1098,6 +1108,10 @@ mod tests {
             (
                 "[score]\nlone_refusal_weight = 2\n",
                 "score.lone_refusal_weight",
+            ),
+            (
+                "[score]\noff_hours_write_weight = 1.5\n",
+                "score.off_hours_write_weight",
             ),
             (
                 "[api]\nmax_pipeline_stall = \"1s\"\n",

@@ -649,6 +649,12 @@ impl Engine {
                 }
             }
         }
+        // The cron job at the wrong hour writing somewhere new (design §3): this call's
+        // own signs, not the session's.
+        let off_hours_write = findings[detect::OFF_HOURS].is_some()
+            && (findings[detect::NEW_DESTINATION].is_some()
+                || findings[detect::NEW_ACTION].is_some())
+            && is_write(&event.action);
         // Session evidence: earlier signs of other detectors, decayed, count with this
         // event's. Most events have none, so the copy is rare.
         // Most identities carry nothing: no `powf` for them (the factor only ever
@@ -697,7 +703,7 @@ impl Engine {
         let any = findings.iter().any(Option::is_some);
         let mut instant = if any {
             let s = *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event));
-            self.scorer.combine(&findings, s)
+            self.scorer.combine_with(&findings, s, off_hours_write)
         } else {
             0.0
         };
@@ -1471,11 +1477,12 @@ fn starts_with_any(word: &str, verbs: &[&str]) -> bool {
 
 /// Verbs of calls that put data or configuration into their destination rather than
 /// take it out: AWS `Put…`/`Create…`/`Update…`/`Delete…`/…, Kubernetes `create`/
-/// `update`/`patch`/`delete`, HTTP `PUT`/`PATCH`/`DELETE`, git `push`, tools such as
-/// `tool:fs.write`. (`POST` is not among them: GraphQL and search APIs read with it.)
-const WRITE_VERBS: [&str; 14] = [
+/// `update`/`patch`/`delete`, HTTP `PUT`/`PATCH`/`DELETE`, git `push`, publishing
+/// (`lambda:PublishVersion`, `sns:Publish`), tools such as `tool:fs.write`. (`POST` is
+/// not among them: GraphQL and search APIs read with it.)
+const WRITE_VERBS: [&str; 15] = [
     "put", "create", "update", "delete", "upload", "write", "attach", "tag", "set", "modify",
-    "patch", "push", "apply", "remove",
+    "patch", "push", "apply", "remove", "publish",
 ];
 
 /// Whether `action` writes (see [`WRITE_VERBS`]): its verb (after any `service:`
@@ -1794,6 +1801,7 @@ mod tests {
             "git:push",
             "tool:fs.write_file",
             "ec2:ModifyInstanceAttribute",
+            "lambda:PublishVersion",
         ] {
             assert!(is_write(write), "{write}");
         }
@@ -1985,6 +1993,56 @@ mod tests {
         off.score.internal_visit_below_high = false;
         let level = worst(&off, "10.8.3.4", vpn, read);
         assert!(level >= Some(Level::High), "{level:?}");
+    }
+
+    #[test]
+    fn a_write_somewhere_new_at_an_hour_it_never_works_is_high() {
+        // A deploy job that uploads or fetches a build every ten minutes from 09:00 to
+        // 17:00 UTC for ten days, then makes one `action` on a new object of its bucket at `hour`
+        // (UTC) of day eleven: the highest score it reaches.
+        let worst = |config: &Config, hour: i64, action: &str| {
+            let mut e = Engine::new(config);
+            let mut out = Vec::new();
+            let call = |t: i64, action: &str, destination: &str| {
+                let mut ev = event(t, action, destination, "10.1.2.3", "aws-sdk-go/1.44");
+                ev.identity = "deployer".into();
+                ev
+            };
+            for day in 0..10 {
+                for k in 0..48 {
+                    let t = T0 + day * 86_400_000 + 9 * 3_600_000 + k * 600_000;
+                    let destination = format!("arn:aws:s3:::artifacts/builds/{}.zip", day * 48 + k);
+                    let action = if k % 2 == 0 {
+                        "s3:PutObject"
+                    } else {
+                        "s3:GetObject"
+                    };
+                    e.process(&call(t, action, &destination), &mut out)
+                        .expect("in order");
+                }
+            }
+            out.clear();
+            let t = T0 + 10 * 86_400_000 + hour * 3_600_000;
+            let target = "arn:aws:s3:::artifacts/releases/latest/bootstrap.sh";
+            e.process(&call(t, action, target), &mut out)
+                .expect("in order");
+            out.iter().map(|s| s.score).fold(0.0, f64::max)
+        };
+        let config = Config::default_config().expect("defaults");
+        let high = config.score.high;
+        // At 03:00 the write is design §3's job at the wrong hour writing somewhere new.
+        let night_write = worst(&config, 3, "s3:PutObject");
+        assert!(night_write >= high, "{night_write}");
+        // The same write in working hours, or a read at night, is not.
+        let day_write = worst(&config, 11, "s3:PutObject");
+        assert!(day_write < high, "{day_write}");
+        let night_read = worst(&config, 3, "s3:GetObject");
+        assert!(night_read < high, "{night_read}");
+        // At the detector's own weight the night write stays below `high` too.
+        let mut plain = config.clone();
+        plain.score.off_hours_write_weight = 0.0;
+        let plain_night_write = worst(&plain, 3, "s3:PutObject");
+        assert!(plain_night_write < high, "{plain_night_write}");
     }
 
     /// `svc` keeps its usual calls and reads `bucket` three times an hour for `hours`

@@ -13,7 +13,7 @@
 use wildmatch::WildMatch;
 
 use crate::config::{Config, SensitivityRules};
-use crate::detect::{Finding, COUNT, DATA_VOLUME_SPIKE, NAMES, VOLUME_SPIKE};
+use crate::detect::{Finding, COUNT, DATA_VOLUME_SPIKE, NAMES, OFF_HOURS, VOLUME_SPIKE};
 use crate::event::{ActivityEvent, Sensitivity};
 use crate::signal::{Level, Reason};
 
@@ -49,6 +49,8 @@ pub struct Scorer {
     thresholds: [f64; 3],
     /// `score.level_hold`.
     level_hold: f64,
+    /// `score.off_hours_write_weight`.
+    off_hours_write_weight: f64,
 }
 
 impl Scorer {
@@ -83,6 +85,7 @@ impl Scorer {
             half_life_ms: config.score.half_life.as_millis_i64().max(1) as f64,
             emit_step: config.score.emit_step,
             level_hold: config.score.level_hold,
+            off_hours_write_weight: config.score.off_hours_write_weight,
             thresholds: [
                 config.score.elevated,
                 config.score.high,
@@ -142,12 +145,28 @@ impl Scorer {
     /// Instantaneous risk in [0, 100] from the findings (noisy-OR of weighted, scaled
     /// strengths).
     pub fn combine(&self, findings: &[Option<Finding>; COUNT], sensitivity: Sensitivity) -> f64 {
+        self.combine_with(findings, sensitivity, false)
+    }
+
+    /// [`Scorer::combine`]; `off_hours_write`: the call writes somewhere new at an hour
+    /// the identity does not work, and its off-hours sign weighs
+    /// `score.off_hours_write_weight` when that is more than the detector's own weight.
+    pub fn combine_with(
+        &self,
+        findings: &[Option<Finding>; COUNT],
+        sensitivity: Sensitivity,
+        off_hours_write: bool,
+    ) -> f64 {
         let scale = self.scale(sensitivity);
         let mut keep = 1.0;
         let mut p_of = [0.0; COUNT];
         for (i, f) in findings.iter().enumerate() {
             if let Some(f) = f {
-                p_of[i] = (self.weights[i] * f.strength * scale).clamp(0.0, MAX_P);
+                let mut weight = self.weights[i];
+                if off_hours_write && i == OFF_HOURS && weight > 0.0 {
+                    weight = weight.max(self.off_hours_write_weight);
+                }
+                p_of[i] = (weight * f.strength * scale).clamp(0.0, MAX_P);
             }
         }
         let (pv, pd) = (p_of[VOLUME_SPIKE], p_of[DATA_VOLUME_SPIKE]);
