@@ -677,6 +677,19 @@ impl Engine {
                 f.detail.push_str("; another new action this session");
             }
         }
+        // Likewise a second sensitive container met in the session (a secrets operator
+        // reading `stripe/` after `payments/`): one more store reached, not the first
+        // one again.
+        if novelty.class && sensitivity.is_some_and(|s| s >= Sensitivity::Confidential) {
+            if let Some(f) = findings[detect::NEW_DESTINATION].as_mut() {
+                let earlier = f64::from(state.recent[detect::NEW_DESTINATION]) / 255.0 * carry;
+                if earlier >= 0.05 {
+                    f.strength = 1.0
+                        - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
+                    f.detail.push_str("; another new container this session");
+                }
+            }
+        }
         for i in 0..detect::COUNT {
             let earlier = f64::from(state.recent[i]) / 255.0 * carry;
             let now = findings[i].as_ref().map_or(0.0, |f| f.strength);
@@ -2107,6 +2120,44 @@ mod tests {
             calls_for_hours("s3:PutObject", "finance-exports", 10),
             (None, 0)
         );
+    }
+
+    #[test]
+    fn a_second_new_sensitive_container_in_a_session_adds_to_the_first() {
+        // `svc` reads objects `keys` of buckets it never used, twenty minutes apart, from
+        // its usual place: its score after the last one, and whether a reason says a
+        // second store was reached.
+        let run = |keys: &[&str]| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            for (k, key) in keys.iter().enumerate() {
+                let destination = format!("arn:aws:s3:::{key}");
+                let ev = svc_call(
+                    t,
+                    60_000 + k as i64 * 1_200_000,
+                    "s3:GetObject",
+                    &destination,
+                );
+                e.process(&ev, &mut out).expect("in order");
+            }
+            let score = e.score_of("svc").unwrap_or_default();
+            let second = out
+                .iter()
+                .flat_map(|s| &s.reasons)
+                .any(|r| r.detail.contains("another new container"));
+            (score, second)
+        };
+        // Restricted by the default rules (`*payroll*`, `*credential*`).
+        let (one, _) = run(&["payroll-exports/2025-10.csv"]);
+        let (two, second) = run(&["payroll-exports/2025-10.csv", "ci-credentials/deploy.json"]);
+        assert!(second && two > one + 2.0, "{one} then {two}");
+        // Another object of the same bucket is no second store ...
+        let (same, second) = run(&["payroll-exports/2025-10.csv", "payroll-exports/bonus.csv"]);
+        assert!(!second && same < two, "{same} vs {two}");
+        // ... and neither is a second new bucket of internal data.
+        let (_, second) = run(&["reports/a.csv", "invoices/b.csv"]);
+        assert!(!second);
     }
 
     #[test]
