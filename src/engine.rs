@@ -14,16 +14,17 @@ use std::collections::BTreeSet;
 
 use crate::config::Config;
 use crate::decode::{RejectReason, Rejection};
+use crate::detect::new_action::obtains_credentials;
 use crate::detect::{self, Context, FleetView, Texts};
 use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
 use crate::score::{round1, Scorer};
 use crate::signal::{format_time_ms, model_name, IdentityState, Level, Reason, Signal};
 use crate::state::dormant::{Dormant, DormantMark, DormantMemory};
 use crate::state::fleet::{FleetNovelty, FleetPulse};
-use crate::state::generalize::SourceClass;
 use crate::state::generalize::{
     destination_class, generalise_destination, source_network, user_agent_family,
 };
+use crate::state::generalize::{is_private_address, SourceClass};
 use crate::state::hash::{failure_key, stable_hash, StableMap};
 use crate::state::identity::DecodeError;
 use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, SeenKind, StateParams};
@@ -55,8 +56,9 @@ const LONE_REFUSAL_SIGNS: [usize; 5] = [
     detect::OFF_HOURS,
 ];
 /// The signs a visit from inside the organisation's address space may show and stay
-/// below `high` (`score.internal_visit_below_high`): somewhere new, doing new things,
-/// at an hour the identity itself does not work.
+/// below `high` (`score.internal_visit_below_high`): somewhere new, doing new things
+/// (several at once: a person looks around), at an hour the identity itself does not
+/// work.
 const INTERNAL_VISIT_SIGNS: [usize; 5] = [
     detect::NEW_SOURCE,
     detect::NEW_ACTION,
@@ -64,6 +66,8 @@ const INTERNAL_VISIT_SIGNS: [usize; 5] = [
     detect::DESTINATION_BURST,
     detect::OFF_HOURS,
 ];
+/// Detail of a sign carried from earlier in the session whose own reason is gone.
+const EARLIER_UNKNOWN: &str = "earlier in this session";
 const SEED_DEST: u64 = 1;
 const SEED_CLASS: u64 = 2;
 const SEED_ACTION: u64 = 3;
@@ -651,9 +655,11 @@ impl Engine {
         }
         // The cron job at the wrong hour writing somewhere new (design §3): this call's
         // own signs, not the session's.
+        // Somewhere new as `off_hours` reads it: a new container or action (a new object
+        // in a known bucket is what a rerun or a backfill writes).
         let off_hours_write = findings[detect::OFF_HOURS].is_some()
-            && (findings[detect::NEW_DESTINATION].is_some()
-                || findings[detect::NEW_ACTION].is_some())
+            && (novelty.class || novelty.action)
+            && !obs.failure
             && is_write(&event.action);
         // Session evidence: earlier signs of other detectors, decayed, count with this
         // event's. Most events have none, so the copy is rare.
@@ -677,9 +683,11 @@ impl Engine {
                 f.detail.push_str("; another new action this session");
             }
         }
-        // Likewise a second sensitive container met in the session (a secrets operator
-        // reading `stripe/` after `payments/`): one more store reached, not the first
-        // one again.
+        // Likewise a new container of confidential or restricted data met while an
+        // earlier new-destination sign of the session is still carried (a secrets
+        // operator reading `stripe/` after `payments/`): one more store reached, not the
+        // first one again. (The carried sign's own sensitivity is not kept; any earlier
+        // new destination counts.)
         if novelty.class && sensitivity.is_some_and(|s| s >= Sensitivity::Confidential) {
             if let Some(f) = findings[detect::NEW_DESTINATION].as_mut() {
                 let earlier = f64::from(state.recent[detect::NEW_DESTINATION]) / 255.0 * carry;
@@ -700,7 +708,7 @@ impl Engine {
                     .get(&*event.identity)
                     .and_then(|h| h.reasons.iter().find(|r| r.detector == detect::NAMES[i]))
                     .map_or_else(
-                        || "earlier in this session".to_string(),
+                        || EARLIER_UNKNOWN.to_string(),
                         |r| format!("earlier: {}", r.detail.trim_start_matches("earlier: ")),
                     );
                 combined[i] = detect::Finding::new(earlier, detail);
@@ -710,7 +718,7 @@ impl Engine {
         state.recent_ms = state.recent_ms.max(t);
         // New evidence on this event (not only earlier signs carried over).
         let fresh = findings.iter().any(Option::is_some);
-        let findings = session.unwrap_or(findings);
+        let mut findings = session.unwrap_or(findings);
 
         // Score: max of the instantaneous risk and the decayed previous score.
         let any = findings.iter().any(Option::is_some);
@@ -720,50 +728,52 @@ impl Engine {
         } else {
             0.0
         };
+        // Below `high`, and below where a published `high` is left too: later calls of
+        // the same kind must not keep an identity held at `high`.
+        let below_high = {
+            let held = published_level(&self.scorer, state).is_some_and(|l| l >= Level::High);
+            let hold = if held { self.scorer.level_hold() } else { 0.0 };
+            self.scorer.high_threshold() - hold - 0.1
+        };
         // Its signs are one fact (a call that did not happen) seen four or five ways: a
         // lone refusal with nothing else to go on stops short of `high`, however they
         // add up (a backup job's refused `kms:Decrypt` at an hour it never works).
-        if lone_refusal
+        let lone_refusal_cap = lone_refusal
             && self.lone_refusal_weight < 1.0
             && findings
                 .iter()
                 .enumerate()
-                .all(|(d, f)| f.is_none() || LONE_REFUSAL_SIGNS.contains(&d))
-        {
-            // Below where a published `high` is left, too: retries of the one refusal
-            // must not keep an identity held at `high`.
-            let held = published_level(&self.scorer, state).is_some_and(|l| l >= Level::High);
-            let hold = if held { self.scorer.level_hold() } else { 0.0 };
-            instant = instant.min(self.scorer.high_threshold() - hold - 0.1);
-        }
+                .all(|(d, f)| f.is_none() || LONE_REFUSAL_SIGNS.contains(&d));
         // A visit from inside: the identity's credentials used from a network or client
-        // it never used, but inside the organisation's own address space (a named
-        // network or a private range, no public address), for calls that succeeded and
-        // only read data no more than internal. That is an engineer debugging with a
-        // job's role from the VPN, not credentials used from outside (design §3): worth
-        // seeing, so it stays `elevated`, but not a page. Anything more in the session (a
-        // write, a refusal, sensitive data, a volume sign, a public address, an
-        // impairment) and its signs count in full.
-        if self.internal_visit_below_high
-            && findings[detect::NEW_SOURCE].is_some()
+        // it never used, but inside the organisation's own address space (a private
+        // address, on a named network or not), for calls that succeeded and only read
+        // data no more than internal. That is an engineer debugging with a job's role
+        // from the VPN, not credentials used from outside (design §3): worth seeing, so
+        // it stays `elevated`, but not a page. A call of the session that writes, is
+        // refused, reads sensitive data, obtains credentials, impairs defences or comes
+        // from a public address counts in full, as does a volume or refusal sign. A new
+        // place carried from earlier in the session counts only when its detail
+        // names where it was met (kept with the reasons): one met at a public address, or
+        // one whose origin is no longer known, means the session may come from outside.
+        let internal_visit_cap = self.internal_visit_below_high
+            && findings[detect::NEW_SOURCE].as_ref().is_some_and(|f| {
+                !detect::new_source::names_public(&f.detail) && f.detail != EARLIER_UNKNOWN
+            })
             && matches!(
                 obs.network.map(|n| n.1),
                 Some(SourceClass::Named | SourceClass::Private)
             )
+            && event.source_ip.as_deref().is_some_and(is_private_address)
             && !obs.failure
             && is_read(&event.action)
+            && !obtains_credentials(&event.action)
             && impair.is_none()
             && findings
                 .iter()
                 .enumerate()
                 .all(|(d, f)| f.is_none() || INTERNAL_VISIT_SIGNS.contains(&d))
             && *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event))
-                <= Sensitivity::Internal
-        {
-            let held = published_level(&self.scorer, state).is_some_and(|l| l >= Level::High);
-            let hold = if held { self.scorer.level_hold() } else { 0.0 };
-            instant = instant.min(self.scorer.high_threshold() - hold - 0.1);
-        }
+                <= Sensitivity::Internal;
         // Sustained anomaly: an identity that keeps looking anomalous hour after hour (a
         // low-and-slow exfiltration: every copy at an hour it never works, to a bucket
         // it met yesterday) is more telling than one elevated moment, which the
@@ -773,6 +783,17 @@ impl Engine {
             let hours = state.mark_elevated(t, self.sustained_hours);
             if hours > 0 {
                 instant = sustain(instant, hours, self.sustained_hour_weight);
+            }
+        }
+        // The caps hold after the sustained rule too: a debugging session or a retried
+        // refusal that spans a clock hour is still one fact.
+        if (lone_refusal_cap || internal_visit_cap) && instant > below_high {
+            instant = below_high;
+            if internal_visit_cap {
+                if let Some(f) = findings[detect::NEW_SOURCE].as_mut() {
+                    f.detail
+                        .push_str("; a visit from inside private space (kept below high)");
+                }
             }
         }
         // The score is reckoned as of the engine's clock, not the event's own time: a
@@ -1424,8 +1445,9 @@ fn judge_return(
         findings[detect::NEW_SOURCE] = detect::Finding::new(
             0.9,
             format!(
-                "first public network {}: before going quiet it only called from \
+                "first {} {}: before going quiet it only called from \
                  private or named networks",
+                detect::new_source::PUBLIC_WORDS,
                 texts.network
             ),
         );
@@ -1474,11 +1496,14 @@ const READ_VERBS: [&str; 17] = [
 ];
 
 /// Whether `action` only reads (see [`READ_VERBS`]): its verb (after any `service:`
-/// prefix) starts with one, or a tool's method (after a `.`) does.
+/// prefix, the HTTP method or Kubernetes verb before a space, a tool's method after its
+/// last `.`) starts with one.
 fn is_read(action: &str) -> bool {
     let verb = action.rsplit(':').next().unwrap_or(action);
-    let method = verb.rsplit('.').next().unwrap_or(verb);
-    starts_with_any(verb, &READ_VERBS) || starts_with_any(method, &READ_VERBS)
+    let verb = verb.split(' ').next().unwrap_or(verb);
+    // A tool's namespace is no verb (`tool:scanner.delete_finding` deletes).
+    let verb = verb.rsplit('.').next().unwrap_or(verb);
+    starts_with_any(verb, &READ_VERBS)
 }
 
 /// Whether `word` starts with one of `verbs`, ignoring ASCII case.
@@ -1848,6 +1873,8 @@ mod tests {
             "cloudtrail:LookupEvents",
             "dynamodb:BatchGetItem",
             "iam:SimulatePrincipalPolicy",
+            "dynamodb:Scan",
+            "s3:SelectObjectContent",
         ] {
             assert!(is_read(action), "{action}");
         }
@@ -1858,6 +1885,8 @@ mod tests {
             "git:push",
             "tool:shell.exec",
             "kms:Decrypt",
+            "tool:scanner.delete_finding",
+            "tool:selection.update",
         ] {
             assert!(!is_read(action), "{action}");
         }
@@ -2006,14 +2035,59 @@ mod tests {
         off.score.internal_visit_below_high = false;
         let level = worst(&off, "10.8.3.4", vpn, read);
         assert!(level >= Some(Level::High), "{level:?}");
+
+        // `calls` (minutes after the history, source address, action) by `svc` with its
+        // usual client: the highest level reached.
+        let session = |calls: &[(i64, &str, &str)]| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            for &(minute, ip, action) in calls {
+                let mut ev = svc_call(t, minute * 60_000, action, "arn:aws:s3:::orders/1.json");
+                ev.source_ip = Some(ip.into());
+                if ip.starts_with("10.8.") {
+                    ev.source_network = Some("corp-vpn".into());
+                    ev.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
+                }
+                e.process(&ev, &mut out).expect("in order");
+            }
+            out.iter().map(|s| s.level).max()
+        };
+        // A visit that spans a clock hour (23:55 to 00:10) is still one visit.
+        let vpn_calls = [
+            (5, "10.8.3.4", "sts:GetCallerIdentity"),
+            (10, "10.8.3.4", "logs:FilterLogEvents"),
+            (15, "10.8.3.4", "iam:SimulatePrincipalPolicy"),
+            (20, "10.8.3.4", "lambda:GetFunction"),
+        ];
+        assert_eq!(session(&vpn_calls), Some(Level::Elevated));
+        // A read that hands out credentials is no mere read.
+        let mut token = vpn_calls;
+        token[3].2 = "sts:GetSessionToken";
+        let level = session(&token);
+        assert!(level >= Some(Level::High), "{level:?}");
+        // A session that met a public address first is not a visit from inside, even
+        // when its next call comes from the usual network.
+        let outside_first = [
+            (5, "198.51.100.7", "s3:GetObject"),
+            (6, "10.1.2.3", "sts:GetCallerIdentity"),
+        ];
+        let level = session(&outside_first);
+        assert!(level >= Some(Level::High), "{level:?}");
     }
 
     #[test]
     fn a_write_somewhere_new_at_an_hour_it_never_works_is_high() {
         // A deploy job that uploads or fetches a build every ten minutes from 09:00 to
-        // 17:00 UTC for ten days, then makes one `action` on a new object of its bucket at `hour`
-        // (UTC) of day eleven: the highest score it reaches.
-        let worst = |config: &Config, hour: i64, action: &str| {
+        // 17:00 UTC for ten days, and publishes to one new bucket a day (so a new bucket
+        // is only half a surprise), then makes one `action` on `target` at `hour` (UTC)
+        // of day eleven: the highest score it reaches.
+        let buckets = [
+            "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+            "juliet",
+        ];
+        let worst = |config: &Config, hour: i64, action: &str, target: &str| {
             let mut e = Engine::new(config);
             let mut out = Vec::new();
             let call = |t: i64, action: &str, destination: &str| {
@@ -2021,10 +2095,14 @@ mod tests {
                 ev.identity = "deployer".into();
                 ev
             };
-            for day in 0..10 {
+            for (day, bucket) in (0..10).zip(buckets) {
                 for k in 0..48 {
                     let t = T0 + day * 86_400_000 + 9 * 3_600_000 + k * 600_000;
-                    let destination = format!("arn:aws:s3:::artifacts/builds/{}.zip", day * 48 + k);
+                    let destination = if k == 24 {
+                        format!("arn:aws:s3:::site-{bucket}/index.html")
+                    } else {
+                        format!("arn:aws:s3:::artifacts/builds/{}.zip", day * 48 + k)
+                    };
                     let action = if k % 2 == 0 {
                         "s3:PutObject"
                     } else {
@@ -2036,25 +2114,29 @@ mod tests {
             }
             out.clear();
             let t = T0 + 10 * 86_400_000 + hour * 3_600_000;
-            let target = "arn:aws:s3:::artifacts/releases/latest/bootstrap.sh";
             e.process(&call(t, action, target), &mut out)
                 .expect("in order");
             out.iter().map(|s| s.score).fold(0.0, f64::max)
         };
         let config = Config::default_config().expect("defaults");
         let high = config.score.high;
+        let new_bucket = "arn:aws:s3:::cdn-assets/js/checkout.js";
         // At 03:00 the write is design §3's job at the wrong hour writing somewhere new.
-        let night_write = worst(&config, 3, "s3:PutObject");
+        let night_write = worst(&config, 3, "s3:PutObject", new_bucket);
         assert!(night_write >= high, "{night_write}");
         // The same write in working hours, or a read at night, is not.
-        let day_write = worst(&config, 11, "s3:PutObject");
+        let day_write = worst(&config, 11, "s3:PutObject", new_bucket);
         assert!(day_write < high, "{day_write}");
-        let night_read = worst(&config, 3, "s3:GetObject");
+        let night_read = worst(&config, 3, "s3:GetObject", new_bucket);
         assert!(night_read < high, "{night_read}");
+        // Nor is a night write of a new object in its own bucket (a rerun, a backfill).
+        let rerun = "arn:aws:s3:::artifacts/releases/latest/bootstrap.sh";
+        let night_rerun = worst(&config, 3, "s3:PutObject", rerun);
+        assert!(night_rerun < high, "{night_rerun}");
         // At the detector's own weight the night write stays below `high` too.
         let mut plain = config.clone();
         plain.score.off_hours_write_weight = 0.0;
-        let plain_night_write = worst(&plain, 3, "s3:PutObject");
+        let plain_night_write = worst(&plain, 3, "s3:PutObject", new_bucket);
         assert!(plain_night_write < high, "{plain_night_write}");
     }
 
@@ -2124,7 +2206,7 @@ mod tests {
 
     #[test]
     fn a_second_new_sensitive_container_in_a_session_adds_to_the_first() {
-        // `svc` reads objects `keys` of buckets it never used, twenty minutes apart, from
+        // `svc` reads objects `keys` of buckets it never used, from
         // its usual place: its score after the last one, and whether a reason says a
         // second store was reached.
         let run = |keys: &[&str]| {
@@ -2133,12 +2215,8 @@ mod tests {
             let t = history(&mut e, &mut out);
             for (k, key) in keys.iter().enumerate() {
                 let destination = format!("arn:aws:s3:::{key}");
-                let ev = svc_call(
-                    t,
-                    60_000 + k as i64 * 1_200_000,
-                    "s3:GetObject",
-                    &destination,
-                );
+                // Two minutes apart, inside one clock hour (no sustained rule).
+                let ev = svc_call(t, 60_000 + k as i64 * 120_000, "s3:GetObject", &destination);
                 e.process(&ev, &mut out).expect("in order");
             }
             let score = e.score_of("svc").unwrap_or_default();

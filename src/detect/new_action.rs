@@ -14,21 +14,13 @@ use crate::state::SeenKind;
 /// lower-cased action, so they cover AWS (`iam:CreateAccessKey`), Kubernetes
 /// (`create pods/exec`) and HTTP or git verbs alike. Only a *new* action is judged, so an
 /// identity that does these as its job (a deployer creating roles) is not affected.
-const SENSITIVE_VERBS: [&str; 62] = [
+const SENSITIVE_VERBS: [&str; 53] = [
     // Discovery (TA0007): enumeration and "who am I".
     "list",
     "describe",
     "getcalleridentity",
     "getaccountauthorization",
-    // Credential access (TA0006).
-    "secret",
-    "decrypt",
-    "getpassworddata",
-    "getparameter",
-    "getsessiontoken",
-    "getfederationtoken",
-    "serviceaccounts/token",
-    "certificatesigningrequests",
+    // Credential access (TA0006): see CREDENTIAL_VERBS.
     // Privilege escalation and persistence (TA0004, TA0003).
     "createaccesskey",
     "createuser",
@@ -38,7 +30,6 @@ const SENSITIVE_VERBS: [&str; 62] = [
     "putuserpolicy",
     "putrolepolicy",
     "passrole",
-    "assumerole",
     "createrole",
     "updateassumerolepolicy",
     "createpolicyversion",
@@ -86,9 +77,33 @@ const SENSITIVE_VERBS: [&str; 62] = [
     "deleteobjects",
 ];
 
+/// Lower-case fragments of actions that obtain credentials or secrets (MITRE ATT&CK
+/// TA0006 Credential Access, and taking on another role's credentials): a read that
+/// hands out a key is never "only a read".
+const CREDENTIAL_VERBS: [&str; 9] = [
+    "secret",
+    "decrypt",
+    "getpassworddata",
+    "getparameter",
+    "getsessiontoken",
+    "getfederationtoken",
+    "serviceaccounts/token",
+    "certificatesigningrequests",
+    "assumerole",
+];
+
 pub(crate) fn is_sensitive(action: &str) -> bool {
     let lower = action.to_ascii_lowercase();
-    SENSITIVE_VERBS.iter().any(|v| lower.contains(v))
+    contains_any(&lower, &SENSITIVE_VERBS) || contains_any(&lower, &CREDENTIAL_VERBS)
+}
+
+/// Whether `action` obtains credentials or secrets (see [`CREDENTIAL_VERBS`]).
+pub(crate) fn obtains_credentials(action: &str) -> bool {
+    contains_any(&action.to_ascii_lowercase(), &CREDENTIAL_VERBS)
+}
+
+fn contains_any(lower: &str, fragments: &[&str]) -> bool {
+    fragments.iter().any(|v| lower.contains(v))
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {

@@ -13,6 +13,17 @@ use crate::state::generalize::SourceClass;
 use crate::state::identity::FLAG_PUBLIC;
 use crate::state::SeenKind;
 
+/// Words every `new_source` detail (and the dormant return's) uses for a public
+/// address, and only for one: the engine reads them back from a carried sign to tell a
+/// session that came from outside from one that stayed inside.
+pub const PUBLIC_WORDS: &str = "public network";
+
+/// Whether a `new_source` detail (possibly carried, `earlier: …`) names a public
+/// address.
+pub fn names_public(detail: &str) -> bool {
+    detail.contains(PUBLIC_WORDS)
+}
+
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     if ctx.learning {
         return None;
@@ -31,13 +42,13 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
                 // often is less surprising even the first time it is public.
                 net = 0.9 * rarity(rate).sqrt();
                 details.push(format!(
-                    "first public network {} (only private/named before)",
+                    "first {PUBLIC_WORDS} {} (only private/named before)",
                     ctx.texts.network
                 ));
             }
             Some(SourceClass::Public) => {
                 net = 0.45 * rarity(rate);
-                details.push(format!("new public network {}", ctx.texts.network));
+                details.push(format!("new {PUBLIC_WORDS} {}", ctx.texts.network));
             }
             Some(SourceClass::Named) => {
                 // An identity anchored to a single network until now (a bot in its

@@ -623,6 +623,12 @@ fn push_u8(out: &mut String, n: u8) {
     out.push(char::from(b'0' + n % 10));
 }
 
+/// Whether `ip` is an address in private space (see [`SourceClass::Private`]); `false`
+/// for anything that does not parse as an address (`AWS Internal`, a host name).
+pub fn is_private_address(ip: &str) -> bool {
+    ip.trim().parse::<IpAddr>().is_ok_and(is_private)
+}
+
 fn is_private(addr: IpAddr) -> bool {
     match addr {
         IpAddr::V4(v4) => {
