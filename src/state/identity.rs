@@ -606,6 +606,17 @@ pub enum DecodeError {
     Inconsistent(&'static str),
 }
 
+/// Decodes a snapshot body that must be exactly one [`Identity`]: bytes left over mean a
+/// value that was cut, spliced or written by something else, not a state to trust.
+fn whole(body: &[u8]) -> Result<Identity, DecodeError> {
+    let (id, rest) = postcard::take_from_bytes::<Identity>(body)?;
+    if rest.is_empty() {
+        Ok(id)
+    } else {
+        Err(DecodeError::Inconsistent("trailing bytes after the state"))
+    }
+}
+
 fn seen_key(kind: SeenKind, hash: u64) -> u64 {
     ((kind as u64) << HASH_BITS) | (hash >> (64 - HASH_BITS))
 }
@@ -1342,19 +1353,19 @@ impl Identity {
     pub fn decode(bytes: &[u8], params: &StateParams) -> Result<Self, DecodeError> {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
-            SNAPSHOT_VERSION => postcard::from_bytes(body)?,
+            SNAPSHOT_VERSION => whole(body)?,
             SNAPSHOT_VERSION_6 | SNAPSHOT_VERSION_5 => {
                 let mut upgraded = Vec::with_capacity(body.len() + V6_TO_V7_SUFFIX.len());
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
-                postcard::from_bytes(&upgraded)?
+                whole(&upgraded)?
             }
             SNAPSHOT_VERSION_4 => {
                 let mut upgraded = Vec::with_capacity(body.len() + 3);
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
-                postcard::from_bytes(&upgraded)?
+                whole(&upgraded)?
             }
             SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_3 => {
                 let mut upgraded = Vec::with_capacity(body.len() + 4);
@@ -1368,7 +1379,7 @@ impl Identity {
                 upgraded.extend_from_slice(&V3_TO_V4_SUFFIX);
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
-                let mut id: Identity = postcard::from_bytes(&upgraded)?;
+                let mut id: Identity = whole(&upgraded)?;
                 // Older states did not say which kinds overflowed: those whose exact set
                 // is full did (a kind only spills into the sketch when its set is full).
                 if !id.sketch.is_empty() {
@@ -1703,6 +1714,10 @@ mod tests {
         assert_eq!(back, id);
         assert!(bytes.len() < 700, "{} bytes", bytes.len());
         assert!(Identity::decode(&bytes[..bytes.len() / 2], &p).is_err());
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let err = Identity::decode(&longer, &p).expect_err("a byte too many");
+        assert!(err.to_string().contains("trailing bytes"), "{err}");
         assert!(Identity::decode(&[9, 1, 2], &p).is_err());
         assert!(Identity::decode(&[], &p).is_err());
     }
@@ -1752,6 +1767,7 @@ mod tests {
         twins.seen_counts = [2, 0, 0, 0, 0, 0];
         let mut bytes = twins.encode();
         bytes[0] = SNAPSHOT_VERSION_5;
+        bytes.truncate(bytes.len() - V6_TO_V7_SUFFIX.len());
         let back = Identity::decode(&bytes, &p).expect("v5 decodes");
         assert_eq!(
             (back.seen.as_slice(), back.seen_counts[0]),
@@ -1768,6 +1784,7 @@ mod tests {
             old.seen_counts = counts;
             let mut bytes = old.encode();
             bytes[0] = SNAPSHOT_VERSION_5;
+            bytes.truncate(bytes.len() - V6_TO_V7_SUFFIX.len());
             Identity::decode(&bytes, &p)
         };
         assert!(v5_of(&[word(2), word(1)], [2, 0, 0, 0, 0, 0]).is_err());
