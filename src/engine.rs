@@ -66,6 +66,9 @@ const INTERNAL_VISIT_SIGNS: [usize; 5] = [
     detect::DESTINATION_BURST,
     detect::OFF_HOURS,
 ];
+/// Said by the `new_source` reason of a session judged a visit from inside
+/// (`score.internal_visit_below_high`); read back from the carried sign.
+const VISIT_NOTE: &str = "a visit from inside private space (kept below high)";
 /// Detail of a sign carried from earlier in the session whose own reason is gone.
 const EARLIER_UNKNOWN: &str = "earlier in this session";
 const SEED_DEST: u64 = 1;
@@ -791,8 +794,11 @@ impl Engine {
             instant = below_high;
             if internal_visit_cap {
                 if let Some(f) = findings[detect::NEW_SOURCE].as_mut() {
-                    f.detail
-                        .push_str("; a visit from inside private space (kept below high)");
+                    // Once: a carried sign's detail already says so.
+                    if !f.detail.contains(VISIT_NOTE) {
+                        f.detail.push_str("; ");
+                        f.detail.push_str(VISIT_NOTE);
+                    }
                 }
             }
         }
@@ -814,9 +820,16 @@ impl Engine {
         // they would re-raise the score on every later event (decayed signs recombined
         // with a noisy-OR sum to more than the decayed score), and an identity at a
         // level's floor flapped across it on every call.
+        // Nor does a session already judged a visit from inside: the job's own routine
+        // call after it (a secrets job reading its usual secrets from its runner) is the
+        // job, not the visitor reaching further.
+        let visit_judged = findings[detect::NEW_SOURCE]
+            .as_ref()
+            .is_some_and(|f| f.detail.contains(VISIT_NOTE));
         if !fresh
             && (instant < previous + CARRIED_MARGIN
-                || sensitivity.is_some_and(|s| s < Sensitivity::Confidential))
+                || sensitivity.is_some_and(|s| s < Sensitivity::Confidential)
+                || visit_judged)
         {
             instant = 0.0;
         }
@@ -2062,6 +2075,24 @@ mod tests {
             (20, "10.8.3.4", "lambda:GetFunction"),
         ];
         assert_eq!(session(&vpn_calls), Some(Level::Elevated));
+        // The job's own routine call right after, from its runner, of data its producer
+        // marks restricted: the job, not the visitor reaching further.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        out.clear();
+        for &(minute, ip, action) in &vpn_calls {
+            let mut ev = svc_call(t, minute * 60_000, action, "arn:aws:s3:::orders/1.json");
+            ev.source_ip = Some(ip.into());
+            ev.source_network = Some("corp-vpn".into());
+            ev.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
+            e.process(&ev, &mut out).expect("in order");
+        }
+        let mut routine = svc_call(t, 21 * 60_000, "s3:GetObject", "arn:aws:s3:::orders/7.json");
+        routine.sensitivity = Some(Sensitivity::Restricted);
+        e.process(&routine, &mut out).expect("in order");
+        let level = out.iter().map(|s| s.level).max();
+        assert_eq!(level, Some(Level::Elevated), "{out:?}");
         // A read that hands out credentials is no mere read.
         let mut token = vpn_calls;
         token[3].2 = "sts:GetSessionToken";

@@ -174,6 +174,33 @@ fn attack_windows_contain_the_victims_malicious_events() {
 }
 
 #[test]
+fn benign_visits_from_inside_are_unlabelled_and_outside_attacks() {
+    // Engineers debugging with a job's AWS role from the VPN: a normal day that looks
+    // like novelty (a new network and client family, new read calls).
+    let opts = GenerateOptions {
+        identities: 300,
+        days: 10,
+        ..small()
+    };
+    let fleet = Fleet::new(&opts);
+    let labels = fleet.labels().clone();
+    let victims: BTreeSet<String> = labels.attacks.iter().map(|a| a.identity.clone()).collect();
+    let mut visited = BTreeSet::new();
+    for e in Fleet::new(&opts) {
+        if e.source_network.as_deref() != Some("corp-vpn") {
+            continue;
+        }
+        assert!(e.identity.starts_with("arn:aws:iam::"), "{}", e.identity);
+        assert!(!victims.contains(&e.identity), "{} is attacked", e.identity);
+        let ip = e.source_ip.as_deref().unwrap_or("");
+        assert!(ip.starts_with("10.8."), "{ip}");
+        assert!(e.user_agent.as_deref().unwrap_or("").contains("Darwin"));
+        visited.insert(e.identity);
+    }
+    assert!(visited.len() >= 2, "only {} visits", visited.len());
+}
+
+#[test]
 fn fleet_changes_are_labelled() {
     let labels = Fleet::new(&small()).labels().clone();
     let kinds: BTreeSet<&str> = labels

@@ -10,6 +10,8 @@
 //! - [`archetype`]: fourteen kinds of benign identity and how each behaves (design §3:
 //!   high-cardinality destinations, churning sources, fleet-wide change, rhythm, growth).
 //! - [`attack`]: the injected attacks and their ground-truth windows.
+//! - [`visit`]: benign visits from inside (an engineer on the VPN debugging with a job's
+//!   role), unlabelled: normal days that look like novelty.
 //! - [`labels`]: the labels file `riskd eval` reads.
 //! - `util`: calendar curves and realistic random identifiers.
 //!
@@ -22,6 +24,7 @@ pub mod attack;
 pub mod labels;
 pub mod publish;
 mod util;
+pub mod visit;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -185,8 +188,10 @@ pub struct Fleet {
     labels: Labels,
     identities: Vec<archetype::IdentitySim>,
     attacks: Vec<attack::AttackSim>,
+    visits: Vec<visit::VisitSim>,
     /// Next event time of every live stream; index < identities.len() is an identity,
-    /// the rest are attacks. The index breaks ties, so the order is deterministic.
+    /// then the attacks, then the visits. The index breaks ties, so the order is
+    /// deterministic.
     heap: BinaryHeap<Reverse<(i64, usize)>>,
     seed: u64,
     emitted: u64,
@@ -273,6 +278,30 @@ impl Fleet {
             }
         }
 
+        // Benign visits from inside to some AWS roles that are not attacked (so a visit
+        // never lands in an attack's window). Their own RNG: the identities' and attacks'
+        // streams are the same with or without them.
+        let mut visits = Vec::new();
+        {
+            let mut vrng = Pcg64Mcg::seed_from_u64(mix(opts.seed ^ 0x0015_17ed));
+            let attacked: Vec<usize> = attacks.iter().map(|a| a.victim).collect();
+            for (i, v) in identities.iter().enumerate() {
+                if !v.name.starts_with("arn:aws:iam::") || attacked.contains(&i) {
+                    continue;
+                }
+                if !chance(&mut vrng, visit::VISIT_SHARE) {
+                    continue;
+                }
+                // After the role has learned its habits.
+                let earliest = after_weekdays(v.first_ms.max(start), ATTACK_WARMUP_WEEKDAYS);
+                let latest = v.last_ms.min(end) - HOUR;
+                let seed = mix(opts.seed ^ mix(0x0015_17ed + i as u64));
+                if let Some(visit) = visit::VisitSim::plan(i, earliest, latest, seed) {
+                    visits.push(visit);
+                }
+            }
+        }
+
         let labels = Labels {
             generator: format!("riskd-generator/{}", env!("CARGO_PKG_VERSION")),
             seed: opts.seed,
@@ -302,7 +331,7 @@ impl Fleet {
                 .collect(),
         };
 
-        let mut heap = BinaryHeap::with_capacity(identities.len() + attacks.len());
+        let mut heap = BinaryHeap::with_capacity(identities.len() + attacks.len() + visits.len());
         for (i, sim) in identities.iter_mut().enumerate() {
             if let Some(t) = sim.next_after(sim.first_ms - 1, &calendar) {
                 heap.push(Reverse((t, i)));
@@ -313,11 +342,17 @@ impl Fleet {
                 heap.push(Reverse((t, identities.len() + j)));
             }
         }
+        for (j, v) in visits.iter().enumerate() {
+            if let Some(t) = v.next_time() {
+                heap.push(Reverse((t, identities.len() + attacks.len() + j)));
+            }
+        }
         Fleet {
             calendar,
             labels,
             identities,
             attacks,
+            visits,
             heap,
             seed: opts.seed,
             emitted: 0,
@@ -347,10 +382,17 @@ impl Iterator for Fleet {
                 self.heap.push(Reverse((next, stream)));
             }
             event
-        } else {
+        } else if stream < n + self.attacks.len() {
             let a = &mut self.attacks[stream - n];
             let event = a.emit(&mut self.identities[a.victim]);
             if let Some(next) = a.next_time() {
+                self.heap.push(Reverse((next, stream)));
+            }
+            event
+        } else {
+            let v = &mut self.visits[stream - n - self.attacks.len()];
+            let event = v.emit(&self.identities[v.victim]);
+            if let Some(next) = v.next_time() {
                 self.heap.push(Reverse((next, stream)));
             }
             event
