@@ -160,6 +160,11 @@ impl Memo {
 struct Hot {
     due_ms: Option<i64>,
     reasons: Vec<Reason>,
+    /// Where a session judged a visit from inside came from: its network and client
+    /// family hashes. A routine call from elsewhere (the job's own runner) does not
+    /// re-raise the visit's carried signs; one from the visit's place does. In memory
+    /// only: after a restart the carried signs count in full again (fail closed).
+    visit_place: Option<(Option<u64>, Option<u64>)>,
 }
 
 pub struct Engine {
@@ -820,12 +825,20 @@ impl Engine {
         // they would re-raise the score on every later event (decayed signs recombined
         // with a noisy-OR sum to more than the decayed score), and an identity at a
         // level's floor flapped across it on every call.
-        // Nor does a session already judged a visit from inside: the job's own routine
-        // call after it (a secrets job reading its usual secrets from its runner) is the
-        // job, not the visitor reaching further.
-        let visit_judged = findings[detect::NEW_SOURCE]
-            .as_ref()
-            .is_some_and(|f| f.detail.contains(VISIT_NOTE));
+        // Nor does a session already judged a visit from inside, for a call from
+        // neither the visit's network nor its client family: the job's own routine call
+        // after it (a secrets job reading its usual secrets from its runner) is the job,
+        // not the visitor reaching further. The visitor's own calls count as before.
+        let this_place = (obs.network.map(|n| n.0), obs.user_agent);
+        let visit_judged = self.internal_visit_below_high
+            && findings[detect::NEW_SOURCE].as_ref().is_some_and(|f| {
+                f.detail.contains(VISIT_NOTE) && !detect::new_source::names_public(&f.detail)
+            })
+            && self
+                .hot
+                .get(&*event.identity)
+                .and_then(|h| h.visit_place)
+                .is_some_and(|(net, ua)| net != this_place.0 && ua != this_place.1);
         if !fresh
             && (instant < previous + CARRIED_MARGIN
                 || sensitivity.is_some_and(|s| s < Sensitivity::Confidential)
@@ -849,9 +862,15 @@ impl Engine {
                         Hot {
                             due_ms: None,
                             reasons,
+                            visit_place: None,
                         },
                     );
                 }
+            }
+        }
+        if internal_visit_cap {
+            if let Some(h) = self.hot.get_mut(key) {
+                h.visit_place = Some(this_place);
             }
         }
         let scored = self.scorer.level(score);
@@ -1014,6 +1033,7 @@ impl Engine {
                         Hot {
                             due_ms: Some(d),
                             reasons: Vec::new(),
+                            visit_place: None,
                         },
                     );
                     self.schedule.insert((d, identity.into()));
@@ -2090,9 +2110,19 @@ mod tests {
         }
         let mut routine = svc_call(t, 21 * 60_000, "s3:GetObject", "arn:aws:s3:::orders/7.json");
         routine.sensitivity = Some(Sensitivity::Restricted);
+        let mut visitor = routine.clone();
         e.process(&routine, &mut out).expect("in order");
         let level = out.iter().map(|s| s.level).max();
         assert_eq!(level, Some(Level::Elevated), "{out:?}");
+        // The same read from the visit's own laptop is the visitor reaching restricted
+        // data: it counts in full.
+        visitor.time_ms += 60_000;
+        visitor.source_ip = Some("10.8.3.4".into());
+        visitor.source_network = Some("corp-vpn".into());
+        visitor.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
+        e.process(&visitor, &mut out).expect("in order");
+        let level = out.iter().map(|s| s.level).max();
+        assert!(level >= Some(Level::High), "{out:?}");
         // A read that hands out credentials is no mere read.
         let mut token = vpn_calls;
         token[3].2 = "sts:GetSessionToken";

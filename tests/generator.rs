@@ -193,7 +193,7 @@ fn benign_visits_from_inside_are_unlabelled_and_outside_attacks() {
         assert!(e.identity.starts_with("arn:aws:iam::"), "{}", e.identity);
         assert!(!victims.contains(&e.identity), "{} is attacked", e.identity);
         let ip = e.source_ip.as_deref().unwrap_or("");
-        assert!(ip.starts_with("10.8."), "{ip}");
+        assert!(ip.starts_with("10.200."), "{ip}");
         assert!(e.user_agent.as_deref().unwrap_or("").contains("Darwin"));
         visited.insert(e.identity);
     }

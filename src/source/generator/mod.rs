@@ -280,7 +280,8 @@ impl Fleet {
 
         // Benign visits from inside to some AWS roles that are not attacked (so a visit
         // never lands in an attack's window). Their own RNG: the identities' and attacks'
-        // streams are the same with or without them.
+        // events are the same with or without them (event ids, a fleet-wide counter,
+        // shift).
         let mut visits = Vec::new();
         {
             let mut vrng = Pcg64Mcg::seed_from_u64(mix(opts.seed ^ 0x0015_17ed));

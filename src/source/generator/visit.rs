@@ -66,7 +66,8 @@ impl VisitSim {
         if t > latest {
             return None;
         }
-        let ip = format!("10.8.{}.{}", rng.gen_range(0..16), rng.gen_range(2..251));
+        // The VPN's pool, apart from every archetype's own ranges.
+        let ip = format!("10.200.{}.{}", rng.gen_range(0..16), rng.gen_range(2..251));
         Some(VisitSim {
             victim: victim_index,
             times,
