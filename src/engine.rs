@@ -685,11 +685,7 @@ impl Engine {
         // keep the strongest sign (a volume spike fires on every event of the spike).
         if let Some(f) = findings[detect::NEW_ACTION].as_mut() {
             let earlier = f64::from(state.recent[detect::NEW_ACTION]) / 255.0 * carry;
-            if earlier >= 0.05 {
-                f.strength =
-                    1.0 - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
-                f.detail.push_str("; another new action this session");
-            }
+            add_second_sign(f, earlier, "; another new action this session");
         }
         // Likewise a new container of confidential or restricted data met while an
         // earlier new-destination sign of the session is still carried (a secrets
@@ -699,11 +695,7 @@ impl Engine {
         if novelty.class && sensitivity.is_some_and(|s| s >= Sensitivity::Confidential) {
             if let Some(f) = findings[detect::NEW_DESTINATION].as_mut() {
                 let earlier = f64::from(state.recent[detect::NEW_DESTINATION]) / 255.0 * carry;
-                if earlier >= 0.05 {
-                    f.strength = 1.0
-                        - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
-                    f.detail.push_str("; another new container this session");
-                }
+                add_second_sign(f, earlier, "; another new container this session");
             }
         }
         for i in 0..detect::COUNT {
@@ -1484,6 +1476,16 @@ fn judge_return(
                 texts.network
             ),
         );
+    }
+}
+
+/// A second sign of the same kind in a session (`earlier`: the carried one, decayed)
+/// adds to the stronger at half weight, and `note` says so; nothing when the carried
+/// sign has faded.
+fn add_second_sign(f: &mut detect::Finding, earlier: f64, note: &str) {
+    if earlier >= 0.05 {
+        f.strength = 1.0 - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
+        f.detail.push_str(note);
     }
 }
 
