@@ -117,12 +117,21 @@ const SEED_MEMO: u64 = 0x6d656d6f;
 #[derive(Default)]
 struct MemoSlot {
     filled: bool,
+    /// [`Memo::index`]'s full hash of `raw`.
+    check: u64,
     raw: String,
     text: String,
     /// Length of the prefix of `text` that is the destination class.
     class_len: usize,
     hash: u64,
     class_hash: u64,
+}
+
+/// Position of a raw field in a [`Memo`], and its full hash.
+#[derive(Clone, Copy)]
+struct MemoIndex {
+    slot: usize,
+    check: u64,
 }
 
 /// A direct-mapped memo of the generalisation of a raw field (destination or user
@@ -141,11 +150,39 @@ impl Memo {
         }
     }
 
-    /// The slot for `raw`, filled by `fill` unless it already holds `raw`.
-    fn get(&mut self, raw: &str, fill: impl FnOnce(&str, &mut MemoSlot)) -> &MemoSlot {
-        let i = stable_hash(SEED_MEMO, raw.as_bytes()) as usize & (MEMO_SLOTS - 1);
-        let slot = &mut self.slots[i];
-        if !(slot.filled && slot.raw == raw) {
+    /// Where `raw` is remembered, if anywhere.
+    fn index(raw: &str) -> MemoIndex {
+        let hash = stable_hash(SEED_MEMO, raw.as_bytes());
+        MemoIndex {
+            slot: hash as usize & (MEMO_SLOTS - 1),
+            check: hash,
+        }
+    }
+
+    /// Loads the lines a lookup at `at` will read (the slot, and the start of its raw
+    /// and generalised texts), so their cache misses overlap with other work (the
+    /// identity's state) instead of coming one after another later.
+    fn warm(&self, at: MemoIndex) {
+        if let Some(slot) = self.slots.get(at.slot) {
+            if slot.check == at.check {
+                std::hint::black_box((slot.raw.as_bytes().first(), slot.text.as_bytes().first()));
+            }
+        }
+    }
+
+    /// The slot for `raw` (found at `at`, its [`Memo::index`]), filled by `fill` unless
+    /// it already holds `raw`.
+    fn get(
+        &mut self,
+        raw: &str,
+        at: MemoIndex,
+        fill: impl FnOnce(&str, &mut MemoSlot),
+    ) -> &MemoSlot {
+        let slot = &mut self.slots[at.slot];
+        // The full hash first: a different raw text is told apart without reading its
+        // bytes; an equal hash is confirmed on the bytes (a hit must be exact).
+        if !(slot.filled && slot.check == at.check && slot.raw == raw) {
+            slot.check = at.check;
             slot.raw.clear();
             slot.raw.push_str(raw);
             fill(raw, slot);
@@ -279,14 +316,18 @@ impl Engine {
         // One table lookup per event for a known identity: the slot stays valid unless
         // something is removed before it is used (eviction while advancing the watermark).
         let hash = IdentityTable::hash(&event.identity);
-        let found = self.table.slot(hash, &event.identity);
-        if let Some(state) = found.and_then(|s| self.table.at(s)) {
-            // Start every cache miss of this identity's state now, in parallel, rather
-            // than one at a time as processing reaches each field (`Identity::touch`).
-            // Here rather than in the table's lookup, which other callers (the API's
-            // and the changelog's per-identity queries, eviction sweeps) use too.
-            std::hint::black_box(state.touch());
+        // Starts every cache miss of this identity's state at once, rather than one at a
+        // time as processing reaches each field (`Identity::touch`); only on the event
+        // path, not for the table's other callers (API and changelog queries, sweeps).
+        let memo = (
+            Memo::index(&event.destination),
+            event.user_agent.as_deref().map(Memo::index),
+        );
+        self.destinations.warm(memo.0);
+        if let Some(at) = memo.1 {
+            self.user_agents.warm(at);
         }
+        let found = self.table.slot_touching(hash, &event.identity);
         let removals = self.table.removals();
         if let Some(last_ms) = found.and_then(|s| self.table.at(s)).map(|s| s.last_ms) {
             if t < last_ms.saturating_sub(self.max_lateness_ms) {
@@ -320,7 +361,7 @@ impl Engine {
         }
         self.stats.events += 1;
 
-        let obs = self.observe(event);
+        let obs = self.observe(event, memo);
         let found = if self.table.removals() == removals {
             found
         } else {
@@ -713,7 +754,9 @@ impl Engine {
                     );
                 combined[i] = detect::Finding::new(earlier, detail);
             }
-            state.recent[i] = (earlier.max(now) * 255.0).round().clamp(0.0, 255.0) as u8;
+            // Adding ½ and truncating rounds a non-negative value as `round` does, without
+            // the library call `round` is on baseline x86-64 (eight per event).
+            state.recent[i] = (earlier.max(now) * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
         }
         state.recent_ms = state.recent_ms.max(t);
         // New evidence on this event (not only earlier signs carried over).
@@ -947,14 +990,21 @@ impl Engine {
     }
 
     /// Generalises the event's fields into the scratch texts and hashes them.
-    fn observe(&mut self, event: &ActivityEvent) -> Observation {
+    /// `memo` is where the destination and user agent are looked up ([`Memo::index`]).
+    fn observe(
+        &mut self,
+        event: &ActivityEvent,
+        memo: (MemoIndex, Option<MemoIndex>),
+    ) -> Observation {
         let texts = &mut self.texts;
-        let d = self.destinations.get(&event.destination, |raw, slot| {
-            generalise_destination(raw, &mut slot.text);
-            slot.class_len = destination_class(&slot.text).len();
-            slot.hash = stable_hash(SEED_DEST, slot.text.as_bytes());
-            slot.class_hash = stable_hash(SEED_CLASS, &slot.text.as_bytes()[..slot.class_len]);
-        });
+        let d = self
+            .destinations
+            .get(&event.destination, memo.0, |raw, slot| {
+                generalise_destination(raw, &mut slot.text);
+                slot.class_len = destination_class(&slot.text).len();
+                slot.hash = stable_hash(SEED_DEST, slot.text.as_bytes());
+                slot.class_hash = stable_hash(SEED_CLASS, &slot.text.as_bytes()[..slot.class_len]);
+            });
         texts.destination.clear();
         texts.destination.push_str(&d.text);
         texts.class.clear();
@@ -967,8 +1017,8 @@ impl Engine {
         );
         let ua = event.user_agent.as_deref().filter(|u| !u.is_empty());
         texts.user_agent.clear();
-        let user_agent = ua.map(|ua| {
-            let f = self.user_agents.get(ua, |raw, slot| {
+        let user_agent = ua.zip(memo.1).map(|(ua, at)| {
+            let f = self.user_agents.get(ua, at, |raw, slot| {
                 user_agent_family(raw, &mut slot.text);
                 slot.hash = stable_hash(SEED_UA, slot.text.as_bytes());
             });

@@ -152,7 +152,8 @@ impl StateParams {
 
 /// Log quantiser for non-negative magnitudes: 0.05% resolution over [0, 7e13] in 16 bits.
 pub fn q16(x: f64) -> u16 {
-    ((x.max(0.0).ln_1p() * 2048.0).round()).clamp(0.0, 65535.0) as u16
+    // `+ 0.5` and truncation round the non-negative value without a `round` call.
+    (x.max(0.0).ln_1p() * 2048.0 + 0.5).clamp(0.0, 65535.0) as u16
 }
 pub fn dq16(q: u16) -> f64 {
     (f64::from(q) / 2048.0).exp_m1()
