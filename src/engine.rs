@@ -720,12 +720,32 @@ impl Engine {
             0.0
         };
         let mut session: Option<[Option<detect::Finding>; detect::COUNT]> = None;
+        // A session already judged a visit from inside, and now a call from neither the
+        // visit's network nor its client family: the job's own work after the visitor
+        // (a secrets job reading its usual secrets from its runner, an ETL run writing
+        // its usual output), not the visitor reaching further. Its own signs count; the
+        // visit's carried ones neither join it nor make its new things a "second" sign.
+        // The visitor's own calls carry them as before. The visit's place is kept in
+        // memory with the reasons: after a restart the signs count in full (fail closed).
+        let this_place = (obs.network.map(|n| n.0), obs.user_agent);
+        let after_visit = carry > 0.0
+            && self.internal_visit_below_high
+            && self.hot.get(&*event.identity).is_some_and(|h| {
+                h.visit_place
+                    .is_some_and(|(net, ua)| net != this_place.0 && ua != this_place.1)
+                    && h.reasons.iter().any(|r| {
+                        r.detector == detect::NAMES[detect::NEW_SOURCE]
+                            && r.detail.contains(VISIT_NOTE)
+                            && !detect::new_source::names_public(&r.detail)
+                    })
+            });
+        let carry_into_event = if after_visit { 0.0 } else { carry };
         // A second action never used before, in the same session, is a second sign, not
         // the same one again (a stolen key trying `CreateAccessKey`, then
         // `AttachUserPolicy`): it adds to the earlier one at half weight. Other detectors
         // keep the strongest sign (a volume spike fires on every event of the spike).
         if let Some(f) = findings[detect::NEW_ACTION].as_mut() {
-            let earlier = f64::from(state.recent[detect::NEW_ACTION]) / 255.0 * carry;
+            let earlier = f64::from(state.recent[detect::NEW_ACTION]) / 255.0 * carry_into_event;
             add_second_sign(f, earlier, "; another new action this session");
         }
         // Likewise a new container of confidential or restricted data met while an
@@ -735,14 +755,15 @@ impl Engine {
         // new destination counts.)
         if novelty.class && sensitivity.is_some_and(|s| s >= Sensitivity::Confidential) {
             if let Some(f) = findings[detect::NEW_DESTINATION].as_mut() {
-                let earlier = f64::from(state.recent[detect::NEW_DESTINATION]) / 255.0 * carry;
+                let earlier =
+                    f64::from(state.recent[detect::NEW_DESTINATION]) / 255.0 * carry_into_event;
                 add_second_sign(f, earlier, "; another new container this session");
             }
         }
         for i in 0..detect::COUNT {
             let earlier = f64::from(state.recent[i]) / 255.0 * carry;
             let now = findings[i].as_ref().map_or(0.0, |f| f.strength);
-            if earlier >= 0.05 && earlier > now {
+            if !after_visit && earlier >= 0.05 && earlier > now {
                 let combined = session.get_or_insert_with(|| findings.clone());
                 let detail = self
                     .hot
@@ -860,24 +881,10 @@ impl Engine {
         // they would re-raise the score on every later event (decayed signs recombined
         // with a noisy-OR sum to more than the decayed score), and an identity at a
         // level's floor flapped across it on every call.
-        // Nor does a session already judged a visit from inside, for a call from
-        // neither the visit's network nor its client family: the job's own routine call
-        // after it (a secrets job reading its usual secrets from its runner) is the job,
-        // not the visitor reaching further. The visitor's own calls count as before.
-        let this_place = (obs.network.map(|n| n.0), obs.user_agent);
-        let visit_judged = self.internal_visit_below_high
-            && findings[detect::NEW_SOURCE].as_ref().is_some_and(|f| {
-                f.detail.contains(VISIT_NOTE) && !detect::new_source::names_public(&f.detail)
-            })
-            && self
-                .hot
-                .get(&*event.identity)
-                .and_then(|h| h.visit_place)
-                .is_some_and(|(net, ua)| net != this_place.0 && ua != this_place.1);
+        // (A call after a visit from inside, from elsewhere, carries none: `after_visit`.)
         if !fresh
             && (instant < previous + CARRIED_MARGIN
-                || sensitivity.is_some_and(|s| s < Sensitivity::Confidential)
-                || visit_judged)
+                || sensitivity.is_some_and(|s| s < Sensitivity::Confidential))
         {
             instant = 0.0;
         }
@@ -2175,6 +2182,32 @@ mod tests {
         e.process(&visitor, &mut out).expect("in order");
         let level = out.iter().map(|s| s.level).max();
         assert!(level >= Some(Level::High), "{out:?}");
+        // Nor does the job's own call from its runner that shows a weak sign of its own
+        // (a first read under a new prefix of its usual bucket): its own sign counts,
+        // the visit's carried ones do not join it.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        for &(minute, ip, action) in &vpn_calls {
+            let mut ev = svc_call(t, minute * 60_000, action, "arn:aws:s3:::orders/1.json");
+            ev.source_ip = Some(ip.into());
+            ev.source_network = Some("corp-vpn".into());
+            ev.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
+            e.process(&ev, &mut out).expect("in order");
+        }
+        out.clear();
+        let mut own = svc_call(
+            t,
+            21 * 60_000,
+            "s3:GetObject",
+            "arn:aws:s3:::orders/archive/7.json",
+        );
+        own.sensitivity = Some(Sensitivity::Restricted);
+        e.process(&own, &mut out).expect("in order");
+        assert!(
+            out.iter().all(|s| s.level < Level::High),
+            "the job's own call re-raised the visit: {out:?}"
+        );
         // A read that hands out credentials is no mere read.
         let mut token = vpn_calls;
         token[3].2 = "sts:GetSessionToken";
