@@ -26,7 +26,7 @@ use crate::state::generalize::{
 };
 use crate::state::generalize::{is_private_address, SourceClass};
 use crate::state::hash::{failure_key, stable_hash, StableMap};
-use crate::state::identity::DecodeError;
+use crate::state::identity::{round_half_up, DecodeError};
 use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, SeenKind, StateParams};
 
 /// Counters the engine keeps for summaries and metrics.
@@ -165,7 +165,11 @@ impl Memo {
     fn warm(&self, at: MemoIndex) {
         if let Some(slot) = self.slots.get(at.slot) {
             if slot.check == at.check {
-                std::hint::black_box((slot.raw.as_bytes().first(), slot.text.as_bytes().first()));
+                // The bytes themselves, not references to them: only a read loads a line.
+                std::hint::black_box((
+                    slot.raw.as_bytes().first().copied(),
+                    slot.text.as_bytes().first().copied(),
+                ));
             }
         }
     }
@@ -178,10 +182,13 @@ impl Memo {
         at: MemoIndex,
         fill: impl FnOnce(&str, &mut MemoSlot),
     ) -> &MemoSlot {
+        debug_assert_eq!(at.check, Self::index(raw).check, "index of another text");
         let slot = &mut self.slots[at.slot];
         // The full hash first: a different raw text is told apart without reading its
         // bytes; an equal hash is confirmed on the bytes (a hit must be exact).
         if !(slot.filled && slot.check == at.check && slot.raw == raw) {
+            // Empty until filled: a slot half rewritten is never a hit.
+            slot.filled = false;
             slot.check = at.check;
             slot.raw.clear();
             slot.raw.push_str(raw);
@@ -316,9 +323,8 @@ impl Engine {
         // One table lookup per event for a known identity: the slot stays valid unless
         // something is removed before it is used (eviction while advancing the watermark).
         let hash = IdentityTable::hash(&event.identity);
-        // Starts every cache miss of this identity's state at once, rather than one at a
-        // time as processing reaches each field (`Identity::touch`); only on the event
-        // path, not for the table's other callers (API and changelog queries, sweeps).
+        // The generalisation memos' slots first, so their cache misses are in flight
+        // together with the state's below instead of one after another in `observe`.
         let memo = (
             Memo::index(&event.destination),
             event.user_agent.as_deref().map(Memo::index),
@@ -327,6 +333,9 @@ impl Engine {
         if let Some(at) = memo.1 {
             self.user_agents.warm(at);
         }
+        // Starts every cache miss of this identity's state at once, rather than one at a
+        // time as processing reaches each field (`Identity::touch`); only on the event
+        // path, not for the table's other callers (API and changelog queries, sweeps).
         let found = self.table.slot_touching(hash, &event.identity);
         let removals = self.table.removals();
         if let Some(last_ms) = found.and_then(|s| self.table.at(s)).map(|s| s.last_ms) {
@@ -775,9 +784,7 @@ impl Engine {
                     );
                 combined[i] = detect::Finding::new(earlier, detail);
             }
-            // Adding ½ and truncating rounds a non-negative value as `round` does, without
-            // the library call `round` is on baseline x86-64 (eight per event).
-            state.recent[i] = (earlier.max(now) * 255.0 + 0.5).clamp(0.0, 255.0) as u8;
+            state.recent[i] = round_half_up(earlier.max(now) * 255.0).clamp(0.0, 255.0) as u8;
         }
         state.recent_ms = state.recent_ms.max(t);
         // New evidence on this event (not only earlier signs carried over).

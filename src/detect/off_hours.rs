@@ -62,6 +62,16 @@ fn column(profile: &[u8; 168], h: usize) -> u32 {
     (0..7).map(|day| u32::from(profile[day * 24 + h])).sum()
 }
 
+/// Slots of the week with any activity.
+fn active_slots(profile: &[u8; 168]) -> u32 {
+    profile.iter().map(|&c| u32::from(c != 0)).sum()
+}
+
+/// Hours of the day with activity on any day of the week.
+fn active_hours(profile: &[u8; 168]) -> u32 {
+    (0..24).map(|h| u32::from(column(profile, h) > 0)).sum()
+}
+
 /// Hour `h` on every day, smoothed with its neighbours ([`smoothed4`] summed over the
 /// seven days): over the whole cyclic week the slot before hour 0 of each day is hour
 /// 23 of the day before, so the neighbours' sums are simply the neighbouring columns.
@@ -77,8 +87,9 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         return None;
     }
     // This runs on every event: whole-profile sums as simple loops over the bytes (the
-    // compiler vectorises them), and per-hour sums only for the hours needed. Summing
-    // all 24 hour columns on every event was a tenth of an event's processing.
+    // compiler vectorises them), and per-hour sums only for the hours the branch taken
+    // needs (all 24 only in an identity's first two weeks). Summing all 24 hour columns
+    // on every event was a tenth of an event's processing.
     let total: u32 = profile.iter().map(|&c| u32::from(c)).sum();
     if total < MIN_ACTIVE {
         let novel = ctx.novelty.class || ctx.novelty.action;
@@ -94,14 +105,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let by_hour = |h: usize| f64::from(by_hour4(profile, h)) / 4.0;
     let weekly = ctx.state.history_ms(ctx.obs.time_ms) >= TWO_WEEKS_MS;
     let (level, (coverage, usual)) = if weekly {
-        let active_slots = profile.iter().map(|&c| u32::from(c != 0)).sum();
         (
             f64::from(smoothed4(profile, how)) / 4.0,
-            rhythm(168, active_slots, total),
+            rhythm(168, active_slots(profile), total),
         )
     } else {
-        let active_hours = (0..24).map(|h| u32::from(column(profile, h) > 0)).sum();
-        (by_hour(hod), rhythm(24, active_hours, total))
+        (by_hour(hod), rhythm(24, active_hours(profile), total))
     };
     let dead = 1.0 - level / (OFF_FRACTION * usual);
     let confidence = 1.0 - (-usual / 3.0).exp();
@@ -165,6 +174,12 @@ mod tests {
                 assert_eq!(column(&profile, h), hour_sum, "hour {h}");
                 assert_eq!(column(&profile, h + 24), hour_sum, "hour {h} + 24");
             }
+            let nonzero = profile.iter().filter(|&&c| c > 0).count();
+            assert_eq!(active_slots(&profile) as usize, nonzero);
+            let hours_used = (0..24)
+                .filter(|&h| (0..7).any(|d| profile[d * 24 + h] > 0))
+                .count();
+            assert_eq!(active_hours(&profile) as usize, hours_used);
         }
     }
 

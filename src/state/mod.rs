@@ -234,9 +234,9 @@ impl IdentityTable {
     /// [`IdentityTable::slot`] for the event path: once the index names a likely entry,
     /// every cache line of its state is loaded ([`Identity::touch`]) before the name is
     /// compared. Comparing first made the name's line one miss and the state's lines a
-    /// second round after it; this way they are in flight together. (A tag matches a
-    /// wrong entry about once in four billion lookups: the extra loads are then wasted,
-    /// nothing else.)
+    /// second round after it; this way they are in flight together. (A tag rarely
+    /// matches a wrong entry, as its low bits are also the home position; the extra
+    /// loads are then wasted, nothing else.)
     pub fn slot_touching(&self, hash: u64, identity: &str) -> Option<Slot> {
         self.find_with(hash, identity, |e| {
             std::hint::black_box(e.state.touch());
