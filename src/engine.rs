@@ -460,6 +460,11 @@ impl Engine {
                     } else {
                         0
                     },
+                    action_peers: if novelty.action {
+                        f.peers(obs.action, who, t)
+                    } else {
+                        0
+                    },
                     user_agent: match obs.user_agent {
                         Some(h) if novelty.user_agent => f.others(h, who, t),
                         _ => 0,

@@ -90,6 +90,9 @@ pub struct FleetView {
     pub class: u32,
     pub action: u32,
     pub user_agent: u32,
+    /// Other identities that took up the same new action within two weeks
+    /// ([`crate::state::fleet::FleetNovelty::peers`]).
+    pub action_peers: u32,
 }
 
 /// Everything a detector may look at.

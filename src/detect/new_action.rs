@@ -106,6 +106,14 @@ fn contains_any(lower: &str, fragments: &[&str]) -> bool {
     fragments.iter().any(|v| lower.contains(v))
 }
 
+/// Weight of a plain new action that `peers` other identities took up within two
+/// weeks: one other is coincidence; from two on it falls, to 0.7 at four or more. Milder
+/// than [`fleet_discount`] (a rollout within the day): spread out over weeks, the peers
+/// are weaker evidence that this identity's change is theirs.
+fn peer_discount(peers: u32) -> f64 {
+    1.0 / (1.0 + 0.15 * f64::from(peers.saturating_sub(1).min(3)))
+}
+
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     // The few actions operators list as never acceptable unnoticed (impairing logging
     // and detection) are judged on their own, whatever the identity's history: no
@@ -140,7 +148,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         .state
         .novelty_rate_per_day(SeenKind::Action, ctx.obs.time_ms, ctx.params);
     let others = ctx.fleet.action;
-    let strength = base * rarity(rate) * fleet_discount(others);
+    // Peers that took up this action over the last two weeks (Terraform roles of one
+    // team after another starting to create cache clusters) make a plain new action a
+    // platform change more than one identity's departure. Not for sensitive actions:
+    // that other identities list buckets or create keys is no reason for this one to.
+    let peers = if sensitive { 0 } else { ctx.fleet.action_peers };
+    let strength = base * rarity(rate) * fleet_discount(others) * peer_discount(peers);
     let kind = if sensitive {
         " (discovery/privilege)"
     } else {
@@ -148,6 +161,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     };
     let fleet = if others > 0 {
         format!(", {others} other identities too")
+    } else if peer_discount(peers) < 1.0 {
+        format!(", taken up by {peers} other identities in two weeks")
     } else {
         String::new()
     };
@@ -234,6 +249,31 @@ mod tests {
             plain.strength > 0.5 && recon.strength > plain.strength,
             "{plain:?} {recon:?}"
         );
+    }
+
+    #[test]
+    fn peers_over_two_weeks_soften_a_plain_new_action_only() {
+        let h = ci_runner();
+        let peers = |n| FleetView {
+            action_peers: n,
+            ..FleetView::default()
+        };
+        let strength = |action, n| ask(&h, action, peers(n)).expect("fires").strength;
+        let alone = strength("elasticache:CreateReplicationGroup", 0);
+        // One other is coincidence; from two on it weighs less, at most down to 0.7.
+        assert_eq!(strength("elasticache:CreateReplicationGroup", 1), alone);
+        let two = strength("elasticache:CreateReplicationGroup", 2);
+        let many = strength("elasticache:CreateReplicationGroup", 40);
+        assert!(two < alone && many < two, "{alone} {two} {many}");
+        assert!((many / alone - 1.0 / 1.45).abs() < 1e-9, "{alone} {many}");
+        let f = ask(&h, "elasticache:CreateReplicationGroup", peers(3)).expect("fires");
+        assert!(
+            f.detail.contains("3 other identities in two weeks"),
+            "{f:?}"
+        );
+        // A sensitive action is judged as if alone, however many others use it.
+        let key = strength("iam:CreateAccessKey", 0);
+        assert_eq!(strength("iam:CreateAccessKey", 40), key);
     }
 
     #[test]

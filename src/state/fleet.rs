@@ -6,7 +6,8 @@
 //!   novelty (a new action, destination class or user-agent family) within about a day;
 //!   a release adding a route to forty integrations is weak evidence on each of them.
 //!   Identities that are themselves alerting do not count: that is a campaign, not a
-//!   release.
+//!   release. It also remembers, for two weeks, who took up each novelty
+//!   ([`FleetNovelty::peers`]): a platform change spreads team by team over days.
 //! - [`FleetPulse`]: per detector, how many distinct identities it fired on in the last
 //!   ten minutes, against its own long-run level; a cluster incident that makes every
 //!   controller see errors, or a sale day lifting every payment key, is discounted.
@@ -15,6 +16,10 @@ use super::hash::StableMap;
 
 /// Default window of [`FleetNovelty`]: a fleet rollout lands within a day or so.
 pub const NOVELTY_WINDOW_MS: i64 = 86_400_000;
+/// How long a member is remembered for [`FleetNovelty::peers`]: a platform change
+/// (Terraform roles starting to create a new kind of resource, one team after another)
+/// spreads over days or weeks, not within the day a release takes.
+pub const PEER_MEMORY_MS: i64 = 14 * 86_400_000;
 /// Most distinct novelties tracked; stale ones are swept first.
 const NOVELTY_CAP: usize = 200_000;
 /// Identities remembered per novelty. Beyond this many the change is fleet-wide however
@@ -45,6 +50,8 @@ pub struct FleetNovelty {
     /// Identity hash → last time it was at `high` or above.
     flagged: StableMap<u64, i64>,
     window_ms: i64,
+    /// How long members are kept: the longer of the window and [`PEER_MEMORY_MS`].
+    memory_ms: i64,
 }
 
 impl Default for FleetNovelty {
@@ -59,6 +66,7 @@ impl FleetNovelty {
             members: StableMap::default(),
             flagged: StableMap::default(),
             window_ms: window_ms.max(1),
+            memory_ms: window_ms.max(PEER_MEMORY_MS),
         }
     }
 
@@ -87,11 +95,39 @@ impl FleetNovelty {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
+    /// Identities other than `who` that met `key` within [`PEER_MEMORY_MS`] and are not
+    /// alerting now (flagged within the window, as for `others`): its peers already
+    /// doing the same thing, however spread out in time. Weaker evidence of a benign
+    /// change than [`FleetNovelty::others`]'s simultaneous rollout, and meant only for
+    /// novelties that are not themselves sensitive.
+    ///
+    /// A peer that alerted days ago counts: each team's first use of a new kind of
+    /// resource looks like a departure on its own, so the adopters of a platform change
+    /// tend to alert one after another, and excluding every one that ever alerted
+    /// discarded exactly the evidence that it is a change. A campaign running now (its
+    /// victims alerting) vouches for nothing. The cost: a campaign repeating one
+    /// non-sensitive new action with stolen identities spread over days is discounted a
+    /// little (to 0.7 at most, see `new_action`); its sensitive actions are not.
+    pub fn peers(&self, key: u64, who: u64, now_ms: i64) -> u32 {
+        let Some(list) = self.members.get(&key) else {
+            return 0;
+        };
+        let n = list
+            .iter()
+            .filter(|m| {
+                m.who != who
+                    && now_ms.saturating_sub(m.at_ms) < self.memory_ms
+                    && !self.is_flagged(m.who, now_ms)
+            })
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
     /// `who` met `key` at `now_ms`.
     pub fn record(&mut self, key: u64, who: u64, now_ms: i64) {
         if self.members.len() >= NOVELTY_CAP && !self.members.contains_key(&key) {
             // Deterministic sweep (criteria, not iteration order, decide what goes).
-            let window = self.window_ms;
+            let window = self.memory_ms;
             self.members
                 .retain(|_, list| list.iter().any(|m| now_ms.saturating_sub(m.at_ms) < window));
             if self.members.len() >= NOVELTY_CAP {
@@ -101,7 +137,7 @@ impl FleetNovelty {
                 return;
             }
         }
-        let window = self.window_ms;
+        let window = self.memory_ms;
         let list = self.members.entry(key).or_default();
         list.retain(|m| m.who != who && now_ms.saturating_sub(m.at_ms) < window);
         if list.len() >= MEMBERS_CAP {
@@ -249,6 +285,32 @@ mod tests {
         assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 999), 5);
         assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 1500), 0);
         assert_eq!(f.others(7, 99, 2000), 0);
+    }
+
+    #[test]
+    fn peers_are_remembered_for_two_weeks_and_the_day_window_is_unchanged() {
+        let day = NOVELTY_WINDOW_MS;
+        let mut f = FleetNovelty::default();
+        // One team a week apart, then two more: a change spreading over two weeks.
+        f.record(42, 1, 0);
+        f.record(42, 2, 7 * day);
+        f.record(42, 3, 12 * day);
+        let now = 12 * day + 1000;
+        // Only the last one within the day window...
+        assert_eq!(f.others(42, 9, now), 1);
+        // ...all three within two weeks, not counting the asker.
+        assert_eq!(f.peers(42, 9, now), 3);
+        assert_eq!(f.peers(42, 2, now), 2);
+        // A peer that alerted days ago still counts (each adopter of a change tends to
+        // alert); one alerting now does not (a campaign).
+        f.flag(1, 2 * day);
+        assert_eq!(f.peers(42, 9, now), 3);
+        f.flag(2, 12 * day);
+        assert_eq!(f.others(42, 9, now), 1);
+        assert_eq!(f.peers(42, 9, now), 2);
+        // Past two weeks the first one is forgotten (and the flag of the second is old).
+        assert_eq!(f.peers(42, 9, PEER_MEMORY_MS + 500), 2);
+        assert_eq!(f.peers(7, 9, now), 0);
     }
 
     #[test]
