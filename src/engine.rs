@@ -205,9 +205,11 @@ struct Hot {
     due_ms: Option<i64>,
     reasons: Vec<Reason>,
     /// Where a session judged a visit from inside came from: its network and client
-    /// family hashes. A routine call from elsewhere (the job's own runner) does not
-    /// re-raise the visit's carried signs; one from the visit's place does. In memory
-    /// only: after a restart the carried signs count in full again (fail closed).
+    /// family hashes. A call from a known private place elsewhere (the job's own
+    /// runner) does not carry the visit's signs; one from the visit's place, or from
+    /// anywhere new or public, does. Cleared once the identity reaches `high` otherwise.
+    /// In memory only: after a restart the carried signs count in full again (fail
+    /// closed).
     visit_place: Option<(Option<u64>, Option<u64>)>,
 }
 
@@ -629,6 +631,7 @@ impl Engine {
             }
             if novelty.action {
                 f.record(obs.action, who, t);
+                f.record_peer(obs.action, who, t);
             }
             if let (Some(h), true) = (obs.user_agent, novelty.user_agent) {
                 f.record(h, who, t);
@@ -735,14 +738,9 @@ impl Engine {
         };
         let mut session: Option<[Option<detect::Finding>; detect::COUNT]> = None;
         // A session already judged a visit from inside, and now a call from neither the
-        // visit's network nor its client family: the job's own work after the visitor
-        // (a secrets job reading its usual secrets from its runner, an ETL run writing
-        // its usual output), not the visitor reaching further. Its own signs count; the
-        // visit's carried ones neither join it nor make its new things a "second" sign.
-        // The visitor's own calls carry them as before. The visit's place is kept in
-        // memory with the reasons: after a restart the signs count in full (fail closed).
+        // visit's network nor its client family.
         let this_place = (obs.network.map(|n| n.0), obs.user_agent);
-        let after_visit = carry > 0.0
+        let visit_elsewhere = carry > 0.0
             && self.internal_visit_below_high
             && self.hot.get(&*event.identity).is_some_and(|h| {
                 h.visit_place
@@ -753,6 +751,22 @@ impl Engine {
                             && !detect::new_source::names_public(&r.detail)
                     })
             });
+        // From a private place this identity already knows, network and client family
+        // both (its own runner): the job's own work after the visitor (a secrets job
+        // reading its usual secrets, an ETL run writing its usual output), not the
+        // visitor reaching further. Its own signs count; the visit's carried ones neither
+        // join them nor make its new things a "second" sign. Anywhere new, or public
+        // (the visitor moving outside), the visit's signs join in full. The visitor's own
+        // calls carry them as before. The visit's place is kept in memory with the
+        // reasons: after a restart the signs count in full (fail closed).
+        let after_visit = visit_elsewhere
+            && findings[detect::NEW_SOURCE].is_none()
+            && !novelty.network
+            && !novelty.user_agent
+            && matches!(
+                obs.network.map(|n| n.1),
+                Some(SourceClass::Named | SourceClass::Private)
+            );
         let carry_into_event = if after_visit { 0.0 } else { carry };
         // A second action never used before, in the same session, is a second sign, not
         // the same one again (a stolen key trying `CreateAccessKey`, then
@@ -893,10 +907,12 @@ impl Engine {
         // they would re-raise the score on every later event (decayed signs recombined
         // with a noisy-OR sum to more than the decayed score), and an identity at a
         // level's floor flapped across it on every call.
-        // (A call after a visit from inside, from elsewhere, carries none: `after_visit`.)
+        // Nor do they after a visit from inside, on a call with no sign of its own from
+        // neither the visit's network nor its client family: the job's routine call.
         if !fresh
             && (instant < previous + CARRIED_MARGIN
-                || sensitivity.is_some_and(|s| s < Sensitivity::Confidential))
+                || sensitivity.is_some_and(|s| s < Sensitivity::Confidential)
+                || visit_elsewhere)
         {
             instant = 0.0;
         }
@@ -922,12 +938,15 @@ impl Engine {
                 }
             }
         }
-        if internal_visit_cap {
-            if let Some(h) = self.hot.get_mut(key) {
+        let scored = self.scorer.level(score);
+        if let Some(h) = self.hot.get_mut(key) {
+            if internal_visit_cap {
                 h.visit_place = Some(this_place);
+            } else if scored >= Level::High {
+                // No longer a visit: whatever it became counts in full from now on.
+                h.visit_place = None;
             }
         }
-        let scored = self.scorer.level(score);
         if lingered && scored >= Level::High {
             // Reported: continued use would only raise the same alert again every hour.
             state.forget_lingering();
@@ -2215,11 +2234,22 @@ mod tests {
             "arn:aws:s3:::orders/archive/7.json",
         );
         own.sensitivity = Some(Sensitivity::Restricted);
+        let mut outside = own.clone();
         e.process(&own, &mut out).expect("in order");
         assert!(
             out.iter().all(|s| s.level < Level::High),
             "the job's own call re-raised the visit: {out:?}"
         );
+        // The same read from a public address it never used is the visitor moving
+        // outside: the visit's signs join it in full.
+        outside.time_ms += 60_000;
+        outside.destination = "arn:aws:s3:::orders/1.json".into();
+        outside.source_ip = Some("198.51.100.7".into());
+        outside.sensitivity = None;
+        out.clear();
+        e.process(&outside, &mut out).expect("in order");
+        let level = out.iter().map(|s| s.level).max();
+        assert!(level >= Some(Level::High), "{out:?}");
         // A read that hands out credentials is no mere read.
         let mut token = vpn_calls;
         token[3].2 = "sts:GetSessionToken";

@@ -90,8 +90,8 @@ pub struct FleetView {
     pub class: u32,
     pub action: u32,
     pub user_agent: u32,
-    /// Other identities that took up the same new action within two weeks
-    /// ([`crate::state::fleet::FleetNovelty::peers`]).
+    /// Other identities, not alerting now, that took up the same new action on earlier
+    /// days within two weeks ([`crate::state::fleet::FleetNovelty::peers`]).
     pub action_peers: u32,
 }
 

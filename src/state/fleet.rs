@@ -20,6 +20,9 @@ pub const NOVELTY_WINDOW_MS: i64 = 86_400_000;
 /// (Terraform roles starting to create a new kind of resource, one team after another)
 /// spreads over days or weeks, not within the day a release takes.
 pub const PEER_MEMORY_MS: i64 = 14 * 86_400_000;
+/// Most distinct new actions remembered for [`FleetNovelty::peers`] (actions are few
+/// next to destinations: a fleet's whole vocabulary is some thousands).
+const PEER_CAP: usize = 50_000;
 /// Most distinct novelties tracked; stale ones are swept first.
 const NOVELTY_CAP: usize = 200_000;
 /// Identities remembered per novelty. Beyond this many the change is fleet-wide however
@@ -47,10 +50,13 @@ struct Met {
 #[derive(Debug)]
 pub struct FleetNovelty {
     members: StableMap<u64, Vec<Met>>,
+    /// Who took up each new action, for [`PEER_MEMORY_MS`] (apart from `members`, whose
+    /// sweep and cap stay those of the day window).
+    peer_members: StableMap<u64, Vec<Met>>,
     /// Identity hash → last time it was at `high` or above.
     flagged: StableMap<u64, i64>,
     window_ms: i64,
-    /// How long members are kept: the longer of the window and [`PEER_MEMORY_MS`].
+    /// How long peers are kept: the longer of the window and [`PEER_MEMORY_MS`].
     memory_ms: i64,
 }
 
@@ -64,6 +70,7 @@ impl FleetNovelty {
     pub fn new(window_ms: i64) -> Self {
         FleetNovelty {
             members: StableMap::default(),
+            peer_members: StableMap::default(),
             flagged: StableMap::default(),
             window_ms: window_ms.max(1),
             memory_ms: window_ms.max(PEER_MEMORY_MS),
@@ -95,11 +102,12 @@ impl FleetNovelty {
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
-    /// Identities other than `who` that met `key` within [`PEER_MEMORY_MS`] and are not
-    /// alerting now (flagged within the window, as for `others`): its peers already
-    /// doing the same thing, however spread out in time. Weaker evidence of a benign
-    /// change than [`FleetNovelty::others`]'s simultaneous rollout, and meant only for
-    /// novelties that are not themselves sensitive.
+    /// Identities other than `who` that took up the action `key` (recorded with
+    /// [`FleetNovelty::record_peer`]) before the window and within [`PEER_MEMORY_MS`],
+    /// and are not alerting now (flagged within the window, as for `others`): its peers
+    /// already doing the same thing on earlier days. Those within the window are
+    /// `others`' and are not counted twice. Weaker evidence of a benign change than a
+    /// simultaneous rollout, and meant only for actions that are not sensitive.
     ///
     /// A peer that alerted days ago counts: each team's first use of a new kind of
     /// resource looks like a departure on its own, so the adopters of a platform change
@@ -109,14 +117,16 @@ impl FleetNovelty {
     /// non-sensitive new action with stolen identities spread over days is discounted a
     /// little (to 0.7 at most, see `new_action`); its sensitive actions are not.
     pub fn peers(&self, key: u64, who: u64, now_ms: i64) -> u32 {
-        let Some(list) = self.members.get(&key) else {
+        let Some(list) = self.peer_members.get(&key) else {
             return 0;
         };
         let n = list
             .iter()
             .filter(|m| {
+                let age = now_ms.saturating_sub(m.at_ms);
                 m.who != who
-                    && now_ms.saturating_sub(m.at_ms) < self.memory_ms
+                    && age >= self.window_ms
+                    && age < self.memory_ms
                     && !self.is_flagged(m.who, now_ms)
             })
             .count();
@@ -125,28 +135,26 @@ impl FleetNovelty {
 
     /// `who` met `key` at `now_ms`.
     pub fn record(&mut self, key: u64, who: u64, now_ms: i64) {
-        if self.members.len() >= NOVELTY_CAP && !self.members.contains_key(&key) {
-            // Deterministic sweep (criteria, not iteration order, decide what goes).
-            let window = self.memory_ms;
-            self.members
-                .retain(|_, list| list.iter().any(|m| now_ms.saturating_sub(m.at_ms) < window));
-            if self.members.len() >= NOVELTY_CAP {
-                self.members.retain(|_, list| list.len() > 1);
-            }
-            if self.members.len() >= NOVELTY_CAP {
-                return;
-            }
-        }
-        let window = self.memory_ms;
-        let list = self.members.entry(key).or_default();
-        list.retain(|m| m.who != who && now_ms.saturating_sub(m.at_ms) < window);
-        if list.len() >= MEMBERS_CAP {
-            // Keep the most recent: the oldest leaves the window first anyway.
-            if let Some(oldest) = (0..list.len()).min_by_key(|&i| (list[i].at_ms, list[i].who)) {
-                list.swap_remove(oldest);
-            }
-        }
-        list.push(Met { who, at_ms: now_ms });
+        insert_member(
+            &mut self.members,
+            key,
+            who,
+            now_ms,
+            self.window_ms,
+            NOVELTY_CAP,
+        );
+    }
+
+    /// `who` took up the action `key` at `now_ms` (see [`FleetNovelty::peers`]).
+    pub fn record_peer(&mut self, key: u64, who: u64, now_ms: i64) {
+        insert_member(
+            &mut self.peer_members,
+            key,
+            who,
+            now_ms,
+            self.memory_ms,
+            PEER_CAP,
+        );
     }
 
     /// `who` is at `high` or above at `now_ms`: its novelties stop counting as benign.
@@ -170,6 +178,41 @@ impl FleetNovelty {
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
+}
+
+/// Adds `who` meeting `key` at `now_ms` to `members`, which keeps members for `keep_ms`
+/// and at most `cap` keys: at the cap, keys with no member left in time go first, then
+/// keys with a single member; if still full the meeting is not recorded.
+fn insert_member(
+    members: &mut StableMap<u64, Vec<Met>>,
+    key: u64,
+    who: u64,
+    now_ms: i64,
+    keep_ms: i64,
+    cap: usize,
+) {
+    if members.len() >= cap && !members.contains_key(&key) {
+        // Deterministic sweep (criteria, not iteration order, decide what goes).
+        members.retain(|_, list| {
+            list.iter()
+                .any(|m| now_ms.saturating_sub(m.at_ms) < keep_ms)
+        });
+        if members.len() >= cap {
+            members.retain(|_, list| list.len() > 1);
+        }
+        if members.len() >= cap {
+            return;
+        }
+    }
+    let list = members.entry(key).or_default();
+    list.retain(|m| m.who != who && now_ms.saturating_sub(m.at_ms) < keep_ms);
+    if list.len() >= MEMBERS_CAP {
+        // Keep the most recent: the oldest leaves the window first anyway.
+        if let Some(oldest) = (0..list.len()).min_by_key(|&i| (list[i].at_ms, list[i].who)) {
+            list.swap_remove(oldest);
+        }
+    }
+    list.push(Met { who, at_ms: now_ms });
 }
 
 /// Default window of [`FleetPulse`].
@@ -288,28 +331,31 @@ mod tests {
     }
 
     #[test]
-    fn peers_are_remembered_for_two_weeks_and_the_day_window_is_unchanged() {
+    fn peers_are_earlier_days_within_two_weeks_and_the_day_window_is_unchanged() {
         let day = NOVELTY_WINDOW_MS;
         let mut f = FleetNovelty::default();
-        // One team a week apart, then two more: a change spreading over two weeks.
-        f.record(42, 1, 0);
-        f.record(42, 2, 7 * day);
-        f.record(42, 3, 12 * day);
+        // Teams a week apart, then two more: a change spreading over two weeks.
+        for (who, at) in [(1, 0), (2, 7 * day), (3, 11 * day), (4, 12 * day)] {
+            f.record(42, who, at);
+            f.record_peer(42, who, at);
+        }
         let now = 12 * day + 1000;
-        // Only the last one within the day window...
+        // Only the last one is within the day window: `others`', not a peer too...
         assert_eq!(f.others(42, 9, now), 1);
-        // ...all three within two weeks, not counting the asker.
+        // ...the three before it, within two weeks, are peers (not counting the asker).
         assert_eq!(f.peers(42, 9, now), 3);
         assert_eq!(f.peers(42, 2, now), 2);
+        // `record` alone keeps no peers (destinations and client families do not).
+        f.record(43, 1, 0);
+        assert_eq!(f.peers(43, 9, now), 0);
         // A peer that alerted days ago still counts (each adopter of a change tends to
         // alert); one alerting now does not (a campaign).
         f.flag(1, 2 * day);
         assert_eq!(f.peers(42, 9, now), 3);
         f.flag(2, 12 * day);
-        assert_eq!(f.others(42, 9, now), 1);
         assert_eq!(f.peers(42, 9, now), 2);
         // Past two weeks the first one is forgotten (and the flag of the second is old).
-        assert_eq!(f.peers(42, 9, PEER_MEMORY_MS + 500), 2);
+        assert_eq!(f.peers(42, 9, PEER_MEMORY_MS + 500), 3);
         assert_eq!(f.peers(7, 9, now), 0);
     }
 
