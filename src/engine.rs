@@ -1822,6 +1822,53 @@ mod tests {
         t
     }
 
+    /// Identities `a` and `b` take up a new plain action a day apart (or not), then `c`
+    /// two days after `b`; returns `c`'s `new_action` reason ("strength detail").
+    fn taken_up_after_peers(peers_first: bool) -> String {
+        const NEW_ACTION: &str = "elasticache:CreateReplicationGroup";
+        const DAY: i64 = 86_400_000;
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = fleet_history(&mut e, &["a", "b", "c"], &mut out);
+        let adopt = |e: &mut Engine, who: &str, at: i64, out: &mut Vec<Signal>| {
+            let mut ev = event(
+                at,
+                NEW_ACTION,
+                &format!("arn:aws:elasticache:us-east-1:1:replicationgroup:{who}-cache"),
+                "10.1.2.3",
+                "aws-sdk-go/1.44",
+            );
+            ev.identity = who.into();
+            e.process(&ev, out).expect("in order");
+        };
+        if peers_first {
+            adopt(&mut e, "a", t + 60_000, &mut out);
+            adopt(&mut e, "b", t + DAY, &mut out);
+        }
+        out.clear();
+        adopt(&mut e, "c", t + 3 * DAY, &mut out);
+        // (Decay signals of the others come first.)
+        out.iter()
+            .filter(|s| &*s.identity == "c")
+            .flat_map(|s| &s.reasons)
+            .find(|r| r.detector == "new_action")
+            .map(|r| format!("{} {}", r.strength, r.detail))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_plain_action_peers_took_up_on_earlier_days_weighs_less() {
+        let alone = taken_up_after_peers(false);
+        let after = taken_up_after_peers(true);
+        assert!(!alone.contains("other identities"), "{alone}");
+        assert!(
+            after.contains("taken up by 2 other identities in two weeks"),
+            "{after}"
+        );
+        let strength = |r: &str| r.split(' ').next().and_then(|x| x.parse::<f64>().ok());
+        assert!(strength(&after) < strength(&alone), "{after} vs {alone}");
+    }
+
     /// Five identities start using one new action, either all otherwise normal (a
     /// release) or each from outside with an odd client (a campaign), then identity
     /// `last` uses it too; returns `last`'s `new_action` reason ("strength detail").
