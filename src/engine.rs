@@ -2232,19 +2232,25 @@ mod tests {
             (20, "10.8.3.4", "lambda:GetFunction"),
         ];
         assert_eq!(session(&vpn_calls), Some(Level::Elevated));
+        // `svc`'s history, then the visit: the engine, the signals since the history and
+        // the history's end.
+        let visited = || {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            out.clear();
+            for &(minute, ip, action) in &vpn_calls {
+                let mut ev = svc_call(t, minute * 60_000, action, "arn:aws:s3:::orders/1.json");
+                ev.source_ip = Some(ip.into());
+                ev.source_network = Some("corp-vpn".into());
+                ev.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
+                e.process(&ev, &mut out).expect("in order");
+            }
+            (e, out, t)
+        };
         // The job's own routine call right after, from its runner, of data its producer
         // marks restricted: the job, not the visitor reaching further.
-        let mut e = engine();
-        let mut out = Vec::new();
-        let t = history(&mut e, &mut out);
-        out.clear();
-        for &(minute, ip, action) in &vpn_calls {
-            let mut ev = svc_call(t, minute * 60_000, action, "arn:aws:s3:::orders/1.json");
-            ev.source_ip = Some(ip.into());
-            ev.source_network = Some("corp-vpn".into());
-            ev.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
-            e.process(&ev, &mut out).expect("in order");
-        }
+        let (mut e, mut out, t) = visited();
         let mut routine = svc_call(t, 21 * 60_000, "s3:GetObject", "arn:aws:s3:::orders/7.json");
         routine.sensitivity = Some(Sensitivity::Restricted);
         let mut visitor = routine.clone();
@@ -2263,16 +2269,7 @@ mod tests {
         // Nor does the job's own call from its runner that shows a weak sign of its own
         // (a first read under a new prefix of its usual bucket): its own sign counts,
         // the visit's carried ones do not join it.
-        let mut e = engine();
-        let mut out = Vec::new();
-        let t = history(&mut e, &mut out);
-        for &(minute, ip, action) in &vpn_calls {
-            let mut ev = svc_call(t, minute * 60_000, action, "arn:aws:s3:::orders/1.json");
-            ev.source_ip = Some(ip.into());
-            ev.source_network = Some("corp-vpn".into());
-            ev.user_agent = Some("aws-cli/2.17.20 Python/3.11.9 Darwin/23.5.0".into());
-            e.process(&ev, &mut out).expect("in order");
-        }
+        let (mut e, mut out, t) = visited();
         out.clear();
         let mut own = svc_call(
             t,
