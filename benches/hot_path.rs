@@ -4,9 +4,13 @@
 //! Decoding is the native decoder (`decode::decode_native`, the same code the Kafka
 //! source uses; `replay` runs `decode_native_into` on recycled events, measured
 //! separately); decode and process are also measured on their own, so a regression
-//! shows which half it is in. Setup also prints the state size per identity
+//! shows which half it is in. The `lookahead` variants drive the engine as `replay`
+//! does, holding events back `PREFETCH_DISTANCE` places so `Engine::prefetch_ahead`
+//! loads their state while the one before is processed; the plain ones process each
+//! event cold, as the Kafka loop does for a record holding one event. Setup also prints the state size per identity
 //! (heap estimate and encoded snapshot), measured on the same realistic fleet.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
@@ -14,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use riskd::config::Config;
 use riskd::decode::{decode_native, decode_native_into, Limits};
-use riskd::engine::Engine;
+use riskd::engine::{Engine, PREFETCH_DISTANCE};
 use riskd::event::ActivityEvent;
 use riskd::source::generator::write_native;
 
@@ -204,6 +208,37 @@ fn bench(c: &mut Criterion) {
             BatchSize::NumIterations(256),
         )
     });
+    // As `replay` scores: events held back `PREFETCH_DISTANCE` places, the engine
+    // prefetching their state while it processes the one before (`prefetch_ahead`).
+    // Each iteration adds one event at the back of the window and processes the front
+    // one, so every event is measured with a full window ahead of it.
+    let mut window: VecDeque<ActivityEvent> = VecDeque::with_capacity(PREFETCH_DISTANCE + 1);
+    group.bench_function("process_lookahead_100k_identities", |b| {
+        b.iter_batched(
+            || {
+                i = (i + 1) % decoded.len();
+                t += step;
+                let mut e = decoded[i].clone();
+                e.time_ms = t;
+                e
+            },
+            |e| {
+                window.push_back(e);
+                // Only while the window fills (the first three iterations) is nothing
+                // processed.
+                if window.len() <= PREFETCH_DISTANCE {
+                    return None;
+                }
+                let front = window.pop_front()?;
+                engine.prefetch_ahead(&window);
+                out.clear();
+                let _ = black_box(engine.process(&front, &mut out));
+                Some(front)
+            },
+            BatchSize::NumIterations(256),
+        )
+    });
+    window.clear();
     // The whole hot path as `replay` runs it: decode into a recycled event, then score.
     group.bench_function("decode_into_and_process_100k_identities", |b| {
         b.iter(|| {
@@ -213,6 +248,32 @@ fn bench(c: &mut Criterion) {
                 reused.time_ms = t;
                 out.clear();
                 let _ = black_box(engine.process(&reused, &mut out));
+            }
+        })
+    });
+    // The whole hot path as `replay` runs it, with the lookahead above: decode into a
+    // recycled event at the back of the window, score the front one.
+    let mut spares: Vec<ActivityEvent> = (0..=PREFETCH_DISTANCE)
+        .map(|_| ActivityEvent::default())
+        .collect();
+    group.bench_function("decode_into_and_process_lookahead_100k_identities", |b| {
+        b.iter(|| {
+            i = (i + 1) % lines.len();
+            t += step;
+            let mut e = spares.pop().unwrap_or_default();
+            if decode_native_into(lines[i].as_bytes(), &limits, &mut e).is_ok() {
+                e.time_ms = t;
+                window.push_back(e);
+            } else {
+                spares.push(e);
+            }
+            if window.len() > PREFETCH_DISTANCE {
+                if let Some(front) = window.pop_front() {
+                    engine.prefetch_ahead(&window);
+                    out.clear();
+                    let _ = black_box(engine.process(&front, &mut out));
+                    spares.push(front);
+                }
             }
         })
     });

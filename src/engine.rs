@@ -26,6 +26,7 @@ use crate::state::generalize::{
 };
 use crate::state::generalize::{is_private_address, SourceClass};
 use crate::state::hash::{failure_key, stable_hash, StableMap};
+use crate::state::hints;
 use crate::state::identity::{round_half_up, DecodeError};
 use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, SeenKind, StateParams};
 
@@ -109,6 +110,8 @@ const PULSED: [usize; 5] = [
 const PULSE_MIN_STRENGTH: f64 = 0.3;
 
 /// Slots of each generalisation memo (a power of two).
+/// Events [`Engine::prefetch_ahead`] looks at: one per level of dependent loads.
+pub const PREFETCH_DISTANCE: usize = 3;
 const MEMO_SLOTS: usize = 4096;
 /// Seed of the memo index hash (not a persisted hash space).
 const SEED_MEMO: u64 = 0x6d656d6f;
@@ -170,6 +173,24 @@ impl Memo {
                     slot.raw.as_bytes().first().copied(),
                     slot.text.as_bytes().first().copied(),
                 ));
+            }
+        }
+    }
+
+    /// Prefetch level 1 of [`Engine::prefetch_ahead`]: the slot itself.
+    fn prefetch_slot(&self, at: MemoIndex) {
+        if let Some(slot) = self.slots.get(at.slot) {
+            hints::prefetch_object(slot, 2);
+        }
+    }
+
+    /// Level 2: the texts of a slot that likely holds the same raw text (its slot
+    /// loaded by level 1).
+    fn prefetch_texts(&self, at: MemoIndex) {
+        if let Some(slot) = self.slots.get(at.slot) {
+            if slot.check == at.check {
+                hints::prefetch_slice(slot.raw.as_bytes(), 1);
+                hints::prefetch_slice(slot.text.as_bytes(), 1);
             }
         }
     }
@@ -306,6 +327,41 @@ impl Engine {
             destinations: Memo::new(),
             user_agents: Memo::new(),
             model: model_name(),
+        }
+    }
+
+    /// Hints the cache about the events that come next, `upcoming[0]` being the next
+    /// one [`Engine::process`] will see. A driver that holds events in order (replay,
+    /// a record with many events) calls this before each `process` with the events
+    /// after it, and the state of an event is then already in cache when its turn comes.
+    ///
+    /// Why three levels: a lookup's loads depend on each other (the index word names
+    /// the entry, the entry holds the seen-set's heap pointer), so each level reads
+    /// what the level before loaded: the third event ahead gets its index word, the
+    /// second its entry's lines, the next its heap blocks. Changes nothing: a hint for
+    /// an identity that is then evicted or moved only wastes a load.
+    pub fn prefetch_ahead<'a>(&self, upcoming: impl IntoIterator<Item = &'a ActivityEvent>) {
+        for (ahead, event) in upcoming.into_iter().take(PREFETCH_DISTANCE).enumerate() {
+            let hash = IdentityTable::hash(&event.identity);
+            if ahead == 0 {
+                self.table.prefetch_heap(hash, &event.identity);
+                continue;
+            }
+            let destination = Memo::index(&event.destination);
+            let user_agent = event.user_agent.as_deref().map(Memo::index);
+            if ahead == 1 {
+                self.table.prefetch_entry(hash);
+                self.destinations.prefetch_texts(destination);
+                if let Some(at) = user_agent {
+                    self.user_agents.prefetch_texts(at);
+                }
+            } else {
+                self.table.prefetch_index(hash);
+                self.destinations.prefetch_slot(destination);
+                if let Some(at) = user_agent {
+                    self.user_agents.prefetch_slot(at);
+                }
+            }
         }
     }
 

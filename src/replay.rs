@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::decode::{self, Decoded, Format, Limits, RejectReason, Rejection};
-use crate::engine::Engine;
+use crate::engine::{Engine, PREFETCH_DISTANCE};
 use crate::event::ActivityEvent;
 use crate::metrics::metrics;
 use crate::signal::{Level, Signal};
@@ -230,6 +230,10 @@ struct Replay<'a> {
     engine: Engine,
     horizon_ms: i64,
     reorder: Reorder,
+    /// Events released by the reorder buffer, in order, not scored yet: held back
+    /// [`PREFETCH_DISTANCE`] events so the engine can prefetch their state while it
+    /// scores the ones before (`Engine::prefetch_ahead`). Order is unchanged.
+    ready: VecDeque<Pending>,
     newest_ms: i64,
     seq: u64,
     out: Box<dyn Write + 'a>,
@@ -301,6 +305,7 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplaySummary, Re
         engine,
         horizon_ms: config.decode.max_lateness.as_millis_i64(),
         reorder: Reorder::default(),
+        ready: VecDeque::with_capacity(PREFETCH_DISTANCE + 1),
         newest_ms: i64::MIN,
         seq: 0,
         out,
@@ -614,7 +619,10 @@ impl Replay<'_> {
         while let Some(top_ms) = self.reorder.peek_time() {
             if top_ms < release_before || self.reorder.len() > MAX_REORDER_EVENTS {
                 if let Some(pending) = self.reorder.pop() {
-                    self.score(pending)?;
+                    self.ready.push_back(pending);
+                    if self.ready.len() > PREFETCH_DISTANCE {
+                        self.score_next()?;
+                    }
                 }
             } else {
                 break;
@@ -625,7 +633,10 @@ impl Replay<'_> {
 
     fn drain_all(&mut self) -> Result<(), ReplayError> {
         while let Some(pending) = self.reorder.pop() {
-            self.score(pending)?;
+            self.ready.push_back(pending);
+        }
+        while !self.ready.is_empty() {
+            self.score_next()?;
         }
         let mut signals = std::mem::take(&mut self.scratch_signals);
         signals.clear();
@@ -637,6 +648,16 @@ impl Replay<'_> {
         }
         self.scratch_signals = signals;
         Ok(())
+    }
+
+    /// Scores the oldest ready event, after hinting the cache about the ones behind it.
+    fn score_next(&mut self) -> Result<(), ReplayError> {
+        let Some(pending) = self.ready.pop_front() else {
+            return Ok(());
+        };
+        self.engine
+            .prefetch_ahead(self.ready.iter().map(|p| &*p.event));
+        self.score(pending)
     }
 
     fn score(&mut self, pending: Pending) -> Result<(), ReplayError> {

@@ -876,6 +876,15 @@ impl Identity {
         x
     }
 
+    /// Hints the cache to load the state's heap blocks, its seen-set and sketch (the
+    /// event path's third level of misses, see [`crate::state::hints`]).
+    pub fn prefetch_heap(&self) {
+        super::hints::prefetch_slice(&self.seen, 16);
+        if let Some(words) = self.sketch.0.as_deref() {
+            super::hints::prefetch_object(words, 1);
+        }
+    }
+
     pub fn is_active(&self) -> bool {
         self.flags & FLAG_ACTIVE != 0
     }

@@ -7,6 +7,7 @@ pub mod dormant;
 pub mod fleet;
 pub mod generalize;
 pub mod hash;
+pub mod hints;
 pub mod identity;
 
 pub use hash::failure_key;
@@ -19,7 +20,10 @@ const SEED_TABLE: u64 = 0x0074_6162_6c65;
 /// Entries per slab chunk. Chunks are allocated whole and never move, so the table grows
 /// without copying states and keeps at most one partly used chunk of spare memory
 /// (a `Vec` of states would keep up to 2× while growing, a few hundred bytes each).
-const CHUNK: usize = 1024;
+/// Large (about 11 MiB of address space) so that most of each chunk is whole 2 MiB
+/// pages the kernel can back with huge pages ([`hints::huge_pages`]); untouched pages
+/// of the last chunk cost address space, not memory.
+const CHUNK: usize = 16_384;
 /// Names up to this many bytes live inside the entry: a separate allocation per name was
 /// one more dependent cache miss per event (identity ARNs and service-account names are
 /// typically 30–60 bytes).
@@ -244,6 +248,52 @@ impl IdentityTable {
         .map(|(_, s)| Slot(s))
     }
 
+    /// Event-path prefetch, level 1 of 3: the index word a lookup of `hash` starts at.
+    /// Levels 2 and 3 read what the level before loaded, so a driver calls them for an
+    /// event on successive events before it (see [`crate::engine::Engine::prefetch_ahead`]).
+    pub fn prefetch_index(&self, hash: u64) {
+        if !self.index.is_empty() {
+            if let Some(word) = self.index.get(self.home(hash)) {
+                hints::prefetch_object(word, 1);
+            }
+        }
+    }
+
+    /// Level 2: every line of each entry the index (loaded by level 1) names for `hash`.
+    /// Only the index is read; the entries are not.
+    pub fn prefetch_entry(&self, hash: u64) {
+        if self.index.is_empty() {
+            return;
+        }
+        let mask = self.index.len() - 1;
+        let tag = hash >> 32;
+        let mut i = self.home(hash);
+        // Bounded like a lookup is by the load factor; a few probes at most.
+        for _ in 0..8 {
+            let w = self.index[i];
+            if w == 0 {
+                return;
+            }
+            if w >> 32 == tag {
+                let s = (w as u32).wrapping_sub(1) as usize;
+                if let Some(entry) = self.chunks.get(s / CHUNK).and_then(|c| c.get(s % CHUNK)) {
+                    hints::prefetch_object(entry, 16);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Level 3: the heap blocks of `identity`'s state (its entry loaded by level 2).
+    pub fn prefetch_heap(&self, hash: u64, identity: &str) {
+        if let Some(e) = self.find(hash, identity).and_then(|(_, s)| self.entry(s)) {
+            e.state.prefetch_heap();
+            if let Name::Heap(name) = &e.name {
+                hints::prefetch_slice(name.as_bytes(), 2);
+            }
+        }
+    }
+
     pub fn at(&self, slot: Slot) -> Option<&Identity> {
         self.entry(slot.0).map(|e| &e.state)
     }
@@ -338,6 +388,8 @@ impl IdentityTable {
         if (self.len + 1) * 2 > self.index.len() {
             let words = std::mem::take(&mut self.index);
             self.index = vec![0; (words.len() * 2).max(64)];
+            // Before the first write: a lookup's first miss is a random word in here.
+            hints::huge_pages(&self.index);
             for w in words.into_iter().filter(|&w| w != 0) {
                 self.place(w);
             }
@@ -361,7 +413,9 @@ impl IdentityTable {
             }
             None => {
                 if !matches!(self.chunks.last(), Some(c) if c.len() < CHUNK) {
-                    self.chunks.push(Vec::with_capacity(CHUNK));
+                    let mut chunk = Vec::with_capacity(CHUNK);
+                    hints::huge_pages(chunk.spare_capacity_mut());
+                    self.chunks.push(chunk);
                 }
                 let n = self.chunks.len();
                 let chunk = &mut self.chunks[n - 1];
