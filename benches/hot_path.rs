@@ -7,8 +7,9 @@
 //! shows which half it is in. The `lookahead` variants drive the engine as `replay`
 //! does, holding events back `PREFETCH_DISTANCE` places so `Engine::prefetch_ahead`
 //! loads their state while the one before is processed; the plain ones process each
-//! event cold, as the Kafka loop does for a record holding one event. Setup also prints the state size per identity
-//! (heap estimate and encoded snapshot), measured on the same realistic fleet.
+//! event cold, as the Kafka loop does for a record holding one event. Setup also
+//! prints the state size per identity (heap estimate and encoded snapshot), measured on
+//! the same realistic fleet.
 
 use std::collections::VecDeque;
 use std::hint::black_box;

@@ -482,7 +482,8 @@ impl Pipeline {
         // Deliveries of this record not acknowledged yet (or never sendable, which
         // holds its offset back for good and so gets it redelivered after a restart).
         let mut outstanding = 0u32;
-        for item in decoded.drain(..) {
+        let mut items = decoded.drain(..);
+        while let Some(item) = items.next() {
             match item {
                 Decoded::Event(event) => {
                     if let Some(rejection) =
@@ -515,6 +516,13 @@ impl Pipeline {
                             continue;
                         }
                     }
+                    // A CloudTrail document holds many events: their state loads while
+                    // this one is scored (a record of one event has nothing ahead).
+                    self.engine
+                        .prefetch_ahead(items.as_slice().iter().filter_map(|d| match d {
+                            Decoded::Event(e) => Some(&**e),
+                            _ => None,
+                        }));
                     let mut signals = std::mem::take(&mut self.signals);
                     signals.clear();
                     match self.engine.process(&event, &mut signals) {
@@ -543,6 +551,7 @@ impl Pipeline {
                 }
             }
         }
+        drop(items);
         self.decoded = decoded;
         if let Some(track) = self.tracks.get_mut(&partition) {
             track.processed(offset, outstanding);
