@@ -10,6 +10,7 @@
 //! so advancing the watermark touches only those. Output is deterministic: maps use a
 //! fixed hasher, due signals are ordered by (time, identity), scores have one decimal.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use crate::config::Config;
@@ -25,7 +26,7 @@ use crate::state::generalize::{
     destination_class, generalise_destination, source_network, user_agent_family,
 };
 use crate::state::generalize::{is_private_address, SourceClass};
-use crate::state::hash::{failure_key, stable_hash, StableMap};
+use crate::state::hash::{failure_key, memory_hash, stable_hash, StableMap};
 use crate::state::hints;
 use crate::state::identity::{round_half_up, DecodeError};
 use crate::state::{Identity, IdentityTable, Novelty, Observation, Origin, SeenKind, StateParams};
@@ -155,7 +156,7 @@ impl Memo {
 
     /// Where `raw` is remembered, if anywhere.
     fn index(raw: &str) -> MemoIndex {
-        let hash = stable_hash(SEED_MEMO, raw.as_bytes());
+        let hash = memory_hash(SEED_MEMO, raw.as_bytes());
         MemoIndex {
             slot: hash as usize & (MEMO_SLOTS - 1),
             check: hash,
@@ -282,6 +283,10 @@ pub struct Engine {
     texts: Texts,
     destinations: Memo,
     user_agents: Memo,
+    /// Table hash of the identity [`Engine::prefetch_ahead`] last loaded all the way
+    /// (its third level), so `process` knows its lines are in flight already and does
+    /// not load them again. A `Cell` because prefetching changes nothing else.
+    prefetched: Cell<Option<u64>>,
     model: String,
 }
 
@@ -326,6 +331,7 @@ impl Engine {
             texts: Texts::default(),
             destinations: Memo::new(),
             user_agents: Memo::new(),
+            prefetched: Cell::new(None),
             model: model_name(),
         }
     }
@@ -345,6 +351,7 @@ impl Engine {
             let hash = IdentityTable::hash(&event.identity);
             if ahead == 0 {
                 self.table.prefetch_heap(hash, &event.identity);
+                self.prefetched.set(Some(hash));
                 continue;
             }
             let destination = Memo::index(&event.destination);
@@ -387,14 +394,20 @@ impl Engine {
             Memo::index(&event.destination),
             event.user_agent.as_deref().map(Memo::index),
         );
-        self.destinations.warm(memo.0);
-        if let Some(at) = memo.1 {
-            self.user_agents.warm(at);
-        }
-        // Starts every cache miss of this identity's state at once, rather than one at a
-        // time as processing reaches each field (`Identity::touch`); only on the event
-        // path, not for the table's other callers (API and changelog queries, sweeps).
-        let found = self.table.slot_touching(hash, &event.identity);
+        let found = if self.prefetched.take() == Some(hash) {
+            // `prefetch_ahead` loaded all of this already, one event ago.
+            self.table.slot(hash, &event.identity)
+        } else {
+            self.destinations.warm(memo.0);
+            if let Some(at) = memo.1 {
+                self.user_agents.warm(at);
+            }
+            // Starts every cache miss of this identity's state at once, rather than one
+            // at a time as processing reaches each field (`Identity::touch`); only on the
+            // event path, not for the table's other callers (API and changelog queries,
+            // sweeps).
+            self.table.slot_touching(hash, &event.identity)
+        };
         let removals = self.table.removals();
         if let Some(last_ms) = found.and_then(|s| self.table.at(s)).map(|s| s.last_ms) {
             if t < last_ms.saturating_sub(self.max_lateness_ms) {

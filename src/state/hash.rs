@@ -27,6 +27,13 @@ pub fn stable_hash(seed: u64, bytes: &[u8]) -> u64 {
     mix(h)
 }
 
+/// A fast 64-bit hash of `bytes` under `seed`, for in-memory indexes only (the identity
+/// table, the generalisation memos): deterministic within a build, but not promised
+/// across versions, so never for anything persisted or compared between runs.
+pub fn memory_hash(seed: u64, bytes: &[u8]) -> u64 {
+    foldhash::fast::FixedState::with_seed(seed).hash_one(bytes)
+}
+
 /// [`crate::state::Observation::failure_key`] of a failing call: its action and exact
 /// (not generalised) destination, since a retry repeats the call byte for byte while
 /// probing tries other resources. Never 0, which means "no failure".

@@ -13,7 +13,6 @@ pub mod identity;
 pub use hash::failure_key;
 pub use identity::{Identity, Novelty, Observation, SeenKind, StateParams};
 
-use hash::stable_hash;
 
 /// Seed of the identity table's name hash (in-memory only, never persisted).
 const SEED_TABLE: u64 = 0x0074_6162_6c65;
@@ -163,7 +162,7 @@ impl IdentityTable {
 
     /// The hash the table files `identity` under (compute once, look up with it).
     pub fn hash(identity: &str) -> u64 {
-        stable_hash(SEED_TABLE, identity.as_bytes())
+        hash::memory_hash(SEED_TABLE, identity.as_bytes())
     }
 
     pub fn len(&self) -> usize {
