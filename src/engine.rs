@@ -10,7 +10,6 @@
 //! so advancing the watermark touches only those. Output is deterministic: maps use a
 //! fixed hasher, due signals are ordered by (time, identity), scores have one decimal.
 
-use std::cell::Cell;
 use std::collections::BTreeSet;
 
 use crate::config::Config;
@@ -110,9 +109,9 @@ const PULSED: [usize; 5] = [
 /// Strength at which a firing counts toward the fleet pulse.
 const PULSE_MIN_STRENGTH: f64 = 0.3;
 
-/// Slots of each generalisation memo (a power of two).
 /// Events [`Engine::prefetch_ahead`] looks at: one per level of dependent loads.
 pub const PREFETCH_DISTANCE: usize = 3;
+/// Slots of each generalisation memo (a power of two).
 const MEMO_SLOTS: usize = 4096;
 /// Seed of the memo index hash (not a persisted hash space).
 const SEED_MEMO: u64 = 0x6d656d6f;
@@ -283,10 +282,6 @@ pub struct Engine {
     texts: Texts,
     destinations: Memo,
     user_agents: Memo,
-    /// Table hash of the identity [`Engine::prefetch_ahead`] last loaded all the way
-    /// (its third level), so `process` knows its lines are in flight already and does
-    /// not load them again. A `Cell` because prefetching changes nothing else.
-    prefetched: Cell<Option<u64>>,
     model: String,
 }
 
@@ -331,7 +326,6 @@ impl Engine {
             texts: Texts::default(),
             destinations: Memo::new(),
             user_agents: Memo::new(),
-            prefetched: Cell::new(None),
             model: model_name(),
         }
     }
@@ -351,7 +345,6 @@ impl Engine {
             let hash = IdentityTable::hash(&event.identity);
             if ahead == 0 {
                 self.table.prefetch_heap(hash, &event.identity);
-                self.prefetched.set(Some(hash));
                 continue;
             }
             let destination = Memo::index(&event.destination);
@@ -394,20 +387,15 @@ impl Engine {
             Memo::index(&event.destination),
             event.user_agent.as_deref().map(Memo::index),
         );
-        let found = if self.prefetched.take() == Some(hash) {
-            // `prefetch_ahead` loaded all of this already, one event ago.
-            self.table.slot(hash, &event.identity)
-        } else {
-            self.destinations.warm(memo.0);
-            if let Some(at) = memo.1 {
-                self.user_agents.warm(at);
-            }
-            // Starts every cache miss of this identity's state at once, rather than one
-            // at a time as processing reaches each field (`Identity::touch`); only on the
-            // event path, not for the table's other callers (API and changelog queries,
-            // sweeps).
-            self.table.slot_touching(hash, &event.identity)
-        };
+        self.destinations.warm(memo.0);
+        if let Some(at) = memo.1 {
+            self.user_agents.warm(at);
+        }
+        // Starts every cache miss of this identity's state at once, rather than one at a
+        // time as processing reaches each field (`Identity::touch`); only on the event
+        // path, not for the table's other callers (API and changelog queries, sweeps).
+        // After `prefetch_ahead` these loads find their lines in cache.
+        let found = self.table.slot_touching(hash, &event.identity);
         let removals = self.table.removals();
         if let Some(last_ms) = found.and_then(|s| self.table.at(s)).map(|s| s.last_ms) {
             if t < last_ms.saturating_sub(self.max_lateness_ms) {
@@ -1784,6 +1772,49 @@ mod tests {
 
     fn engine() -> Engine {
         Engine::new(&Config::default_config().expect("defaults"))
+    }
+
+    /// Prefetching changes nothing: a generated fleet with attacks, scored with
+    /// `prefetch_ahead` before every event (as replay does) and without, gives the same
+    /// signals, rejections and persisted states, under a cap small enough that
+    /// identities are evicted between a hint and their turn.
+    #[test]
+    fn prefetching_ahead_changes_no_output() {
+        use crate::source::generator::{Fleet, GenerateOptions};
+        let events: Vec<ActivityEvent> = Fleet::new(&GenerateOptions {
+            seed: 5,
+            identities: 60,
+            days: 3,
+            ..GenerateOptions::default()
+        })
+        .collect();
+        assert!(events.len() > 10_000, "{} events", events.len());
+        let mut config = Config::default_config().expect("defaults");
+        config.state.max_identities = 40;
+        let run = |ahead: bool| {
+            let mut e = Engine::new(&config);
+            let mut out = Vec::new();
+            let mut rejected = 0;
+            for (i, ev) in events.iter().enumerate() {
+                if ahead {
+                    e.prefetch_ahead(events[i + 1..].iter());
+                }
+                rejected += usize::from(e.process(ev, &mut out).is_err());
+            }
+            let states = e.take_dirty();
+            assert!(e.stats.evicted > 0, "the cap evicts");
+            (
+                serde_json::to_string(&out).expect("signals encode"),
+                rejected,
+                states,
+            )
+        };
+        let (plain, with_hints) = (run(false), run(true));
+        assert!(plain.0.len() > 1_000, "some signals to compare");
+        assert!(!plain.2.is_empty(), "some states to compare");
+        assert_eq!(plain.0, with_hints.0, "signals");
+        assert_eq!(plain.1, with_hints.1, "rejections");
+        assert_eq!(plain.2, with_hints.2, "persisted states");
     }
 
     /// Ten days of a quiet service account: a few calls every 10 minutes, private IPs.

@@ -232,7 +232,10 @@ struct Replay<'a> {
     reorder: Reorder,
     /// Events released by the reorder buffer, in order, not scored yet: held back
     /// [`PREFETCH_DISTANCE`] events so the engine can prefetch their state while it
-    /// scores the ones before (`Engine::prefetch_ahead`). Order is unchanged.
+    /// scores the ones before (`Engine::prefetch_ahead`). Scoring order is unchanged;
+    /// an event the engine rejects reaches the dead-letter file that much later, so a
+    /// decode rejection read meanwhile may be listed before it (the dead-letter file
+    /// was never in input order: the reorder buffer already delays scoring).
     ready: VecDeque<Pending>,
     newest_ms: i64,
     seq: u64,
@@ -655,6 +658,7 @@ impl Replay<'_> {
         let Some(pending) = self.ready.pop_front() else {
             return Ok(());
         };
+        // Outside the sampled scoring latency, which times `process` alone.
         self.engine
             .prefetch_ahead(self.ready.iter().map(|p| &*p.event));
         self.score(pending)

@@ -53,6 +53,9 @@ pub fn prefetch_lines(start: *const u8, bytes: usize, max_lines: usize) {
 /// Calls `hint` with one address in each cache line of the range, first line first.
 #[inline(always)]
 fn walk(start: *const u8, bytes: usize, max_lines: usize, mut hint: impl FnMut(*const u8)) {
+    if bytes == 0 {
+        return;
+    }
     // Line-aligned walk: an object that starts mid-line still has its last line covered.
     let offset = start as usize & (LINE - 1);
     let span = offset.saturating_add(bytes);
@@ -94,17 +97,24 @@ const HUGE_PAGE: usize = 2 << 20;
 /// a slice under 4 MiB may get none; a caller that wants them allocates in larger
 /// blocks. Call it before the memory is first written: pages already backed wait for
 /// the kernel's background collapse instead.
+///
+/// Where the kernel's `defrag` setting is `madvise` (a common default), a page fault in
+/// an advised range may compact memory synchronously: the first write to each 2 MiB of
+/// a new chunk can take a millisecond, once per a few thousand new identities.
 pub fn huge_pages<T>(values: &[T]) {
     let start = values.as_ptr() as usize;
-    let end = start.saturating_add(std::mem::size_of_val(values));
-    let first = start.saturating_add(HUGE_PAGE - 1) & !(HUGE_PAGE - 1);
-    let last = end & !(HUGE_PAGE - 1);
-    if last > first {
-        advise_huge(
-            values.as_ptr().cast::<u8>().wrapping_add(first - start),
-            last - first,
-        );
+    if let Some((offset, bytes)) = whole_huge_pages(start, std::mem::size_of_val(values)) {
+        advise_huge(values.as_ptr().cast::<u8>().wrapping_add(offset), bytes);
     }
+}
+
+/// The whole aligned huge pages inside `bytes` bytes from address `start`, as an offset
+/// from `start` and a length, if there is at least one.
+fn whole_huge_pages(start: usize, bytes: usize) -> Option<(usize, usize)> {
+    let end = start.checked_add(bytes)?;
+    let first = start.checked_add(HUGE_PAGE - 1)? & !(HUGE_PAGE - 1);
+    let last = end & !(HUGE_PAGE - 1);
+    (last > first).then(|| (first - start, last - first))
 }
 
 #[cfg(target_os = "linux")]
@@ -136,6 +146,39 @@ mod tests {
         prefetch_lines(usize::MAX as *const u8, 4096, 64);
         prefetch(0x10 as *const u8);
         assert!(data.iter().all(|&b| b == 7));
+    }
+
+    /// The advised range is whole aligned huge pages, all inside the block: never a
+    /// byte outside it, and nothing when no whole page fits.
+    #[test]
+    fn huge_page_range_is_aligned_and_inside_the_block() {
+        const H: usize = HUGE_PAGE;
+        for (start, bytes) in [
+            (0, 5 * H),
+            (H, 2 * H),
+            (4096, 5 * H),
+            (H - 1, H + 1),
+            (3 * H + 16, 4 * H - 32),
+            (usize::MAX - 3 * H, 3 * H),
+        ] {
+            if let Some((offset, len)) = whole_huge_pages(start, bytes) {
+                let first = start + offset;
+                assert_eq!(first % H, 0, "{start} {bytes}");
+                assert_eq!(len % H, 0, "{start} {bytes}");
+                assert!(len > 0);
+                assert!(
+                    first >= start && first + len <= start + bytes,
+                    "{start} {bytes}"
+                );
+            }
+        }
+        assert_eq!(whole_huge_pages(0, 5 * H), Some((0, 5 * H)));
+        assert_eq!(whole_huge_pages(4096, 5 * H), Some((H - 4096, 4 * H)));
+        assert_eq!(whole_huge_pages(H - 1, H + 1), Some((1, H)));
+        // Under two pages and misaligned: none whole.
+        assert_eq!(whole_huge_pages(16, 2 * H - 32), None);
+        assert_eq!(whole_huge_pages(0, H - 1), None);
+        assert_eq!(whole_huge_pages(usize::MAX - 10, 100), None);
     }
 
     /// Advice changes no contents, on a block with whole huge pages inside and on one
@@ -174,6 +217,8 @@ mod tests {
         assert_eq!(lines_of(130, 1, 10), vec![2]);
         assert_eq!(lines_of(0, 640, 4), vec![0, 1, 2, 3]);
         assert_eq!(lines_of(64, 0, 4), Vec::<usize>::new());
+        // An empty slice (a dangling pointer mid-line) names no line at all.
+        assert_eq!(lines_of(65, 0, 4), Vec::<usize>::new());
         // A range ending one byte into a line includes that line.
         assert_eq!(lines_of(60, 5, 10), vec![0, 1]);
     }

@@ -1,7 +1,8 @@
 //! Per-identity behavioural state (design §3), no IO: the identity table with TTL and
 //! capacity eviction, the per-identity baselines and seen-sets ([`identity`]), the
-//! generalisation of raw fields ([`generalize`]), fleet-wide change tracking ([`fleet`])
-//! and stable hashing ([`hash`]). Everything advances in event time.
+//! generalisation of raw fields ([`generalize`]), fleet-wide change tracking ([`fleet`]),
+//! stable hashing ([`hash`]) and the memory hints of the event path ([`hints`]).
+//! Everything advances in event time.
 
 pub mod dormant;
 pub mod fleet;
@@ -13,16 +14,51 @@ pub mod identity;
 pub use hash::failure_key;
 pub use identity::{Identity, Novelty, Observation, SeenKind, StateParams};
 
-
 /// Seed of the identity table's name hash (in-memory only, never persisted).
 const SEED_TABLE: u64 = 0x0074_6162_6c65;
-/// Entries per slab chunk. Chunks are allocated whole and never move, so the table grows
-/// without copying states and keeps at most one partly used chunk of spare memory
-/// (a `Vec` of states would keep up to 2× while growing, a few hundred bytes each).
-/// Large (about 11 MiB of address space) so that most of each chunk is whole 2 MiB
-/// pages the kernel can back with huge pages ([`hints::huge_pages`]); untouched pages
-/// of the last chunk cost address space, not memory.
-const CHUNK: usize = 16_384;
+/// Entries in the first slab chunk; each next chunk doubles, up to [`CHUNK_MAX`].
+/// Chunks are allocated whole and never move, so the table grows without copying
+/// states and keeps at most one partly used chunk of spare memory (a `Vec` of states
+/// would keep up to 2× while growing, a few hundred bytes each).
+const CHUNK_FIRST: usize = 1024;
+/// Entries in every chunk from the fifth on: about 11 MiB, so that most of each chunk
+/// is whole 2 MiB pages the kernel can back with huge pages ([`hints::huge_pages`]).
+/// Small tables stay small: the doubling chunks before hold 15,360 entries in all.
+const CHUNK_MAX: usize = 16_384;
+/// Chunks that double before the size settles at [`CHUNK_MAX`].
+const GROWING_CHUNKS: usize = (CHUNK_MAX / CHUNK_FIRST).ilog2() as usize;
+/// Slots held by the doubling chunks (1024 + 2048 + 4096 + 8192).
+const GROWING_SLOTS: usize = CHUNK_MAX - CHUNK_FIRST;
+
+/// Entries chunk `k` holds.
+fn chunk_capacity(k: usize) -> usize {
+    if k < GROWING_CHUNKS {
+        CHUNK_FIRST << k
+    } else {
+        CHUNK_MAX
+    }
+}
+
+/// First slab slot of chunk `k`.
+fn chunk_start(k: usize) -> usize {
+    if k < GROWING_CHUNKS {
+        CHUNK_FIRST * ((1 << k) - 1)
+    } else {
+        GROWING_SLOTS + (k - GROWING_CHUNKS) * CHUNK_MAX
+    }
+}
+
+/// Chunk and position in it of slab slot `slot`.
+fn locate(slot: usize) -> (usize, usize) {
+    if slot < GROWING_SLOTS {
+        // Chunk k starts at CHUNK_FIRST·(2^k − 1).
+        let k = (slot / CHUNK_FIRST + 1).ilog2() as usize;
+        (k, slot - chunk_start(k))
+    } else {
+        let s = slot - GROWING_SLOTS;
+        (GROWING_CHUNKS + s / CHUNK_MAX, s % CHUNK_MAX)
+    }
+}
 /// Names up to this many bytes live inside the entry: a separate allocation per name was
 /// one more dependent cache miss per event (identity ARNs and service-account names are
 /// typically 30–60 bytes).
@@ -183,13 +219,22 @@ impl IdentityTable {
     }
 
     fn entry(&self, slot: u32) -> Option<&Entry> {
-        let s = slot as usize;
-        self.chunks.get(s / CHUNK)?.get(s % CHUNK)?.as_ref()
+        self.cell(slot)?.as_ref()
     }
 
     fn entry_mut(&mut self, slot: u32) -> Option<&mut Entry> {
-        let s = slot as usize;
-        self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.as_mut()
+        self.cell_mut(slot)?.as_mut()
+    }
+
+    /// The slab cell of `slot`, occupied or not (finding it reads no entry).
+    fn cell(&self, slot: u32) -> Option<&Option<Entry>> {
+        let (k, at) = locate(slot as usize);
+        self.chunks.get(k)?.get(at)
+    }
+
+    fn cell_mut(&mut self, slot: u32) -> Option<&mut Option<Entry>> {
+        let (k, at) = locate(slot as usize);
+        self.chunks.get_mut(k)?.get_mut(at)
     }
 
     /// Index position and slab slot of `identity`, whose [`IdentityTable::hash`] is `hash`.
@@ -274,9 +319,8 @@ impl IdentityTable {
                 return;
             }
             if w >> 32 == tag {
-                let s = (w as u32).wrapping_sub(1) as usize;
-                if let Some(entry) = self.chunks.get(s / CHUNK).and_then(|c| c.get(s % CHUNK)) {
-                    hints::prefetch_object(entry, 16);
+                if let Some(cell) = self.cell((w as u32).wrapping_sub(1)) {
+                    hints::prefetch_object(cell, 16);
                 }
             }
             i = (i + 1) & mask;
@@ -339,8 +383,7 @@ impl IdentityTable {
 
     fn remove_entry(&mut self, identity: &str) -> Option<Entry> {
         let (mut hole, slot) = self.find(Self::hash(identity), identity)?;
-        let s = slot as usize;
-        let entry = self.chunks.get_mut(s / CHUNK)?.get_mut(s % CHUNK)?.take()?;
+        let entry = self.cell_mut(slot)?.take()?;
         self.free.push(slot);
         self.len -= 1;
         self.removals += 1;
@@ -387,7 +430,8 @@ impl IdentityTable {
         if (self.len + 1) * 2 > self.index.len() {
             let words = std::mem::take(&mut self.index);
             self.index = vec![0; (words.len() * 2).max(64)];
-            // Before the first write: a lookup's first miss is a random word in here.
+            // A lookup's first miss is a random word in here. Only an index larger than
+            // 2 MiB (over ~130k identities) holds whole huge pages.
             hints::huge_pages(&self.index);
             for w in words.into_iter().filter(|&w| w != 0) {
                 self.place(w);
@@ -400,26 +444,24 @@ impl IdentityTable {
         };
         let slot = match self.free.pop() {
             Some(slot) => {
-                let s = slot as usize;
-                if let Some(v) = self
-                    .chunks
-                    .get_mut(s / CHUNK)
-                    .and_then(|c| c.get_mut(s % CHUNK))
-                {
-                    *v = Some(entry);
+                if let Some(cell) = self.cell_mut(slot) {
+                    *cell = Some(entry);
                 }
                 slot
             }
             None => {
-                if !matches!(self.chunks.last(), Some(c) if c.len() < CHUNK) {
-                    let mut chunk = Vec::with_capacity(CHUNK);
+                let n = self.chunks.len();
+                if n == 0 || self.chunks[n - 1].len() >= chunk_capacity(n - 1) {
+                    let mut chunk = Vec::with_capacity(chunk_capacity(n));
+                    // Before the first write: pages already backed would wait for the
+                    // kernel's background collapse instead.
                     hints::huge_pages(chunk.spare_capacity_mut());
                     self.chunks.push(chunk);
                 }
-                let n = self.chunks.len();
-                let chunk = &mut self.chunks[n - 1];
+                let k = self.chunks.len() - 1;
+                let chunk = &mut self.chunks[k];
                 chunk.push(Some(entry));
-                ((n - 1) * CHUNK + chunk.len() - 1) as u32
+                (chunk_start(k) + chunk.len() - 1) as u32
             }
         };
         self.place((hash >> 32 << 32) | (u64::from(slot) + 1));
@@ -549,6 +591,60 @@ mod tests {
             "the evicted identity's origin comes along"
         );
         assert_eq!(t.len(), 9);
+    }
+
+    /// Every slab slot maps to one chunk cell and back: chunk starts follow the sizes,
+    /// and the first and last cell of every chunk, doubling or full-size, are found.
+    #[test]
+    fn slab_slots_map_to_chunk_cells() {
+        assert_eq!(GROWING_CHUNKS, 4);
+        let mut start = 0;
+        for k in 0..8 {
+            assert_eq!(chunk_start(k), start, "chunk {k}");
+            let cap = chunk_capacity(k);
+            assert_eq!(locate(start), (k, 0));
+            assert_eq!(locate(start + cap / 2), (k, cap / 2));
+            assert_eq!(locate(start + cap - 1), (k, cap - 1));
+            start += cap;
+        }
+        assert_eq!(chunk_capacity(0), CHUNK_FIRST);
+        assert_eq!(chunk_capacity(GROWING_CHUNKS), CHUNK_MAX);
+        assert_eq!(locate(GROWING_SLOTS), (GROWING_CHUNKS, 0));
+    }
+
+    /// Past the doubling chunks, into the full-size ones, with removals reusing slots:
+    /// every identity keeps its own state.
+    #[test]
+    fn a_table_past_the_doubling_chunks_finds_every_identity() {
+        let p = params();
+        let mut table = IdentityTable::new(1_000_000, i64::MAX);
+        let n = GROWING_SLOTS + 2_000;
+        for i in 0..n {
+            table.insert(&format!("id-{i}"), Identity::new(i as i64, &p));
+        }
+        assert_eq!(table.chunks.len(), GROWING_CHUNKS + 1);
+        for i in (0..n).step_by(7) {
+            assert!(table.remove(&format!("id-{i}")).is_some());
+        }
+        for i in (0..n).step_by(7) {
+            table.insert(&format!("again-{i}"), Identity::new(-(i as i64), &p));
+        }
+        // Freed slots were reused: no new chunk.
+        assert_eq!(table.chunks.len(), GROWING_CHUNKS + 1);
+        for i in 0..n {
+            let name = format!("id-{i}");
+            match table.get(&name) {
+                Some(state) => {
+                    assert!(i % 7 != 0, "{name} was removed");
+                    assert_eq!(state.first_ms, i as i64, "{name}");
+                }
+                None => assert!(i % 7 == 0, "{name} lost"),
+            }
+        }
+        for i in (0..n).step_by(7) {
+            let state = table.get(&format!("again-{i}")).expect("reinserted");
+            assert_eq!(state.first_ms, -(i as i64));
+        }
     }
 
     #[test]
