@@ -159,12 +159,15 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     } else {
         ""
     };
-    let fleet = if others > 0 {
-        format!(", {others} other identities too")
-    } else if peer_discount(peers) < 1.0 {
-        format!(", taken up by {peers} other identities in two weeks")
-    } else {
-        String::new()
+    // Both discounts can apply (same-day adopters and earlier ones are counted apart),
+    // and the detail names each that weighed in.
+    let peers_text = (peer_discount(peers) < 1.0)
+        .then(|| format!("taken up by {peers} other identities in two weeks"));
+    let fleet = match (others, peers_text) {
+        (0, None) => String::new(),
+        (0, Some(p)) => format!(", {p}"),
+        (o, None) => format!(", {o} other identities too"),
+        (o, Some(p)) => format!(", {o} other identities too; {p}"),
     };
     Finding::lazy(strength, || {
         format!(
@@ -269,6 +272,17 @@ mod tests {
         let f = ask(&h, "elasticache:CreateReplicationGroup", peers(3)).expect("fires");
         assert!(
             f.detail.contains("3 other identities in two weeks"),
+            "{f:?}"
+        );
+        // Adopters today and earlier ones both weigh in, and both are named.
+        let both = FleetView {
+            action: 2,
+            ..peers(3)
+        };
+        let f = ask(&h, "elasticache:CreateReplicationGroup", both).expect("fires");
+        assert!(
+            f.detail
+                .contains("2 other identities too; taken up by 3 other identities in two weeks"),
             "{f:?}"
         );
         // A sensitive action is judged as if alone, however many others use it.
