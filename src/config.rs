@@ -363,6 +363,9 @@ pub struct ScoreConfig {
     pub critical: f64,
     /// Window in which a novelty met by many identities counts as a fleet-wide change.
     pub fleet_novelty_window: HumanDuration,
+    /// How long earlier adopters of a new action are remembered as its peers (a
+    /// platform change spreading team by team); `0s` turns the peer discount off.
+    pub fleet_peer_memory: HumanDuration,
     /// Window in which a detector firing on many identities counts as fleet-wide.
     pub fleet_pulse_window: HumanDuration,
     /// Window of the sustained-anomaly rule: whole hours, 1h to 15h.
@@ -842,6 +845,16 @@ impl Config {
                 "must be at least 1m",
             ));
         }
+        let peer_memory = self.score.fleet_peer_memory.0;
+        if !peer_memory.is_zero()
+            && (peer_memory <= self.score.fleet_novelty_window.0
+                || peer_memory > Duration::from_secs(90 * 86_400))
+        {
+            return Err(ConfigError::invalid(
+                "score.fleet_peer_memory",
+                "must be 0s (off), or longer than score.fleet_novelty_window and at most 90d",
+            ));
+        }
         if self.score.fleet_pulse_window.0 < Duration::from_secs(10) {
             return Err(ConfigError::invalid(
                 "score.fleet_pulse_window",
@@ -1256,6 +1269,12 @@ mod tests {
             err.to_string().contains("score.fleet_pulse_window"),
             "{err}"
         );
+        let err = load_text("[score]\nfleet_peer_memory = \"12h\"\n").expect_err("in the window");
+        assert!(err.to_string().contains("score.fleet_peer_memory"), "{err}");
+        let err = load_text("[score]\nfleet_peer_memory = \"1y\"\n").expect_err("too long");
+        assert!(err.to_string().contains("score.fleet_peer_memory"), "{err}");
+        load_text("[score]\nfleet_peer_memory = \"0s\"\n").expect("off");
+        load_text("[score]\nfleet_peer_memory = \"30d\"\n").expect("a month");
         let err = load_text("[detectors]\nnew_action = 1.5\n").expect_err("weight");
         assert!(err.to_string().contains("detectors.new_action"), "{err}");
     }

@@ -306,7 +306,8 @@ impl Engine {
                 config.state.max_identities,
                 config.state.idle_ttl.as_millis_i64(),
             ),
-            fleet_novelty: FleetNovelty::new(config.score.fleet_novelty_window.as_millis_i64()),
+            fleet_novelty: FleetNovelty::new(config.score.fleet_novelty_window.as_millis_i64())
+                .with_peer_memory(config.score.fleet_peer_memory.as_millis_i64()),
             impair_actions: StableMap::default(),
             pulse: FleetPulse::new(config.score.fleet_pulse_window.as_millis_i64()),
             schedule: BTreeSet::new(),

@@ -56,7 +56,8 @@ pub struct FleetNovelty {
     /// Identity hash → last time it was at `high` or above.
     flagged: StableMap<u64, i64>,
     window_ms: i64,
-    /// How long peers are kept: the longer of the window and [`PEER_MEMORY_MS`].
+    /// How long peers are kept ([`PEER_MEMORY_MS`] unless configured); no longer than
+    /// the window turns peers off.
     memory_ms: i64,
 }
 
@@ -75,6 +76,17 @@ impl FleetNovelty {
             window_ms: window_ms.max(1),
             memory_ms: window_ms.max(PEER_MEMORY_MS),
         }
+    }
+
+    /// Peers remembered for `memory_ms` (`score.fleet_peer_memory`); 0, or anything not
+    /// longer than the window, turns them off.
+    pub fn with_peer_memory(mut self, memory_ms: i64) -> Self {
+        self.memory_ms = memory_ms.max(0);
+        self
+    }
+
+    fn peers_on(&self) -> bool {
+        self.memory_ms > self.window_ms
     }
 
     fn recent(&self, at_ms: i64, now_ms: i64) -> bool {
@@ -103,7 +115,7 @@ impl FleetNovelty {
     }
 
     /// Identities other than `who` that took up the action `key` (recorded with
-    /// [`FleetNovelty::record_peer`]) before the window and within [`PEER_MEMORY_MS`],
+    /// [`FleetNovelty::record_peer`]) before the window and within the peer memory,
     /// and are not alerting now (flagged within the window, as for `others`): its peers
     /// already doing the same thing on earlier days. Those within the window are
     /// `others`' and are not counted twice. Weaker evidence of a benign change than a
@@ -117,6 +129,9 @@ impl FleetNovelty {
     /// non-sensitive new action with stolen identities spread over days is discounted a
     /// little (to 0.7 at most, see `new_action`); its sensitive actions are not.
     pub fn peers(&self, key: u64, who: u64, now_ms: i64) -> u32 {
+        if !self.peers_on() {
+            return 0;
+        }
         let Some(list) = self.peer_members.get(&key) else {
             return 0;
         };
@@ -147,6 +162,9 @@ impl FleetNovelty {
 
     /// `who` took up the action `key` at `now_ms` (see [`FleetNovelty::peers`]).
     pub fn record_peer(&mut self, key: u64, who: u64, now_ms: i64) {
+        if !self.peers_on() {
+            return;
+        }
         insert_member(
             &mut self.peer_members,
             key,
@@ -328,6 +346,29 @@ mod tests {
         assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 999), 5);
         assert_eq!(f.others(42, 99, NOVELTY_WINDOW_MS + 1500), 0);
         assert_eq!(f.others(7, 99, 2000), 0);
+    }
+
+    /// `score.fleet_peer_memory`: a shorter memory forgets sooner, and off keeps none
+    /// (nor spends memory on them), while the day window is untouched.
+    #[test]
+    fn peer_memory_is_configurable_and_can_be_off() {
+        let day = NOVELTY_WINDOW_MS;
+        let adopt = |f: &mut FleetNovelty| {
+            for (who, at) in [(1, 0), (2, 3 * day), (3, 5 * day)] {
+                f.record(42, who, at);
+                f.record_peer(42, who, at);
+            }
+        };
+        let now = 5 * day + 1000;
+        let mut short = FleetNovelty::default().with_peer_memory(4 * day);
+        adopt(&mut short);
+        // The first adopter is over four days old: only the second counts.
+        assert_eq!(short.peers(42, 9, now), 1);
+        let mut off = FleetNovelty::default().with_peer_memory(0);
+        adopt(&mut off);
+        assert_eq!(off.peers(42, 9, now), 0);
+        assert!(off.peer_members.is_empty());
+        assert_eq!(off.others(42, 9, now), 1);
     }
 
     #[test]
