@@ -1963,7 +1963,7 @@ mod tests {
         let after = taken_up_after_peers(true);
         assert!(!alone.contains("other identities"), "{alone}");
         assert!(
-            after.contains("taken up by 2 other identities in two weeks"),
+            after.contains("taken up on earlier days by 2 other identities"),
             "{after}"
         );
         let strength = |r: &str| r.split(' ').next().and_then(|x| x.parse::<f64>().ok());

@@ -91,7 +91,7 @@ pub struct FleetView {
     pub action: u32,
     pub user_agent: u32,
     /// Other identities, not alerting now, that took up the same new action on earlier
-    /// days within two weeks ([`crate::state::fleet::FleetNovelty::peers`]).
+    /// days within `score.fleet_peer_memory` ([`crate::state::fleet::FleetNovelty::peers`]).
     pub action_peers: u32,
 }
 

@@ -106,8 +106,8 @@ fn contains_any(lower: &str, fragments: &[&str]) -> bool {
     fragments.iter().any(|v| lower.contains(v))
 }
 
-/// Weight of a plain new action that `peers` other identities took up within two
-/// weeks: one other is coincidence; from two on it falls, to 0.7 at four or more. Milder
+/// Weight of a plain new action that `peers` other identities took up on earlier days
+/// (within `score.fleet_peer_memory`, two weeks by default): one other is coincidence; from two on it falls, to 0.7 at four or more. Milder
 /// than [`fleet_discount`] (a rollout within the day): spread out over weeks, the peers
 /// are weaker evidence that this identity's change is theirs.
 fn peer_discount(peers: u32) -> f64 {
@@ -162,7 +162,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     // Both discounts can apply (same-day adopters and earlier ones are counted apart),
     // and the detail names each that weighed in.
     let peers_text = (peer_discount(peers) < 1.0)
-        .then(|| format!("taken up by {peers} other identities in two weeks"));
+        .then(|| format!("taken up on earlier days by {peers} other identities"));
     let fleet = match (others, peers_text) {
         (0, None) => String::new(),
         (0, Some(p)) => format!(", {p}"),
@@ -271,7 +271,8 @@ mod tests {
         assert!((many / alone - 1.0 / 1.45).abs() < 1e-9, "{alone} {many}");
         let f = ask(&h, "elasticache:CreateReplicationGroup", peers(3)).expect("fires");
         assert!(
-            f.detail.contains("3 other identities in two weeks"),
+            f.detail
+                .contains("taken up on earlier days by 3 other identities"),
             "{f:?}"
         );
         // Adopters today and earlier ones both weigh in, and both are named.
@@ -282,7 +283,7 @@ mod tests {
         let f = ask(&h, "elasticache:CreateReplicationGroup", both).expect("fires");
         assert!(
             f.detail
-                .contains("2 other identities too; taken up by 3 other identities in two weeks"),
+                .contains("2 other identities too; taken up on earlier days by 3 other identities"),
             "{f:?}"
         );
         // A sensitive action is judged as if alone, however many others use it.
