@@ -852,7 +852,8 @@ impl Config {
         {
             return Err(ConfigError::invalid(
                 "score.fleet_peer_memory",
-                "must be 0s (off), or longer than score.fleet_novelty_window and at most 90d",
+                "must be 0s (off), or longer than score.fleet_novelty_window and at most 90d \
+                 (with a longer novelty window, raise this or set 0s)",
             ));
         }
         if self.score.fleet_pulse_window.0 < Duration::from_secs(10) {
@@ -1273,6 +1274,9 @@ mod tests {
         assert!(err.to_string().contains("score.fleet_peer_memory"), "{err}");
         let err = load_text("[score]\nfleet_peer_memory = \"1y\"\n").expect_err("too long");
         assert!(err.to_string().contains("score.fleet_peer_memory"), "{err}");
+        let err = load_text("[score]\nfleet_peer_memory = \"24h\"\n").expect_err("the window");
+        assert!(err.to_string().contains("score.fleet_peer_memory"), "{err}");
+        load_text("[score]\nfleet_peer_memory = \"90d\"\n").expect("the longest");
         load_text("[score]\nfleet_peer_memory = \"0s\"\n").expect("off");
         load_text("[score]\nfleet_peer_memory = \"30d\"\n").expect("a month");
         let err = load_text("[detectors]\nnew_action = 1.5\n").expect_err("weight");

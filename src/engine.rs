@@ -1926,9 +1926,13 @@ mod tests {
     /// Identities `a` and `b` take up a new plain action a day apart (or not), then `c`
     /// two days after `b`; returns `c`'s `new_action` reason ("strength detail").
     fn taken_up_after_peers(peers_first: bool) -> String {
+        taken_up_after_peers_with(peers_first, engine())
+    }
+
+    /// [`taken_up_after_peers`] on a given engine (its config).
+    fn taken_up_after_peers_with(peers_first: bool, mut e: Engine) -> String {
         const NEW_ACTION: &str = "elasticache:CreateReplicationGroup";
         const DAY: i64 = 86_400_000;
-        let mut e = engine();
         let mut out = Vec::new();
         let t = fleet_history(&mut e, &["a", "b", "c"], &mut out);
         let adopt = |e: &mut Engine, who: &str, at: i64, out: &mut Vec<Signal>| {
@@ -1968,6 +1972,13 @@ mod tests {
         );
         let strength = |r: &str| r.split(' ').next().and_then(|x| x.parse::<f64>().ok());
         assert!(strength(&after) < strength(&alone), "{after} vs {alone}");
+        // `score.fleet_peer_memory = "0s"` reaches the engine: the same adopters count
+        // for nothing.
+        let mut config = Config::default_config().expect("defaults");
+        config.score.fleet_peer_memory = crate::config::HumanDuration(std::time::Duration::ZERO);
+        let off = taken_up_after_peers_with(true, Engine::new(&config));
+        assert!(!off.contains("other identities"), "{off}");
+        assert_eq!(strength(&off), strength(&alone), "{off} vs {alone}");
     }
 
     /// Five identities start using one new action, either all otherwise normal (a

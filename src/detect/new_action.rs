@@ -107,9 +107,10 @@ fn contains_any(lower: &str, fragments: &[&str]) -> bool {
 }
 
 /// Weight of a plain new action that `peers` other identities took up on earlier days
-/// (within `score.fleet_peer_memory`, two weeks by default): one other is coincidence; from two on it falls, to 0.7 at four or more. Milder
-/// than [`fleet_discount`] (a rollout within the day): spread out over weeks, the peers
-/// are weaker evidence that this identity's change is theirs.
+/// (within `score.fleet_peer_memory`, two weeks by default): one other is coincidence;
+/// from two on it falls, to 0.7 at four or more. Milder than [`fleet_discount`] (a
+/// rollout within the day): spread out over weeks, the peers are weaker evidence that
+/// this identity's change is theirs.
 fn peer_discount(peers: u32) -> f64 {
     1.0 / (1.0 + 0.15 * f64::from(peers.saturating_sub(1).min(3)))
 }
@@ -148,7 +149,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         .state
         .novelty_rate_per_day(SeenKind::Action, ctx.obs.time_ms, ctx.params);
     let others = ctx.fleet.action;
-    // Peers that took up this action over the last two weeks (Terraform roles of one
+    // Peers that took up this action on earlier days (Terraform roles of one
     // team after another starting to create cache clusters) make a plain new action a
     // platform change more than one identity's departure. Not for sensitive actions:
     // that other identities list buckets or create keys is no reason for this one to.
@@ -255,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn peers_over_two_weeks_soften_a_plain_new_action_only() {
+    fn peers_on_earlier_days_soften_a_plain_new_action_only() {
         let h = ci_runner();
         let peers = |n| FleetView {
             action_peers: n,

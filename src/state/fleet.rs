@@ -6,8 +6,9 @@
 //!   novelty (a new action, destination class or user-agent family) within about a day;
 //!   a release adding a route to forty integrations is weak evidence on each of them.
 //!   Identities that are themselves alerting do not count: that is a campaign, not a
-//!   release. It also remembers, for two weeks, who took up each novelty
-//!   ([`FleetNovelty::peers`]): a platform change spreads team by team over days.
+//!   release. It also remembers, for `score.fleet_peer_memory` (two weeks by default),
+//!   who took up each new action ([`FleetNovelty::peers`]): a platform change spreads
+//!   team by team over days.
 //! - [`FleetPulse`]: per detector, how many distinct identities it fired on in the last
 //!   ten minutes, against its own long-run level; a cluster incident that makes every
 //!   controller see errors, or a sale day lifting every payment key, is discounted.
@@ -16,7 +17,8 @@ use super::hash::StableMap;
 
 /// Default window of [`FleetNovelty`]: a fleet rollout lands within a day or so.
 pub const NOVELTY_WINDOW_MS: i64 = 86_400_000;
-/// How long a member is remembered for [`FleetNovelty::peers`]: a platform change
+/// How long a member is remembered for [`FleetNovelty::peers`] unless configured
+/// (`score.fleet_peer_memory`): a platform change
 /// (Terraform roles starting to create a new kind of resource, one team after another)
 /// spreads over days or weeks, not within the day a release takes.
 pub const PEER_MEMORY_MS: i64 = 14 * 86_400_000;
@@ -50,7 +52,7 @@ struct Met {
 #[derive(Debug)]
 pub struct FleetNovelty {
     members: StableMap<u64, Vec<Met>>,
-    /// Who took up each new action, for [`PEER_MEMORY_MS`] (apart from `members`, whose
+    /// Who took up each new action, for the peer memory (apart from `members`, whose
     /// sweep and cap stay those of the day window).
     peer_members: StableMap<u64, Vec<Met>>,
     /// Identity hash → last time it was at `high` or above.
