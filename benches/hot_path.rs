@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use riskd::config::Config;
 use riskd::decode::{decode_native, decode_native_into, Limits};
-use riskd::engine::{Engine, PREFETCH_DISTANCE};
+use riskd::engine::{Engine, PrefetchKeys, PREFETCH_DISTANCE};
 use riskd::event::ActivityEvent;
 use riskd::source::generator::write_native;
 
@@ -213,7 +213,9 @@ fn bench(c: &mut Criterion) {
     // prefetching their state while it processes the one before (`prefetch_ahead`).
     // Each iteration adds one event at the back of the window and processes the front
     // one, so every event is measured with a full window ahead of it.
-    let mut window: VecDeque<ActivityEvent> = VecDeque::with_capacity(PREFETCH_DISTANCE + 1);
+    // Each event with its lookahead keys, computed once as it enters (inside the timing).
+    let mut window: VecDeque<(ActivityEvent, PrefetchKeys)> =
+        VecDeque::with_capacity(PREFETCH_DISTANCE + 1);
     group.bench_function("process_lookahead_100k_identities", |b| {
         b.iter_batched(
             || {
@@ -224,14 +226,15 @@ fn bench(c: &mut Criterion) {
                 e
             },
             |e| {
-                window.push_back(e);
+                let keys = PrefetchKeys::of(&e);
+                window.push_back((e, keys));
                 // Only while the window fills (the first three iterations) is nothing
                 // processed.
                 if window.len() <= PREFETCH_DISTANCE {
                     return None;
                 }
-                let front = window.pop_front()?;
-                engine.prefetch_ahead(&window);
+                let (front, _) = window.pop_front()?;
+                engine.prefetch_ahead(window.iter().map(|(_, k)| *k));
                 out.clear();
                 let _ = black_box(engine.process(&front, &mut out));
                 Some(front)
@@ -264,13 +267,14 @@ fn bench(c: &mut Criterion) {
             let mut e = spares.pop().unwrap_or_default();
             if decode_native_into(lines[i].as_bytes(), &limits, &mut e).is_ok() {
                 e.time_ms = t;
-                window.push_back(e);
+                let keys = PrefetchKeys::of(&e);
+                window.push_back((e, keys));
             } else {
                 spares.push(e);
             }
             if window.len() > PREFETCH_DISTANCE {
-                if let Some(front) = window.pop_front() {
-                    engine.prefetch_ahead(&window);
+                if let Some((front, _)) = window.pop_front() {
+                    engine.prefetch_ahead(window.iter().map(|(_, k)| *k));
                     out.clear();
                     let _ = black_box(engine.process(&front, &mut out));
                     spares.push(front);

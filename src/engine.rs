@@ -111,6 +111,28 @@ const PULSE_MIN_STRENGTH: f64 = 0.3;
 
 /// Events [`Engine::prefetch_ahead`] looks at: one per level of dependent loads.
 pub const PREFETCH_DISTANCE: usize = 3;
+
+/// Where an event's state lives, as [`Engine::prefetch_ahead`] needs it: the identity
+/// table's hash of its name and its memo positions. Only hints are derived from it, so
+/// keys of another event waste a few loads and change nothing; `process` computes its
+/// own.
+#[derive(Clone, Copy, Debug)]
+pub struct PrefetchKeys {
+    identity: u64,
+    destination: MemoIndex,
+    user_agent: Option<MemoIndex>,
+}
+
+impl PrefetchKeys {
+    pub fn of(event: &ActivityEvent) -> PrefetchKeys {
+        PrefetchKeys {
+            identity: IdentityTable::hash(&event.identity),
+            destination: Memo::index(&event.destination),
+            user_agent: event.user_agent.as_deref().map(Memo::index),
+        }
+    }
+}
+
 /// Slots of each generalisation memo (a power of two).
 const MEMO_SLOTS: usize = 4096;
 /// Seed of the memo index hash (not a persisted hash space).
@@ -131,7 +153,7 @@ struct MemoSlot {
 }
 
 /// Position of a raw field in a [`Memo`], and its full hash.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct MemoIndex {
     slot: usize,
     check: u64,
@@ -341,26 +363,27 @@ impl Engine {
     /// what the level before loaded: the third event ahead gets its index word, the
     /// second its entry's lines, the next its heap blocks. Changes nothing: a hint for
     /// an identity that is then evicted or moved only wastes a load.
-    pub fn prefetch_ahead<'a>(&self, upcoming: impl IntoIterator<Item = &'a ActivityEvent>) {
-        for (ahead, event) in upcoming.into_iter().take(PREFETCH_DISTANCE).enumerate() {
-            let hash = IdentityTable::hash(&event.identity);
-            if ahead == 0 {
-                self.table.prefetch_heap(hash, &event.identity);
-                continue;
-            }
-            let destination = Memo::index(&event.destination);
-            let user_agent = event.user_agent.as_deref().map(Memo::index);
-            if ahead == 1 {
-                self.table.prefetch_entry(hash);
-                self.destinations.prefetch_texts(destination);
-                if let Some(at) = user_agent {
-                    self.user_agents.prefetch_texts(at);
+    ///
+    /// Takes each event's [`PrefetchKeys`], which a driver computes once, when the event
+    /// enters its window ([`PrefetchKeys::of`]): every event passes through all three
+    /// levels, and hashing its names at each cost more than the levels themselves.
+    pub fn prefetch_ahead(&self, upcoming: impl IntoIterator<Item = PrefetchKeys>) {
+        for (ahead, keys) in upcoming.into_iter().take(PREFETCH_DISTANCE).enumerate() {
+            match ahead {
+                0 => self.table.prefetch_heap(keys.identity),
+                1 => {
+                    self.table.prefetch_entry(keys.identity);
+                    self.destinations.prefetch_texts(keys.destination);
+                    if let Some(at) = keys.user_agent {
+                        self.user_agents.prefetch_texts(at);
+                    }
                 }
-            } else {
-                self.table.prefetch_index(hash);
-                self.destinations.prefetch_slot(destination);
-                if let Some(at) = user_agent {
-                    self.user_agents.prefetch_slot(at);
+                _ => {
+                    self.table.prefetch_index(keys.identity);
+                    self.destinations.prefetch_slot(keys.destination);
+                    if let Some(at) = keys.user_agent {
+                        self.user_agents.prefetch_slot(at);
+                    }
                 }
             }
         }
@@ -1798,7 +1821,12 @@ mod tests {
             let mut rejected = 0;
             for (i, ev) in events.iter().enumerate() {
                 if ahead {
-                    e.prefetch_ahead(events[i + 1..].iter());
+                    e.prefetch_ahead(
+                        events[i + 1..]
+                            .iter()
+                            .take(PREFETCH_DISTANCE)
+                            .map(PrefetchKeys::of),
+                    );
                 }
                 rejected += usize::from(e.process(ev, &mut out).is_err());
             }

@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::decode::{self, Decoded, Format, Limits, RejectReason, Rejection};
-use crate::engine::{Engine, PREFETCH_DISTANCE};
+use crate::engine::{Engine, PrefetchKeys, PREFETCH_DISTANCE};
 use crate::event::ActivityEvent;
 use crate::metrics::metrics;
 use crate::signal::{Level, Signal};
@@ -120,6 +120,8 @@ struct Pending {
     seq: u64,
     event: Box<ActivityEvent>,
     position: Position,
+    /// Computed once, when the event is read (see `Engine::prefetch_ahead`).
+    lookahead: PrefetchKeys,
 }
 
 impl PartialEq for Pending {
@@ -615,6 +617,7 @@ impl Replay<'_> {
         self.reorder.push(Pending {
             time_ms: event.time_ms,
             seq: self.seq,
+            lookahead: PrefetchKeys::of(&event),
             event,
             position,
         });
@@ -660,7 +663,7 @@ impl Replay<'_> {
         };
         // Outside the sampled scoring latency, which times `process` alone.
         self.engine
-            .prefetch_ahead(self.ready.iter().map(|p| &*p.event));
+            .prefetch_ahead(self.ready.iter().map(|p| p.lookahead));
         self.score(pending)
     }
 
@@ -1113,6 +1116,7 @@ mod tests {
         let pending = |seq: usize, time_ms: i64| Pending {
             time_ms,
             seq: seq as u64,
+            lookahead: PrefetchKeys::of(&ActivityEvent::default()),
             event: Box::default(),
             position: Position {
                 input: 0,

@@ -69,7 +69,7 @@ use super::offsets::PartitionTrack;
 use super::{Readiness, ServiceError};
 use crate::config::Config;
 use crate::decode::{decode, Decoded, Format, Limits, RejectReason, Rejection};
-use crate::engine::Engine;
+use crate::engine::{Engine, PrefetchKeys, PREFETCH_DISTANCE};
 use crate::event::ActivityEvent;
 use crate::metrics::metrics;
 use crate::risk_table::{wall_clock_ms, SharedRiskTable};
@@ -518,11 +518,16 @@ impl Pipeline {
                     }
                     // A CloudTrail document holds many events: their state loads while
                     // this one is scored (a record of one event has nothing ahead).
-                    self.engine
-                        .prefetch_ahead(items.as_slice().iter().filter_map(|d| match d {
-                            Decoded::Event(e) => Some(&**e),
-                            _ => None,
-                        }));
+                    self.engine.prefetch_ahead(
+                        items
+                            .as_slice()
+                            .iter()
+                            .filter_map(|d| match d {
+                                Decoded::Event(e) => Some(PrefetchKeys::of(e)),
+                                _ => None,
+                            })
+                            .take(PREFETCH_DISTANCE),
+                    );
                     let mut signals = std::mem::take(&mut self.signals);
                     signals.clear();
                     match self.engine.process(&event, &mut signals) {

@@ -306,13 +306,32 @@ impl IdentityTable {
     /// Level 2: every line of each entry the index (loaded by level 1) names for `hash`.
     /// Only the index is read; the entries are not.
     pub fn prefetch_entry(&self, hash: u64) {
+        self.each_candidate(hash, |cell| hints::prefetch_object(cell, 16));
+    }
+
+    /// Level 3: the heap blocks of the state of each entry the index names for `hash`
+    /// (their entries loaded by level 2). The name is not compared: a tag rarely
+    /// matches another entry, and then only a few loads are wasted.
+    pub fn prefetch_heap(&self, hash: u64) {
+        self.each_candidate(hash, |cell| {
+            if let Some(e) = cell {
+                e.state.prefetch_heap();
+                if let Name::Heap(name) = &e.name {
+                    hints::prefetch_slice(name.as_bytes(), 2);
+                }
+            }
+        });
+    }
+
+    /// Calls `visit` with the slab cell of every entry whose index tag matches `hash`,
+    /// in probe order (a few at most, bounded by the load factor).
+    fn each_candidate(&self, hash: u64, mut visit: impl FnMut(&Option<Entry>)) {
         if self.index.is_empty() {
             return;
         }
         let mask = self.index.len() - 1;
         let tag = hash >> 32;
         let mut i = self.home(hash);
-        // Bounded like a lookup is by the load factor; a few probes at most.
         for _ in 0..8 {
             let w = self.index[i];
             if w == 0 {
@@ -320,20 +339,10 @@ impl IdentityTable {
             }
             if w >> 32 == tag {
                 if let Some(cell) = self.cell((w as u32).wrapping_sub(1)) {
-                    hints::prefetch_object(cell, 16);
+                    visit(cell);
                 }
             }
             i = (i + 1) & mask;
-        }
-    }
-
-    /// Level 3: the heap blocks of `identity`'s state (its entry loaded by level 2).
-    pub fn prefetch_heap(&self, hash: u64, identity: &str) {
-        if let Some(e) = self.find(hash, identity).and_then(|(_, s)| self.entry(s)) {
-            e.state.prefetch_heap();
-            if let Name::Heap(name) = &e.name {
-                hints::prefetch_slice(name.as_bytes(), 2);
-            }
         }
     }
 
