@@ -192,15 +192,16 @@ fn bench(c: &mut Criterion) {
     // criterion's `SmallInput` a batch held ~10% of all iterations (tens of MB), and
     // reading the event's own strings back from memory added ~4 cache misses per event
     // that the pipeline does not have.
+    let mut next_event = || {
+        i = (i + 1) % decoded.len();
+        t += step;
+        let mut e = decoded[i].clone();
+        e.time_ms = t;
+        e
+    };
     group.bench_function("process_100k_identities", |b| {
         b.iter_batched(
-            || {
-                i = (i + 1) % decoded.len();
-                t += step;
-                let mut e = decoded[i].clone();
-                e.time_ms = t;
-                e
-            },
+            &mut next_event,
             |e| {
                 out.clear();
                 let _ = black_box(engine.process(&e, &mut out));
@@ -212,19 +213,13 @@ fn bench(c: &mut Criterion) {
     // As `replay` scores: events held back `PREFETCH_DISTANCE` places, the engine
     // prefetching their state while it processes the one before (`prefetch_ahead`).
     // Each iteration adds one event at the back of the window and processes the front
-    // one, so every event is measured with a full window ahead of it.
-    // Each event with its lookahead keys, computed once as it enters (inside the timing).
+    // one, so every event is measured with a full window ahead of it. Each event's
+    // prefetch keys are computed once, as it enters the window (inside the timing).
     let mut window: VecDeque<(ActivityEvent, PrefetchKeys)> =
         VecDeque::with_capacity(PREFETCH_DISTANCE + 1);
     group.bench_function("process_lookahead_100k_identities", |b| {
         b.iter_batched(
-            || {
-                i = (i + 1) % decoded.len();
-                t += step;
-                let mut e = decoded[i].clone();
-                e.time_ms = t;
-                e
-            },
+            &mut next_event,
             |e| {
                 let keys = PrefetchKeys::of(&e);
                 window.push_back((e, keys));

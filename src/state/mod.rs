@@ -250,28 +250,38 @@ impl IdentityTable {
         identity: &str,
         candidate: impl Fn(&Entry),
     ) -> Option<(usize, u32)> {
-        if self.index.is_empty() {
-            return None;
-        }
-        let mask = self.index.len() - 1;
+        self.tag_matches(hash).find(|&(_, slot)| {
+            self.entry(slot).is_some_and(|e| {
+                candidate(e);
+                e.name.as_bytes() == identity.as_bytes()
+            })
+        })
+    }
+
+    /// Index position and slab slot of every word whose tag matches `hash`, in probe
+    /// order, up to the first empty word (which ends every probe: the index is at most
+    /// half full). Names are not compared.
+    fn tag_matches(&self, hash: u64) -> impl Iterator<Item = (usize, u32)> + '_ {
+        let mask = self.index.len().wrapping_sub(1);
         let tag = hash >> 32;
-        let mut i = self.home(hash);
-        loop {
-            let w = self.index[i];
+        let mut at = if self.index.is_empty() {
+            0
+        } else {
+            self.home(hash)
+        };
+        std::iter::from_fn(move || loop {
+            // At the end `at` stays on the empty word, so the iterator stays ended. An
+            // empty index has no word at 0: the probe ends at once.
+            let w = self.index.get(at).copied().unwrap_or(0);
             if w == 0 {
                 return None;
             }
+            let here = at;
+            at = (at + 1) & mask;
             if w >> 32 == tag {
-                let slot = (w as u32).wrapping_sub(1);
-                if self.entry(slot).is_some_and(|e| {
-                    candidate(e);
-                    e.name.as_bytes() == identity.as_bytes()
-                }) {
-                    return Some((i, slot));
-                }
+                return Some((here, (w as u32).wrapping_sub(1)));
             }
-            i = (i + 1) & mask;
-        }
+        })
     }
 
     /// The slot of `identity` (hashed with [`IdentityTable::hash`]), if tracked.
@@ -326,23 +336,10 @@ impl IdentityTable {
     /// Calls `visit` with the slab cell of every entry whose index tag matches `hash`,
     /// in probe order (a few at most, bounded by the load factor).
     fn each_candidate(&self, hash: u64, mut visit: impl FnMut(&Option<Entry>)) {
-        if self.index.is_empty() {
-            return;
-        }
-        let mask = self.index.len() - 1;
-        let tag = hash >> 32;
-        let mut i = self.home(hash);
-        for _ in 0..8 {
-            let w = self.index[i];
-            if w == 0 {
-                return;
+        for (_, slot) in self.tag_matches(hash).take(8) {
+            if let Some(cell) = self.cell(slot) {
+                visit(cell);
             }
-            if w >> 32 == tag {
-                if let Some(cell) = self.cell((w as u32).wrapping_sub(1)) {
-                    visit(cell);
-                }
-            }
-            i = (i + 1) & mask;
         }
     }
 
