@@ -59,16 +59,40 @@ fn is_alnum(b: u8) -> bool {
     CLASSES[usize::from(b)] & ALNUM != 0
 }
 
-/// What [`placeholder_of`] needs to know about a token, gathered while scanning it.
+/// What [`placeholder_of`] needs to know about a token, gathered while scanning it:
+/// only what every token needs. Letter counts by case are taken by [`LetterCounts`] for
+/// the few long mixed-case tokens whose judgement depends on them.
 struct TokenShape {
     len: usize,
     digits: usize,
     all_hex: bool,
     vowel: bool,
-    /// Letters by case, and vowels among letters.
+    /// Has both capital and small letters.
+    both_cases: bool,
+}
+
+/// Letters of a token by case, and vowels among them.
+struct LetterCounts {
     upper: usize,
     lower: usize,
     vowels: usize,
+}
+
+impl LetterCounts {
+    fn of(token: &[u8]) -> Self {
+        let mut counts = LetterCounts {
+            upper: 0,
+            lower: 0,
+            vowels: 0,
+        };
+        for &b in token {
+            let c = CLASSES[usize::from(b)];
+            counts.upper += usize::from(c & UPPER != 0);
+            counts.lower += usize::from(c & LOWER != 0);
+            counts.vowels += usize::from(c & VOWEL != 0);
+        }
+        counts
+    }
 }
 
 /// Counts the irregular runs of a token. Camel-case words are
@@ -119,10 +143,11 @@ impl RunTally {
     }
 }
 
-/// Scans the alphanumeric token at the start of `s`.
+/// Scans the alphanumeric token at the start of `s`. This loop runs on most bytes of
+/// every destination that misses the engine's memo, so it keeps one counter and two
+/// masks per byte; the rest is computed per token, and only when needed.
 fn scan_token(s: &[u8]) -> TokenShape {
     let (mut len, mut digits, mut and, mut or) = (0usize, 0usize, HEX, 0u8);
-    let (mut upper, mut lower, mut vowels) = (0usize, 0usize, 0usize);
     for &b in s {
         let c = CLASSES[usize::from(b)];
         if c & ALNUM == 0 {
@@ -130,9 +155,6 @@ fn scan_token(s: &[u8]) -> TokenShape {
         }
         len += 1;
         digits += usize::from(c & DIGIT != 0);
-        upper += usize::from(c & UPPER != 0);
-        lower += usize::from(c & LOWER != 0);
-        vowels += usize::from(c & VOWEL != 0);
         and &= c;
         or |= c;
     }
@@ -141,9 +163,7 @@ fn scan_token(s: &[u8]) -> TokenShape {
         digits,
         all_hex: and & HEX != 0,
         vowel: or & VOWEL != 0,
-        upper,
-        lower,
-        vowels,
+        both_cases: or & (UPPER | LOWER) == UPPER | LOWER,
     }
 }
 
@@ -163,7 +183,7 @@ fn irregular_runs(token: &[u8]) -> usize {
 /// Random base62 ids of 12–14 characters without two digits (a third of them, which the
 /// digit rules miss) are caught at 96–98 %; tokens of the real CloudTrail and Kubernetes
 /// audit sets it catches are all random strings, none are words.
-fn random_mixed_case(t: &TokenShape, irregular: usize) -> bool {
+fn random_mixed_case(t: &LetterCounts, irregular: usize) -> bool {
     let letters = t.upper + t.lower;
     irregular >= 3 || (irregular >= 2 && t.vowels * 100 < letters * 35)
 }
@@ -171,9 +191,9 @@ fn random_mixed_case(t: &TokenShape, irregular: usize) -> bool {
 /// Long names made of words (`OrganizationAccountAccessRole`, a role every AWS
 /// organisation has): letters with at most two digits, vowels like words have, and
 /// camel case without irregular runs beyond one acronym.
-fn made_of_words(t: &TokenShape, irregular: usize) -> bool {
-    let letters = t.upper + t.lower;
-    t.digits <= 2 && t.vowels * 100 >= letters * 30 && irregular <= 1
+fn made_of_words(t: &TokenShape, letters: &LetterCounts, irregular: usize) -> bool {
+    let count = letters.upper + letters.lower;
+    t.digits <= 2 && letters.vowels * 100 >= count * 30 && irregular <= 1
 }
 
 /// Classifies a scanned alphanumeric `token`; `None` keeps it verbatim.
@@ -209,11 +229,12 @@ fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<&'static str> {
     if (len >= 6 || (len == 5 && digits >= 1)) && !vowel {
         return Some("{id}");
     }
-    let mixed_case = len >= 8 && t.upper >= 2 && t.lower >= 2;
-    if len >= 24 || mixed_case {
+    if len >= 24 || (len >= 8 && t.both_cases) {
+        let letters = LetterCounts::of(token);
+        let mixed_case = len >= 8 && letters.upper >= 2 && letters.lower >= 2;
         let irregular = irregular_runs(token);
-        if (len >= 24 && !made_of_words(t, irregular))
-            || (mixed_case && random_mixed_case(t, irregular))
+        if (len >= 24 && !made_of_words(t, &letters, irregular))
+            || (mixed_case && random_mixed_case(&letters, irregular))
         {
             return Some("{id}");
         }
@@ -260,7 +281,11 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
     // or another region is another place. Only the resource part is generalised.
     let mut i = arn_header_len(bytes);
     bytes = without_secret_suffix(bytes, i);
-    out.push_str(dest.get(..i).unwrap_or_default());
+    // What is kept verbatim (the header, separators, words) is copied in spans, once per
+    // placeholder and at the end, not token by token: most of a destination is kept, and
+    // a copy per token cost more than judging the tokens. `verbatim` is where the span
+    // not yet copied starts; spans start and end at ASCII bytes except at the very end.
+    let mut verbatim = 0;
     // The last token became a placeholder and a single `-` followed it: Kubernetes names
     // a pod `<deployment>-<replica set hash>-<5 random characters>`, both random parts
     // from an alphabet without vowels, so a 5-character suffix without vowels there is
@@ -268,39 +293,35 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
     let mut after_placeholder = false;
     let mut dash_after_placeholder = false;
     while i < bytes.len() {
-        let b = bytes[i];
-        if !is_alnum(b) {
-            // Separators and non-ASCII bytes are copied through (lossy for a cut
-            // multi-byte character at the end, which only affects display).
+        if !is_alnum(bytes[i]) {
             let start = i;
             while i < bytes.len() && !is_alnum(bytes[i]) {
                 i += 1;
-            }
-            // Runs end at ASCII bytes, so only a run cut at `MAX_DEST_LEN` can split a
-            // character; copying the `str` slice avoids the lossy scan everywhere else.
-            match dest.get(start..i) {
-                Some(run) => out.push_str(run),
-                None => out.push_str(&String::from_utf8_lossy(&bytes[start..i])),
             }
             dash_after_placeholder = after_placeholder && &bytes[start..i] == b"-";
             after_placeholder = false;
             continue;
         }
+        let start = i;
         if let Some(n) = uuid_at(&bytes[i..]) {
+            push_span(dest, bytes, verbatim..start, out);
             out.push_str("{uuid}");
             i += n;
+            verbatim = i;
             after_placeholder = true;
             continue;
         }
         let starts_token = i == 0 || !matches!(bytes[i - 1], b'.' | b'-' | b'_');
-        if starts_token {
-            if let Some(n) = push_ipv4_literal(&bytes[i..], out) {
-                i += n;
+        if starts_token && bytes[i].is_ascii_digit() {
+            if let Some(address) = ipv4_literal_at(&bytes[i..]) {
+                push_span(dest, bytes, verbatim..start, out);
+                push_ipv4_place(&address, &bytes[i..], out);
+                i += address.len;
+                verbatim = i;
                 after_placeholder = true;
                 continue;
             }
         }
-        let start = i;
         let shape = scan_token(&bytes[i..]);
         i += shape.len;
         // Helm keeps each release revision as a secret `sh.helm.release.v1.<app>.v<k>`:
@@ -318,11 +339,25 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
         };
         dash_after_placeholder = false;
         after_placeholder = placeholder.is_some();
-        match placeholder {
-            Some(p) => out.push_str(p),
-            // Tokens are ASCII alphanumerics, always a valid `str` slice.
-            None => out.push_str(dest.get(start..i).unwrap_or_default()),
+        if let Some(p) = placeholder {
+            push_span(dest, bytes, verbatim..start, out);
+            out.push_str(p);
+            verbatim = i;
         }
+    }
+    push_span(dest, bytes, verbatim..bytes.len(), out);
+}
+
+/// Appends `bytes[span]`, the verbatim part of `dest` (of which `bytes` is a prefix).
+/// Only a span cut at `MAX_DEST_LEN` can end inside a character: that one is copied
+/// lossily (which only affects display), every other as the `str` slice it is.
+fn push_span(dest: &str, bytes: &[u8], span: std::ops::Range<usize>, out: &mut String) {
+    if span.is_empty() {
+        return;
+    }
+    match dest.get(span.clone()) {
+        Some(run) => out.push_str(run),
+        None => out.push_str(&String::from_utf8_lossy(&bytes[span])),
     }
 }
 
@@ -375,13 +410,18 @@ fn arn_header_len(bytes: &[u8]) -> usize {
     0
 }
 
-/// Writes the generalised form of a dotted IPv4 address at the start of `s` (with its
-/// port, if one follows) and returns its length; `None` when there is none. A call to
-/// an address rather than a name keeps its place: private space by its /16 (pod and
-/// node addresses churn inside it), public space by its /24 (a new public address is a
-/// new place, the shape of exfiltration to a bare IP), and the port, which says what
-/// is spoken there.
-fn push_ipv4_literal(s: &[u8], out: &mut String) -> Option<usize> {
+/// A dotted IPv4 address at the start of a destination, with its port if one follows.
+struct Ipv4Literal {
+    octets: [u8; 4],
+    /// Digits of the port (after a `:`), 0 without one.
+    port_digits: usize,
+    /// Bytes taken, port included.
+    len: usize,
+}
+
+/// The dotted IPv4 address at the start of `s` (octets of up to three digits, each at
+/// most 255), with its port; `None` when there is none.
+fn ipv4_literal_at(s: &[u8]) -> Option<Ipv4Literal> {
     let mut octets = [0u8; 4];
     let mut i = 0;
     for (k, octet) in octets.iter_mut().enumerate() {
@@ -406,28 +446,44 @@ fn push_ipv4_literal(s: &[u8], out: &mut String) -> Option<usize> {
     if s.get(i).is_some_and(|&b| is_alnum(b) || b == b'.') {
         return None;
     }
-    let addr = std::net::Ipv4Addr::from(octets);
+    let mut port_digits = 0;
+    if s.get(i) == Some(&b':') {
+        let digits = s[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if (1..=5).contains(&digits) && !s.get(i + 1 + digits).is_some_and(|&b| is_alnum(b)) {
+            port_digits = digits;
+            i += 1 + digits;
+        }
+    }
+    Some(Ipv4Literal {
+        octets,
+        port_digits,
+        len: i,
+    })
+}
+
+/// Writes the generalised form of an address literal `s` starts with. A call to an
+/// address rather than a name keeps its place: private space by its /16 (pod and node
+/// addresses churn inside it), public space by its /24 (a new public address is a new
+/// place, the shape of exfiltration to a bare IP), and the port, which says what is
+/// spoken there.
+fn push_ipv4_place(address: &Ipv4Literal, s: &[u8], out: &mut String) {
+    let octets = address.octets;
     push_u8(out, octets[0]);
     out.push('.');
     push_u8(out, octets[1]);
-    if is_private(IpAddr::V4(addr)) {
+    if is_private(IpAddr::V4(std::net::Ipv4Addr::from(octets))) {
         out.push_str(".{n}.{n}");
     } else {
         out.push('.');
         push_u8(out, octets[2]);
         out.push_str(".{n}");
     }
-    if s.get(i) == Some(&b':') {
-        let digits = s[i + 1..].iter().take_while(|b| b.is_ascii_digit()).count();
-        if (1..=5).contains(&digits) && !s.get(i + 1 + digits).is_some_and(|&b| is_alnum(b)) {
-            out.push(':');
-            for &d in &s[i + 1..i + 1 + digits] {
-                out.push(char::from(d));
-            }
-            i += 1 + digits;
+    if address.port_digits > 0 {
+        out.push(':');
+        for &d in &s[address.len - address.port_digits..address.len] {
+            out.push(char::from(d));
         }
     }
-    Some(i)
 }
 
 /// The destination's class: the part that names the resource container, so a new object
@@ -563,12 +619,10 @@ pub fn source_network(
     out.clear();
     // An IPv4 client of a dual-stack listener is logged as `::ffff:a.b.c.d`: judged as
     // the IPv4 address it is, or every such client would share one /64.
-    let parsed = ip
-        .and_then(|s| s.trim().parse::<IpAddr>().ok())
-        .map(|a| match a {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
-            v4 => v4,
-        });
+    let parsed = ip.and_then(|s| parse_ip(s.trim())).map(|a| match a {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(a, IpAddr::V4),
+        v4 => v4,
+    });
     let class = parsed.map(|a| {
         if is_private(a) {
             SourceClass::Private
@@ -610,6 +664,47 @@ pub fn source_network(
         }
     }
     class
+}
+
+/// `text` as an address. Plain dotted IPv4 (most sources) is read by hand: the
+/// standard parser tries several grammars and cost as much as the rest of
+/// [`source_network`]. Anything else, including any IPv4 form the hand-read refuses,
+/// goes to the standard parser, so the result is always the one it gives.
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    match dotted_quad(text.as_bytes()) {
+        Some(octets) => Some(IpAddr::V4(std::net::Ipv4Addr::from(octets))),
+        None => text.parse().ok(),
+    }
+}
+
+/// Exactly four decimal octets of one to three digits, without leading zeros (which the
+/// standard parser refuses), each at most 255, separated by dots.
+fn dotted_quad(s: &[u8]) -> Option<[u8; 4]> {
+    let mut octets = [0u8; 4];
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let first = *s.get(i).filter(|b| b.is_ascii_digit())?;
+        let mut value = u32::from(first - b'0');
+        i += 1;
+        let mut digits = 1;
+        while let Some(&d) = s.get(i).filter(|b| b.is_ascii_digit()) {
+            // A leading zero, or a fourth digit: the standard parser's call.
+            if first == b'0' || digits == 3 {
+                return None;
+            }
+            value = value * 10 + u32::from(d - b'0');
+            digits += 1;
+            i += 1;
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    (i == s.len()).then_some(octets)
 }
 
 /// Appends `n` in decimal (as `{}` would).
@@ -1061,5 +1156,60 @@ mod tests {
         assert_eq!(s, "curl");
         user_agent_family("", &mut s);
         assert_eq!(s, "unknown");
+    }
+
+    /// The hand-read dotted quad is only a shortcut: every text gets the address the
+    /// standard parser gives, including the forms it refuses (leading zeros, a fourth
+    /// digit, a fifth octet, a port).
+    #[test]
+    fn hand_read_addresses_agree_with_the_standard_parser() {
+        for text in [
+            "10.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.02.3.4",
+            "1.2.3.0",
+            "1.2.3.00",
+            "1.2.3",
+            "1.2.3.4.",
+            "1.2.3.4.5",
+            "1..3.4",
+            ".1.2.3",
+            "1.2.3.4:80",
+            "1000.1.1.1",
+            "1.2.3.4 ",
+            "",
+            "::ffff:1.2.3.4",
+            "2001:db8::1",
+        ] {
+            assert_eq!(parse_ip(text), text.parse().ok(), "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn hand_read_addresses_agree_on_any_dotted_text(text in "[0-9.:a]{0,18}") {
+            proptest::prop_assert_eq!(parse_ip(&text), text.parse().ok());
+        }
+    }
+
+    /// Verbatim parts are copied in spans between placeholders: the header, words and
+    /// separators come through whole, and a cut character at the length bound only at
+    /// the very end.
+    #[test]
+    fn verbatim_spans_between_placeholders_are_kept_whole() {
+        assert_eq!(
+            g("arn:aws:s3:::team-123-data/records/456789/abcdef0123456789.json"),
+            "arn:aws:s3:::team-{n}-data/records/{n}/{hex}.json"
+        );
+        assert_eq!(g("10.1.2.3:8443/é/ü"), "10.1.{n}.{n}:8443/é/ü");
+        assert_eq!(g("/api/naïve/x"), "/api/naïve/x");
+        let long = format!("{}é", "a/".repeat(255) + "b");
+        assert_eq!(long.len(), MAX_DEST_LEN + 1);
+        let general = g(&long);
+        assert!(general.ends_with("a/b\u{fffd}"), "{general}");
+        assert_eq!(general.chars().filter(|&c| c == '/').count(), 255);
     }
 }
