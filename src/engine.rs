@@ -2977,10 +2977,10 @@ mod tests {
         let mut out = Vec::new();
         let t = history(&mut a, &mut out);
         let (_, snapshot) = a.take_dirty().pop().expect("dirty state");
-        // The same state as version 6 wrote it: without what version 7 appended (the
-        // relearning hours, one byte).
+        // The same state as version 6 wrote it: without what versions 7 and 8 appended
+        // (the relearning hours and the hour's active buckets, one byte each).
         let mut v6 = snapshot.clone();
-        v6.truncate(v6.len() - 1);
+        v6.truncate(v6.len() - 2);
         v6[0] = 6;
         let call = |e: &mut Engine, after_ms: i64, action: &str, dest: &str| {
             let mut out = Vec::new();

@@ -6,7 +6,8 @@
 //!
 //! A thin profile (a short daily job's few active minutes) is judged only together with
 //! a new container or action, after three days: the job running at the wrong hour and
-//! reaching somewhere new.
+//! reaching somewhere new. Its slot is then judged as it stood before the hour began, so
+//! the run's own first minutes are not taken for a habit.
 //!
 //! How telling an empty slot is depends on the identity's rhythm: a CI runner active in a
 //! quarter of the week with a dozen active minutes per working hour has truly dead
@@ -80,24 +81,36 @@ fn by_hour4(profile: &[u8; 168], h: usize) -> u32 {
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
-    let Ok(profile) = <&[u8; 168]>::try_from(ctx.state.profile()) else {
-        return None;
-    };
     if ctx.learning {
         return None;
     }
+    let Ok(profile) = <&[u8; 168]>::try_from(ctx.state.profile()) else {
+        return None;
+    };
     // This runs on every event: whole-profile sums as simple loops over the bytes (the
     // compiler vectorises them), and per-hour sums only for the hours the branch taken
     // needs (all 24 only in an identity's first two weeks). Summing all 24 hour columns
     // on every event was a tenth of an event's processing.
     let total: u32 = profile.iter().map(|&c| u32::from(c)).sum();
-    if total < MIN_ACTIVE {
+    let before;
+    let (profile, total) = if total < MIN_ACTIVE {
         let novel = ctx.novelty.class || ctx.novelty.action;
         let history = ctx.state.history_ms(ctx.obs.time_ms);
         if total < THIN_MIN_ACTIVE || !novel || history < THIN_MIN_HISTORY_MS {
             return None;
         }
-    }
+        // A thin profile is judged only at a call that meets something new, often a few
+        // minutes into the run: by then the run's own minutes are in this hour's slot,
+        // and one or two minutes are a quarter of a short job's usual level. So the slot
+        // is judged as it stood before the hour began. (A full profile is judged from
+        // the run's first call; that a run goes on in that hour is then a weak sign it
+        // is meant to, and its later calls are judged with its minutes in.)
+        before = ctx.state.profile_before_this_hour(ctx.obs.hour())?;
+        let total = before.iter().map(|&c| u32::from(c)).sum();
+        (&*before, total)
+    } else {
+        (profile, total)
+    };
     let how = ctx.obs.hour_of_week();
     let hod = ctx.obs.hour_of_day();
     // Sums of quarter-integers this small are exact, so dividing the integer sum once
@@ -241,6 +254,43 @@ mod tests {
         assert_eq!(young.ask(&later, FleetView::default(), detect), None);
         let busy = job((0..90).chain(8_640..8_730).map(|k| at_three + k * 10_000));
         assert_eq!(busy.ask(&later, FleetView::default(), detect), None);
+    }
+
+    #[test]
+    fn a_job_at_the_wrong_hour_is_not_judged_against_its_own_first_minutes() {
+        // The same thin daily job; on day seven it runs at 15:00 with its usual write for
+        // three minutes, then writes somewhere new. Those minutes are in the 15:00 slot
+        // by then, and judged against them the slot would look used (a quarter of the
+        // job's usual level is one or two minutes).
+        let at_three = T0 + 3 * 3_600_000;
+        let mut h =
+            job((0..6)
+                .flat_map(|day| (0..12).map(move |k| at_three + day * 86_400_000 + k * 20_000)));
+        let afternoon = T0 + 6 * 86_400_000 + 15 * 3_600_000;
+        for k in 0..9 {
+            h.feed(&job_write(
+                afternoon + k * 20_000,
+                "arn:aws:s3:::etl-output/daily.parquet",
+            ));
+        }
+        let new_bucket = job_write(
+            afternoon + 200_000,
+            "arn:aws:s3:::release-artifacts/bootstrap.sh",
+        );
+        let f = h
+            .ask(&new_bucket, FleetView::default(), detect)
+            .expect("fires");
+        assert!(f.strength > 0.8, "{f:?}");
+        // The next hour those minutes are history: an hour next to them is not dead.
+        let next = job_write(
+            afternoon + 3_600_000 + 60_000,
+            "arn:aws:s3:::release-artifacts/other.sh",
+        );
+        let later = h.ask(&next, FleetView::default(), detect);
+        assert!(
+            later.as_ref().map_or(true, |f| f.strength < 0.8),
+            "{later:?}"
+        );
     }
 
     #[test]

@@ -446,6 +446,12 @@ pub struct Identity {
     /// no event since; see [`Identity::relearning`]). Persisted, so a restart inside the
     /// span neither restarts nor forgets it.
     pub relearn_hours: u8,
+    /// Active buckets entered in the current clock hour ([`Identity::hour`]), which
+    /// [`Identity::profile`] already counts: `off_hours` judges an hour's slot without
+    /// the activity it is judging, or a job running at a dead hour would make the slot
+    /// look used within its first minutes (see [`Identity::profile_before_this_hour`]).
+    /// Saturating; cleared when the hour closes.
+    pub hour_buckets: u8,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -553,7 +559,7 @@ mod le_words {
 /// Snapshot format version, first byte of every encoded identity. Version 2 appended
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
-pub const SNAPSHOT_VERSION: u8 = 7;
+pub const SNAPSHOT_VERSION: u8 = 8;
 /// The generalisation of destinations and classes ([`crate::state::generalize`]) that
 /// snapshots of [`SNAPSHOT_VERSION`] were written with. A change to it that renames
 /// destinations or classes bumps the snapshot version, and older snapshots are decoded
@@ -572,6 +578,7 @@ const SNAPSHOT_VERSION_3: u8 = 3;
 const SNAPSHOT_VERSION_4: u8 = 4;
 const SNAPSHOT_VERSION_5: u8 = 5;
 const SNAPSHOT_VERSION_6: u8 = 6;
+const SNAPSHOT_VERSION_7: u8 = 7;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
@@ -587,6 +594,10 @@ const V4_TO_V5_SUFFIX: [u8; 2] = [0, 0];
 /// What version 7 appended, as version 6 and older would have said it: written by
 /// generalisation 1, so destinations are relearned ([`RELEARN_NOT_STARTED`]).
 const V6_TO_V7_SUFFIX: [u8; 1] = [RELEARN_NOT_STARTED];
+/// What version 8 appended (the current hour's active buckets), as version 7 and older
+/// would have said it: none. Until the hour closes `off_hours` then judges that slot as
+/// it did before version 8, with the hour's own activity in it.
+const V7_TO_V8_SUFFIX: [u8; 1] = [0];
 /// The two bits of [`Identity::failed_this_hour`] a failure key sets.
 fn failure_bits(key: u32) -> u64 {
     (1 << (key & 63)) | (1 << ((key >> 6) & 63))
@@ -729,6 +740,7 @@ impl Identity {
             failed_this_hour: 0,
             impaired: 0,
             relearn_hours: 0,
+            hour_buckets: 0,
             dirty: false,
         }
     }
@@ -1085,6 +1097,28 @@ impl Identity {
         &self.profile
     }
 
+    /// The profile as it stood before clock hour `hour` (the hour of an event about to
+    /// be judged) began: this hour's own active buckets taken out of its slot. Borrowed
+    /// as it is when there are none (an event opening its hour, or any hour but the
+    /// identity's latest), copied otherwise.
+    pub fn profile_before_this_hour(&self, hour: i64) -> Option<std::borrow::Cow<'_, [u8; 168]>> {
+        let profile = <&[u8; 168]>::try_from(self.profile()).ok()?;
+        let own = if hour == self.hour {
+            self.hour_buckets
+        } else {
+            0
+        };
+        let slot = hour_of_week(hour);
+        if own == 0 || profile[slot] == 0 {
+            return Some(std::borrow::Cow::Borrowed(profile));
+        }
+        let mut before = *profile;
+        // The profile halves when a slot saturates: this hour's count may then exceed
+        // what is left of it.
+        before[slot] -= own.min(before[slot]);
+        Some(std::borrow::Cow::Owned(before))
+    }
+
     /// Span of history covered by the profile, in whole weeks (for off-hours confidence).
     pub fn history_ms(&self, now_ms: i64) -> i64 {
         (now_ms - self.first_ms).max(0)
@@ -1193,6 +1227,9 @@ impl Identity {
                 }
             }
             self.profile[how] += 1;
+            if hour == self.hour {
+                self.hour_buckets = self.hour_buckets.saturating_add(1);
+            }
         }
         // Outcomes: a running mean at first, then an EWMA with ~200 events of memory.
         let alpha = (1.0 / self.events as f32).max(0.005);
@@ -1355,6 +1392,7 @@ impl Identity {
         self.hour_peak_count = 0;
         self.hour_peak_data = 0;
         self.failed_this_hour = 0;
+        self.hour_buckets = 0;
     }
 
     /// Compact binary encoding for the changelog: a version byte, then postcard.
@@ -1372,21 +1410,29 @@ impl Identity {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
             SNAPSHOT_VERSION => whole(body)?,
+            SNAPSHOT_VERSION_7 => {
+                let mut upgraded = Vec::with_capacity(body.len() + V7_TO_V8_SUFFIX.len());
+                upgraded.extend_from_slice(body);
+                upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
+                whole(&upgraded)?
+            }
             SNAPSHOT_VERSION_6 | SNAPSHOT_VERSION_5 => {
-                let mut upgraded = Vec::with_capacity(body.len() + V6_TO_V7_SUFFIX.len());
+                let mut upgraded = Vec::with_capacity(body.len() + 2);
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
+                upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_4 => {
-                let mut upgraded = Vec::with_capacity(body.len() + 3);
+                let mut upgraded = Vec::with_capacity(body.len() + 4);
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
+                upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_3 => {
-                let mut upgraded = Vec::with_capacity(body.len() + 4);
+                let mut upgraded = Vec::with_capacity(body.len() + 5);
                 upgraded.extend_from_slice(body);
                 if version == SNAPSHOT_VERSION_1 {
                     upgraded.extend_from_slice(&V1_TO_V2_SUFFIX);
@@ -1397,6 +1443,7 @@ impl Identity {
                 upgraded.extend_from_slice(&V3_TO_V4_SUFFIX);
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
+                upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
                 let mut id: Identity = whole(&upgraded)?;
                 // Older states did not say which kinds overflowed: those whose exact set
                 // is full did (a kind only spills into the sketch when its set is full).
@@ -1535,8 +1582,9 @@ mod tests {
     fn the_state_stays_small_and_misfit_snapshots_are_refused() {
         // Every identity carries this inline (design: under 1 KiB each with its heap and
         // table slot): a field added here should be a decision, not an accident.
+        // 616: version 8's byte for the hour's own active buckets took 8 with alignment.
         let size = std::mem::size_of::<Identity>();
-        assert!(size <= 608, "Identity is {size} bytes inline");
+        assert!(size <= 616, "Identity is {size} bytes inline");
         assert!(std::mem::size_of::<Ring>() <= 88);
         assert_eq!(std::mem::size_of::<Sketch>(), 8);
         // A sketch or a profile of the wrong length is refused, not truncated or padded.
@@ -1760,6 +1808,9 @@ mod tests {
         assert!(Identity::decode(&[], &p).is_err());
     }
 
+    /// Bytes versions 7 and 8 appended to version 6's.
+    const SINCE_V6: usize = V6_TO_V7_SUFFIX.len() + V7_TO_V8_SUFFIX.len();
+
     /// `id` as snapshot version 5 wrote it: each seen entry 64 bits (kind, the hash's top
     /// 37 bits, first-seen hours), here with the five bits version 6 drops at 0 and a
     /// first-seen time of 3 h.
@@ -1777,8 +1828,9 @@ mod tests {
         }
         let mut bytes = old.encode();
         bytes[0] = SNAPSHOT_VERSION_5;
-        // Without what version 7 appended (one byte: `relearn_destinations`).
-        bytes.truncate(bytes.len() - V6_TO_V7_SUFFIX.len());
+        // Without what versions 7 and 8 appended (a byte each: `relearn_hours`,
+        // `hour_buckets`).
+        bytes.truncate(bytes.len() - SINCE_V6);
         bytes
     }
 
@@ -1792,7 +1844,9 @@ mod tests {
         }
         let mut back = Identity::decode(&encode_v5(&id), &p).expect("v5 decodes");
         assert_eq!(back.relearn_hours, RELEARN_NOT_STARTED);
+        assert_eq!(back.hour_buckets, 0);
         back.relearn_hours = 0;
+        back.hour_buckets = id.hour_buckets;
         assert_eq!(back, id);
         assert_eq!(back.encode(), id.encode());
         // Two version-5 entries that differ only in the dropped bits are one now.
@@ -1805,7 +1859,7 @@ mod tests {
         twins.seen_counts = [2, 0, 0, 0, 0, 0];
         let mut bytes = twins.encode();
         bytes[0] = SNAPSHOT_VERSION_5;
-        bytes.truncate(bytes.len() - V6_TO_V7_SUFFIX.len());
+        bytes.truncate(bytes.len() - SINCE_V6);
         let back = Identity::decode(&bytes, &p).expect("v5 decodes");
         assert_eq!(
             (back.seen.as_slice(), back.seen_counts[0]),
@@ -1822,7 +1876,7 @@ mod tests {
             old.seen_counts = counts;
             let mut bytes = old.encode();
             bytes[0] = SNAPSHOT_VERSION_5;
-            bytes.truncate(bytes.len() - V6_TO_V7_SUFFIX.len());
+            bytes.truncate(bytes.len() - SINCE_V6);
             Identity::decode(&bytes, &p)
         };
         assert!(v5_of(&[word(2), word(1)], [2, 0, 0, 0, 0, 0]).is_err());
@@ -1854,12 +1908,19 @@ mod tests {
         // without the lingering novelty too, and version 1 without the elevated hours too.
         assert_eq!(id.encode()[0], SNAPSHOT_VERSION);
         assert_eq!(Identity::decode(&id.encode(), &p).expect("decodes"), id);
+        // Version 7 is version 8 without the hour's own active buckets: it reads as none.
+        assert!(id.hour_buckets > 0, "the last hour had activity");
+        let id_written = id.clone();
+        id.hour_buckets = 0;
+        let mut v7 = id_written.encode();
+        v7.truncate(v7.len() - V7_TO_V8_SUFFIX.len());
+        v7[0] = SNAPSHOT_VERSION_7;
+        assert_eq!(Identity::decode(&v7, &p).expect("v7 decodes"), id);
         // Every older version was written by an older generalisation: its destinations
         // are relearned. Version 6 is version 7 without that flag.
-        let id_written = id.clone();
         id.relearn_hours = RELEARN_NOT_STARTED;
         let mut v6 = id_written.encode();
-        v6.truncate(v6.len() - V6_TO_V7_SUFFIX.len());
+        v6.truncate(v6.len() - SINCE_V6);
         v6[0] = SNAPSHOT_VERSION_6;
         assert_eq!(Identity::decode(&v6, &p).expect("v6 decodes"), id);
         let v5 = encode_v5(&id_written);
