@@ -429,6 +429,28 @@ mod tests {
             ..ActivityEvent::default()
         };
         assert_eq!(s.sensitivity(&e), Sensitivity::Restricted);
+        // Minting a credential is restricted by its action, whatever the user's name;
+        // other calls on the same user are not.
+        let on_user = |action: &str| ActivityEvent {
+            action: action.into(),
+            destination: "arn:aws:iam::123456789012:user/backup-admin".into(),
+            ..ActivityEvent::default()
+        };
+        for action in [
+            "iam:CreateAccessKey",
+            "iam:CreateLoginProfile",
+            "iam:UpdateLoginProfile",
+        ] {
+            assert_eq!(
+                s.sensitivity(&on_user(action)),
+                Sensitivity::Restricted,
+                "{action}"
+            );
+        }
+        assert_eq!(
+            s.sensitivity(&on_user("iam:GetUser")),
+            Sensitivity::Internal
+        );
     }
 
     #[test]
