@@ -2625,12 +2625,21 @@ mod tests {
             }
             e.score_of("svc").unwrap_or_default()
         };
-        let one = run(&["iam:CreateAccessKey"]);
-        let two = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
+        // Both internal: `iam:CreateAccessKey` would be restricted by the default rules,
+        // and each call's findings are scaled by its own call's sensitivity (see below).
+        let one = run(&["iam:ListUsers"]);
+        let two = run(&["iam:ListUsers", "iam:AttachUserPolicy"]);
         assert!(one > 40.0 && two > one + 2.0, "{one} then {two}");
         // The same action again is not a second sign.
-        let again = run(&["iam:CreateAccessKey", "iam:CreateAccessKey"]);
+        let again = run(&["iam:ListUsers", "iam:ListUsers"]);
         assert!(again <= one, "{one} then {again}");
+        // A restricted first sign (minting a key) then an internal second one: the
+        // second is combined at its own call's scale, so it need not add to the first,
+        // but the score holds what the first reached.
+        let minted = run(&["iam:CreateAccessKey"]);
+        let then_policy = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
+        assert!(minted > one, "restricted {minted} vs internal {one}");
+        assert!(then_policy >= minted - 1.0, "{minted} then {then_policy}");
     }
 
     #[test]
@@ -2978,9 +2987,9 @@ mod tests {
         let t = history(&mut a, &mut out);
         let (_, snapshot) = a.take_dirty().pop().expect("dirty state");
         // The same state as version 6 wrote it: without what versions 7 and 8 appended
-        // (the relearning hours and the hour's active buckets, one byte each).
+        // (the relearning hours, and the last two hours' active buckets: a byte each).
         let mut v6 = snapshot.clone();
-        v6.truncate(v6.len() - 2);
+        v6.truncate(v6.len() - 3);
         v6[0] = 6;
         let call = |e: &mut Engine, after_ms: i64, action: &str, dest: &str| {
             let mut out = Vec::new();

@@ -6,8 +6,8 @@
 //!
 //! A thin profile (a short daily job's few active minutes) is judged only together with
 //! a new container or action, after three days: the job running at the wrong hour and
-//! reaching somewhere new. Its slot is then judged as it stood before the hour began, so
-//! the run's own first minutes are not taken for a habit.
+//! reaching somewhere new. Its slot is then judged without the activity of that hour and
+//! the hour before it, so the run's own first minutes are not taken for a habit.
 //!
 //! How telling an empty slot is depends on the identity's rhythm: a CI runner active in a
 //! quarter of the week with a dozen active minutes per working hour has truly dead
@@ -102,11 +102,17 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         // A thin profile is judged only at a call that meets something new, often a few
         // minutes into the run: by then the run's own minutes are in this hour's slot,
         // and one or two minutes are a quarter of a short job's usual level. So the slot
-        // is judged as it stood before the hour began. (A full profile is judged from
+        // is judged as it stood before the hour began, and before the hour before it (a
+        // run that began at 02:55 and meets something new at 03:02 has minutes in the
+        // 02:00 slot, which smoothing counts for 03:00). (A full profile is judged from
         // the run's first call; that a run goes on in that hour is then a weak sign it
         // is meant to, and its later calls are judged with its minutes in.)
         before = ctx.state.profile_before_this_hour(ctx.obs.hour())?;
         let total = before.iter().map(|&c| u32::from(c)).sum();
+        // The run's own minutes must not carry a profile past "rhythm unknown" either.
+        if total < THIN_MIN_ACTIVE {
+            return None;
+        }
         (&*before, total)
     } else {
         (profile, total)
@@ -258,39 +264,40 @@ mod tests {
 
     #[test]
     fn a_job_at_the_wrong_hour_is_not_judged_against_its_own_first_minutes() {
-        // The same thin daily job; on day seven it runs at 15:00 with its usual write for
-        // three minutes, then writes somewhere new. Those minutes are in the 15:00 slot
-        // by then, and judged against them the slot would look used (a quarter of the
-        // job's usual level is one or two minutes).
+        // The same thin daily job; on day seven it runs at 15:00, a few minutes with its
+        // usual write, then writes somewhere new. Its minutes are in the 15:00 slot by
+        // then, or in 14:00 (a neighbour of 15:00) for a run that began before the hour,
+        // and with them the slot would look used: a quarter of the job's usual level is
+        // a few minutes.
         let at_three = T0 + 3 * 3_600_000;
-        let mut h =
+        let job_at = |start: i64, calls: i64| {
             job((0..6)
-                .flat_map(|day| (0..12).map(move |k| at_three + day * 86_400_000 + k * 20_000)));
-        let afternoon = T0 + 6 * 86_400_000 + 15 * 3_600_000;
-        for k in 0..9 {
-            h.feed(&job_write(
-                afternoon + k * 20_000,
-                "arn:aws:s3:::etl-output/daily.parquet",
-            ));
+                .flat_map(|day| (0..12).map(move |k| at_three + day * 86_400_000 + k * 20_000))
+                .chain((0..calls).map(move |k| start + k * 20_000)))
+        };
+        let fifteen = T0 + 6 * 86_400_000 + 15 * 3_600_000;
+        let new_write = |t: i64| job_write(t, "arn:aws:s3:::release-artifacts/bootstrap.sh");
+        // 14:56 to 15:00, judged at 15:02 (the state's latest hour is 14:00).
+        let before_the_hour = job_at(fifteen - 240_000, 12);
+        // 14:57 to 15:03, judged at 15:04 (minutes in both slots).
+        let across_the_hour = job_at(fifteen - 180_000, 18);
+        for (h, at) in [
+            (&before_the_hour, fifteen + 120_000),
+            (&across_the_hour, fifteen + 240_000),
+        ] {
+            let f = h
+                .ask(&new_write(at), FleetView::default(), detect)
+                .expect("fires");
+            assert!(f.strength > 0.8, "{f:?}");
         }
-        let new_bucket = job_write(
-            afternoon + 200_000,
-            "arn:aws:s3:::release-artifacts/bootstrap.sh",
+        // A day later those minutes are history: 15:00 is an hour the job has run at.
+        let later = across_the_hour.ask(
+            &new_write(fifteen + 86_400_000),
+            FleetView::default(),
+            detect,
         );
-        let f = h
-            .ask(&new_bucket, FleetView::default(), detect)
-            .expect("fires");
-        assert!(f.strength > 0.8, "{f:?}");
-        // The next hour those minutes are history: an hour next to them is not dead.
-        let next = job_write(
-            afternoon + 3_600_000 + 60_000,
-            "arn:aws:s3:::release-artifacts/other.sh",
-        );
-        let later = h.ask(&next, FleetView::default(), detect);
-        assert!(
-            later.as_ref().map_or(true, |f| f.strength < 0.8),
-            "{later:?}"
-        );
+        let strength = later.as_ref().map_or(0.0, |f| f.strength);
+        assert!(strength < 0.6, "{later:?}");
     }
 
     #[test]

@@ -60,8 +60,9 @@ fn is_alnum(b: u8) -> bool {
 }
 
 /// What [`placeholder_of`] needs to know about a token, gathered while scanning it:
-/// only what every token needs. Letter counts by case are taken by [`LetterCounts`] for
-/// the few long mixed-case tokens whose judgement depends on them.
+/// only what every token needs. Letter counts by case are taken by [`LetterCounts`] only
+/// for the tokens whose judgement depends on them: 24 characters or more, or mixed case
+/// and 8 or more.
 struct TokenShape {
     len: usize,
     digits: usize,
@@ -144,7 +145,7 @@ impl RunTally {
 }
 
 /// Scans the alphanumeric token at the start of `s`. This loop runs on most bytes of
-/// every destination that misses the engine's memo, so it keeps one counter and two
+/// every destination that misses the engine's memo, so it keeps two counters and two
 /// masks per byte; the rest is computed per token, and only when needed.
 fn scan_token(s: &[u8]) -> TokenShape {
     let (mut len, mut digits, mut and, mut or) = (0usize, 0usize, HEX, 0u8);

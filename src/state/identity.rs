@@ -452,6 +452,10 @@ pub struct Identity {
     /// look used within its first minutes (see [`Identity::profile_before_this_hour`]).
     /// Saturating; cleared when the hour closes.
     pub hour_buckets: u8,
+    /// The same for the clock hour before [`Identity::hour`] (0 unless it was the hour
+    /// just before): a run that started at 02:55 has its first minutes in the 02:00 slot,
+    /// which smoothing counts as a neighbour of 03:00.
+    pub prev_hour_buckets: u8,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -594,10 +598,11 @@ const V4_TO_V5_SUFFIX: [u8; 2] = [0, 0];
 /// What version 7 appended, as version 6 and older would have said it: written by
 /// generalisation 1, so destinations are relearned ([`RELEARN_NOT_STARTED`]).
 const V6_TO_V7_SUFFIX: [u8; 1] = [RELEARN_NOT_STARTED];
-/// What version 8 appended (the current hour's active buckets), as version 7 and older
-/// would have said it: none. Until the hour closes `off_hours` then judges that slot as
-/// it did before version 8, with the hour's own activity in it.
-const V7_TO_V8_SUFFIX: [u8; 1] = [0];
+/// What version 8 appended (the active buckets of the current and the previous clock
+/// hour), as version 7 and older would have said it: none. For the rest of those hours
+/// `off_hours` then judges their slots as it did before version 8, with their own
+/// activity in them.
+const V7_TO_V8_SUFFIX: [u8; 2] = [0, 0];
 /// The two bits of [`Identity::failed_this_hour`] a failure key sets.
 fn failure_bits(key: u32) -> u64 {
     (1 << (key & 63)) | (1 << ((key >> 6) & 63))
@@ -741,6 +746,7 @@ impl Identity {
             impaired: 0,
             relearn_hours: 0,
             hour_buckets: 0,
+            prev_hour_buckets: 0,
             dirty: false,
         }
     }
@@ -1097,25 +1103,32 @@ impl Identity {
         &self.profile
     }
 
-    /// The profile as it stood before clock hour `hour` (the hour of an event about to
-    /// be judged) began: this hour's own active buckets taken out of its slot. Borrowed
-    /// as it is when there are none (an event opening its hour, or any hour but the
-    /// identity's latest), copied otherwise.
+    /// The profile as it stood before the clock hour before `hour` (the hour of an event
+    /// about to be judged) began: the active buckets of `hour` and of the hour before it
+    /// taken out of their slots, so a run that began at 02:55 and is judged at 03:02 is
+    /// judged on neither hour's minutes. Borrowed as it is when there are none, copied
+    /// otherwise.
     pub fn profile_before_this_hour(&self, hour: i64) -> Option<std::borrow::Cow<'_, [u8; 168]>> {
         let profile = <&[u8; 168]>::try_from(self.profile()).ok()?;
-        let own = if hour == self.hour {
-            self.hour_buckets
+        // The state is read before the event is folded: its hour may be the state's
+        // latest, or the one after it (the state's latest is then the hour before).
+        let (own, before_it) = if hour == self.hour {
+            (self.hour_buckets, self.prev_hour_buckets)
+        } else if hour == self.hour + 1 {
+            (0, self.hour_buckets)
         } else {
-            0
+            (0, 0)
         };
-        let slot = hour_of_week(hour);
-        if own == 0 || profile[slot] == 0 {
+        if own == 0 && before_it == 0 {
             return Some(std::borrow::Cow::Borrowed(profile));
         }
         let mut before = *profile;
-        // The profile halves when a slot saturates: this hour's count may then exceed
-        // what is left of it.
-        before[slot] -= own.min(before[slot]);
+        // The profile halves when a slot saturates: an hour's count may then exceed what
+        // is left of its slot.
+        for (slot, count) in [(hour, own), (hour - 1, before_it)] {
+            let slot = hour_of_week(slot);
+            before[slot] -= count.min(before[slot]);
+        }
         Some(std::borrow::Cow::Owned(before))
     }
 
@@ -1392,6 +1405,7 @@ impl Identity {
         self.hour_peak_count = 0;
         self.hour_peak_data = 0;
         self.failed_this_hour = 0;
+        self.prev_hour_buckets = if elapsed == 1 { self.hour_buckets } else { 0 };
         self.hour_buckets = 0;
     }
 
@@ -1828,8 +1842,8 @@ mod tests {
         }
         let mut bytes = old.encode();
         bytes[0] = SNAPSHOT_VERSION_5;
-        // Without what versions 7 and 8 appended (a byte each: `relearn_hours`,
-        // `hour_buckets`).
+        // Without what versions 7 and 8 appended (`relearn_hours`; `hour_buckets` and
+        // `prev_hour_buckets`, a byte each).
         bytes.truncate(bytes.len() - SINCE_V6);
         bytes
     }
@@ -1844,9 +1858,10 @@ mod tests {
         }
         let mut back = Identity::decode(&encode_v5(&id), &p).expect("v5 decodes");
         assert_eq!(back.relearn_hours, RELEARN_NOT_STARTED);
-        assert_eq!(back.hour_buckets, 0);
+        assert_eq!((back.hour_buckets, back.prev_hour_buckets), (0, 0));
         back.relearn_hours = 0;
         back.hour_buckets = id.hour_buckets;
+        back.prev_hour_buckets = id.prev_hour_buckets;
         assert_eq!(back, id);
         assert_eq!(back.encode(), id.encode());
         // Two version-5 entries that differ only in the dropped bits are one now.
@@ -1908,10 +1923,12 @@ mod tests {
         // without the lingering novelty too, and version 1 without the elevated hours too.
         assert_eq!(id.encode()[0], SNAPSHOT_VERSION);
         assert_eq!(Identity::decode(&id.encode(), &p).expect("decodes"), id);
-        // Version 7 is version 8 without the hour's own active buckets: it reads as none.
+        // Version 7 is version 8 without the last two hours' active buckets: they read as
+        // none.
         assert!(id.hour_buckets > 0, "the last hour had activity");
         let id_written = id.clone();
         id.hour_buckets = 0;
+        id.prev_hour_buckets = 0;
         let mut v7 = id_written.encode();
         v7.truncate(v7.len() - V7_TO_V8_SUFFIX.len());
         v7[0] = SNAPSHOT_VERSION_7;
