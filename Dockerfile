@@ -61,10 +61,12 @@ ENV RISKD__API__LISTEN=0.0.0.0:8080 \
 USER riskd:riskd
 EXPOSE 8080
 
-# The slim image has no curl: probe /healthz with bash's /dev/tcp and a plain HTTP/1.0
-# request, on the port of RISKD__API__LISTEN. docker-compose.yml uses the same command.
+# `riskd healthcheck` asks this container's API for /healthz on the port of
+# RISKD__API__LISTEN, over TLS when RISKD__API__TLS_CERT is set (the slim image has no
+# curl, and a shell probe cannot speak TLS). docker-compose.yml uses the same command. A
+# config file given to `run --config` must be given to the probe too.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/${RISKD__API__LISTEN##*:} && printf 'GET /healthz HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n' >&3 && IFS= read -r -t 3 status <&3 && [[ $status == HTTP/1.?' 200'* ]]"]
+    CMD ["riskd", "healthcheck"]
 
 ENTRYPOINT ["riskd"]
 CMD ["run"]

@@ -109,6 +109,16 @@ enum Command {
     },
     /// Validate a config file and print the effective values.
     CheckConfig { file: PathBuf },
+    /// Liveness probe for container runtimes: GET /healthz on this host's API (over TLS
+    /// when `api.tls_cert` is set); exit 0 on 200, 1 otherwise.
+    Healthcheck {
+        /// The config `riskd run` was given (RISKD__* variables apply too).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Give up after this long (connect, and each read or write).
+        #[arg(long, default_value = "3s")]
+        timeout: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -266,6 +276,16 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 json,
                 grace_ms: Some(i64::try_from(grace.as_millis()).unwrap_or(i64::MAX)),
             })?;
+        }
+        Command::Healthcheck { config, timeout } => {
+            let timeout = humantime::parse_duration(&timeout)
+                .with_context(|| format!("--timeout `{timeout}` is not a duration like 3s"))?;
+            let config = Config::load(config.as_deref())?;
+            if let Err(err) = riskd::api::probe::check(&config, timeout) {
+                eprintln!("riskd healthcheck: {err}");
+                return Ok(ExitCode::from(1));
+            }
+            println!("ok");
         }
         Command::CheckConfig { file } => match Config::load(Some(&file)) {
             Ok(config) => print!("{}", config.to_toml()),

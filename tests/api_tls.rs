@@ -157,6 +157,52 @@ async fn healthz_over_tls_and_plain_http_refused() {
     server.stop().await;
 }
 
+/// Runs the built `riskd healthcheck` against `addr` with the given TLS files (as the
+/// image's HEALTHCHECK would, through `RISKD__*` variables): exit status and stderr.
+async fn run_healthcheck(addr: std::net::SocketAddr, cert: &Path, key: &Path) -> (bool, String) {
+    let (cert, key) = (cert.to_path_buf(), key.to_path_buf());
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_riskd"))
+            .args(["healthcheck", "--timeout", "5s"])
+            .env("RISKD__API__LISTEN", addr.to_string())
+            .env("RISKD__API__TLS_CERT", &cert)
+            .env("RISKD__API__TLS_KEY", &key)
+            .output()
+    })
+    .await
+    .expect("probe thread")
+    .expect("run the riskd binary");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_subcommand_speaks_tls_and_pins_the_configured_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = make_cert(dir.path());
+    let other_dir = tempfile::tempdir().expect("tempdir");
+    let (other_cert, other_key) = make_cert(other_dir.path());
+    let server = Server::start(&cert, &key).await;
+
+    let (ok, stderr) = run_healthcheck(server.addr, &cert, &key).await;
+    assert!(ok, "healthcheck failed against the TLS API: {stderr}");
+    // Another certificate than the one the API serves: refused, and said so.
+    let (ok, stderr) = run_healthcheck(server.addr, &other_cert, &other_key).await;
+    assert!(
+        !ok,
+        "healthcheck passed with a certificate the API does not serve"
+    );
+    assert!(stderr.contains("certificate"), "{stderr}");
+
+    let addr = server.addr;
+    server.stop().await;
+    // Nothing listening any more: fails, saying so.
+    let (ok, stderr) = run_healthcheck(addr, &cert, &key).await;
+    assert!(!ok && stderr.contains("cannot connect"), "{stderr}");
+}
+
 #[tokio::test]
 async fn shutdown_with_an_idle_client_that_never_handshakes() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -43,6 +43,7 @@
 
 mod decide;
 mod limit;
+pub mod probe;
 mod risk;
 pub mod stats;
 mod tls;
