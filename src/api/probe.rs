@@ -16,7 +16,7 @@
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::WebPkiSupportedAlgorithms;
@@ -76,13 +76,14 @@ pub fn check(config: &Config, timeout: Duration) -> Result<(), ProbeError> {
     let exchange = |source| ProbeError::Exchange { addr, source };
     tcp.set_read_timeout(Some(timeout)).map_err(exchange)?;
     tcp.set_write_timeout(Some(timeout)).map_err(exchange)?;
+    let deadline = Instant::now() + timeout;
     let status = match tls {
-        None => status_line(tcp),
+        None => status_line(tcp, deadline),
         Some(client) => {
             let name = ServerName::IpAddress(addr.ip().into());
             let connection = rustls::ClientConnection::new(client, name)
                 .map_err(|e| exchange(std::io::Error::other(e)))?;
-            status_line(rustls::StreamOwned::new(connection, tcp))
+            status_line(rustls::StreamOwned::new(connection, tcp), deadline)
         }
     }
     .map_err(exchange)?;
@@ -95,13 +96,21 @@ pub fn check(config: &Config, timeout: Duration) -> Result<(), ProbeError> {
 }
 
 /// Sends `GET /healthz` and returns the response's status line. Reads no further: a TLS
-/// server may close without `close_notify`, which would fail a read to the end.
-fn status_line(mut stream: impl Read + Write) -> std::io::Result<String> {
+/// server may close without `close_notify`, which would fail a read to the end. Gives up
+/// at `deadline`: the socket's timeouts bound each read, not a server dripping a byte at
+/// a time.
+fn status_line(mut stream: impl Read + Write, deadline: Instant) -> std::io::Result<String> {
     stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
     stream.flush()?;
     let mut head = Vec::new();
     let mut buf = [0u8; 256];
     while !head.contains(&b'\n') && head.len() < 4096 {
+        if Instant::now() > deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no status line in time",
+            ));
+        }
         let n = stream.read(&mut buf)?;
         if n == 0 {
             break;
@@ -239,5 +248,33 @@ mod tests {
         // Nothing listening any more.
         let refused = check(&config, timeout).expect_err("refused");
         assert!(refused.to_string().contains("cannot connect"), "{refused}");
+    }
+
+    #[test]
+    fn a_server_dripping_bytes_without_a_line_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            let Ok((mut sock, _)) = listener.accept() else {
+                return;
+            };
+            // A byte every 50 ms, never a newline, for up to 10 s.
+            for _ in 0..200 {
+                if sock.write_all(b"H").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let mut config = Config::default_config().expect("defaults");
+        config.api.listen = format!("127.0.0.1:{port}");
+        let started = Instant::now();
+        let err = check(&config, Duration::from_millis(300)).expect_err("no status line");
+        assert!(err.to_string().contains("in time"), "{err}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
