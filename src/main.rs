@@ -278,10 +278,21 @@ fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })?;
         }
         Command::Healthcheck { config, timeout } => {
-            let timeout = humantime::parse_duration(&timeout)
-                .with_context(|| format!("--timeout `{timeout}` is not a duration like 3s"))?;
-            let config = Config::load(config.as_deref())?;
-            if let Err(err) = riskd::api::probe::check(&config, timeout) {
+            // Every failure exits 1, as container runtimes expect of a probe (2 is
+            // reserved in Docker's HEALTHCHECK).
+            let timeout = match humantime::parse_duration(&timeout) {
+                Ok(t) if !t.is_zero() => t,
+                _ => {
+                    eprintln!("riskd healthcheck: --timeout `{timeout}` is not a duration like 3s");
+                    return Ok(ExitCode::from(1));
+                }
+            };
+            let checked = Config::load(config.as_deref())
+                .map_err(|e| e.to_string())
+                .and_then(|config| {
+                    riskd::api::probe::check(&config, timeout).map_err(|e| e.to_string())
+                });
+            if let Err(err) = checked {
                 eprintln!("riskd healthcheck: {err}");
                 return Ok(ExitCode::from(1));
             }

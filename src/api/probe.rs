@@ -11,7 +11,14 @@
 //! `api.tls_cert`) instead of checking a name against a CA. The probe dials a loopback
 //! address the certificate need not name, and what it must establish is that the API
 //! answering is this instance, serving this certificate; the handshake signature is
-//! still verified against that certificate's key.
+//! still verified against that certificate's key. The server reads its certificate once
+//! at start and the probe on every run: a certificate file replaced without a restart
+//! fails the probe (saying so) until riskd restarts and serves it. Each run also loads
+//! and validates the whole config, so a config or policy file broken on disk fails the
+//! probe too, as it would fail the next start.
+//!
+//! `--timeout` bounds the connect and each read and write, and the status line must
+//! come within it: a probe ends within about twice the timeout whatever the server does.
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
@@ -45,6 +52,8 @@ pub enum ProbeError {
     },
     #[error("{addr} answered `{status}` to GET /healthz, not 200")]
     Status { addr: SocketAddr, status: String },
+    #[error("{addr} gave no status line within {timeout}")]
+    Silent { addr: SocketAddr, timeout: String },
 }
 
 /// Where the probe dials for `listen`: the same port, on loopback when the API listens
@@ -66,11 +75,13 @@ pub fn target(listen: &str) -> Result<SocketAddr, ProbeError> {
 /// connect and each read and write.
 pub fn check(config: &Config, timeout: Duration) -> Result<(), ProbeError> {
     let addr = target(&config.api.listen)?;
-    let tls = if config.api.tls_cert.is_empty() {
-        None
-    } else {
-        Some(pinned_client(&config.api.tls_cert)?)
-    };
+    // The files as the server picks them (trimmed, both set), so the probe speaks TLS
+    // exactly when the server does.
+    let tls = config
+        .api
+        .tls_files()
+        .map(|(cert, _)| pinned_client(cert))
+        .transpose()?;
     let tcp = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|source| ProbeError::Connect { addr, source })?;
     let exchange = |source| ProbeError::Exchange { addr, source };
@@ -86,7 +97,13 @@ pub fn check(config: &Config, timeout: Duration) -> Result<(), ProbeError> {
             status_line(rustls::StreamOwned::new(connection, tcp), deadline)
         }
     }
-    .map_err(exchange)?;
+    .map_err(|source| match source.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => ProbeError::Silent {
+            addr,
+            timeout: humantime::format_duration(timeout).to_string(),
+        },
+        _ => exchange(source),
+    })?;
     let code = status.split_whitespace().nth(1);
     if status.starts_with("HTTP/1.") && code == Some("200") {
         Ok(())
@@ -117,7 +134,9 @@ fn status_line(mut stream: impl Read + Write, deadline: Instant) -> std::io::Res
         }
         head.extend_from_slice(&buf[..n]);
     }
+    // At most 100 bytes of it in a message: a server that is not HTTP may send anything.
     let line = head.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = &line[..line.len().min(100)];
     Ok(String::from_utf8_lossy(line).trim_end().to_string())
 }
 
@@ -212,6 +231,34 @@ mod tests {
     }
 
     #[test]
+    fn tls_follows_the_files_the_server_would_use() {
+        let mut config = Config::default_config().expect("defaults");
+        // Blank (after trimming) is plain HTTP for the server, and for the probe: a
+        // healthy plain server then passes, where a TLS attempt would fail to read " ".
+        config.api.tls_cert = " ".into();
+        config.api.tls_key = " ".into();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        config.api.listen = listener.local_addr().expect("addr").to_string();
+        let server = std::thread::spawn(move || {
+            let (mut sock, _) = listener.accept().expect("accept");
+            let mut buf = [0u8; 512];
+            let _ = sock.read(&mut buf);
+            let _ = sock.write_all(b"HTTP/1.1 200 OK\r\n\r\nok");
+        });
+        check(&config, Duration::from_secs(5)).expect("plain HTTP with blank TLS files");
+        server.join().expect("server thread");
+        // A padded path is the file the server reads.
+        config.api.tls_cert = " /nonexistent/riskd-cert.pem ".into();
+        config.api.tls_key = "/nonexistent/riskd-key.pem".into();
+        let err = check(&config, Duration::from_secs(5)).expect_err("no such file");
+        assert!(
+            err.to_string()
+                .contains("certificate /nonexistent/riskd-cert.pem (api"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_missing_certificate_file_is_named() {
         let err = pinned_client("/nonexistent/riskd-cert.pem").expect_err("missing file");
         assert!(
@@ -270,7 +317,10 @@ mod tests {
         config.api.listen = format!("127.0.0.1:{port}");
         let started = Instant::now();
         let err = check(&config, Duration::from_millis(300)).expect_err("no status line");
-        assert!(err.to_string().contains("in time"), "{err}");
+        assert!(
+            err.to_string().contains("no status line within 300ms"),
+            "{err}"
+        );
         assert!(
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
