@@ -849,30 +849,50 @@ impl Engine {
                 Some(SourceClass::Named | SourceClass::Private)
             );
         let carry_into_event = if after_visit { 0.0 } else { carry };
+        // The sensitivity of the calls whose signs are carried into this one (none
+        // carried, or after a visit, whose signs do not join).
+        let carried_sensitivity = if carry_into_event > 0.0 {
+            sensitivity_of(state.session_sensitivity)
+        } else {
+            None
+        };
+        // Findings that hold a carried sign (bit per detector): scaled below by the
+        // carried calls' sensitivity when it is the higher.
+        let mut holds_carried = 0u16;
         // A second action never used before, in the same session, is a second sign, not
         // the same one again (a stolen key trying `CreateAccessKey`, then
         // `AttachUserPolicy`): it adds to the earlier one at half weight. Other detectors
         // keep the strongest sign (a volume spike fires on every event of the spike).
         if let Some(f) = findings[detect::NEW_ACTION].as_mut() {
             let earlier = f64::from(state.recent[detect::NEW_ACTION]) / 255.0 * carry_into_event;
-            add_second_sign(f, earlier, "; another new action this session");
+            if add_second_sign(f, earlier, "; another new action this session") {
+                holds_carried |= 1 << detect::NEW_ACTION;
+            }
         }
-        // Likewise a new container of confidential or restricted data met while an
-        // earlier new-destination sign of the session is still carried (a secrets
-        // operator reading `stripe/` after `payments/`): one more store reached, not the
-        // first one again. (The carried sign's own sensitivity is not kept; any earlier
-        // new destination counts.)
-        if novelty.class && sensitivity.is_some_and(|s| s >= Sensitivity::Confidential) {
+        // Likewise a new container met while an earlier new-destination sign of the
+        // session is still carried, when either call reached confidential or restricted
+        // data (a secrets operator reading `stripe/` after `payments/`; a coding agent
+        // cloning another team's repository after reading a secrets file): one more
+        // store reached, not the first one again.
+        let sensitive = |s: Option<Sensitivity>| s.is_some_and(|s| s >= Sensitivity::Confidential);
+        if novelty.class && (sensitive(sensitivity) || sensitive(carried_sensitivity)) {
             if let Some(f) = findings[detect::NEW_DESTINATION].as_mut() {
                 let earlier =
                     f64::from(state.recent[detect::NEW_DESTINATION]) / 255.0 * carry_into_event;
-                add_second_sign(f, earlier, "; another new container this session");
+                if add_second_sign(f, earlier, "; another new container this session") {
+                    holds_carried |= 1 << detect::NEW_DESTINATION;
+                }
             }
         }
+        // Whether this call's own sign becomes a carried one (stronger than what is
+        // carried for its detector): its sensitivity then joins the session's.
+        let mut raises_carried = false;
         for i in 0..detect::COUNT {
             let earlier = f64::from(state.recent[i]) / 255.0 * carry;
             let now = findings[i].as_ref().map_or(0.0, |f| f.strength);
+            raises_carried |= now > earlier;
             if !after_visit && earlier >= 0.05 && earlier > now {
+                holds_carried |= 1 << i;
                 let combined = session.get_or_insert_with(|| findings.clone());
                 let detail = self
                     .hot
@@ -895,7 +915,19 @@ impl Engine {
         let any = findings.iter().any(Option::is_some);
         let mut instant = if any {
             let s = *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event));
-            self.scorer.combine_with(&findings, s, off_hours_write)
+            let scales: [Sensitivity; detect::COUNT] =
+                std::array::from_fn(|i| match carried_sensitivity {
+                    Some(c) if holds_carried & (1 << i) != 0 && c > s => c,
+                    _ => s,
+                });
+            let session = match carried_sensitivity {
+                Some(c) if raises_carried => Some(c.max(s)),
+                Some(c) => Some(c),
+                None => raises_carried.then_some(s),
+            };
+            state.session_sensitivity = session.map_or(0, |s| s as u8 + 1);
+            self.scorer
+                .combine_scaled(&findings, &scales, off_hours_write)
         } else {
             0.0
         };
@@ -1651,10 +1683,24 @@ fn judge_return(
 /// A second sign of the same kind in a session (`earlier`: the carried one, decayed)
 /// adds to the stronger at half weight, and `note` says so; nothing when the carried
 /// sign has faded.
-fn add_second_sign(f: &mut detect::Finding, earlier: f64, note: &str) {
-    if earlier >= 0.05 {
-        f.strength = 1.0 - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
-        f.detail.push_str(note);
+/// Adds a carried sign to `f` at half weight; whether there was one to add.
+fn add_second_sign(f: &mut detect::Finding, earlier: f64, note: &str) -> bool {
+    if earlier < 0.05 {
+        return false;
+    }
+    f.strength = 1.0 - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
+    f.detail.push_str(note);
+    true
+}
+
+/// [`Identity::session_sensitivity`]'s code as a sensitivity (0 or unknown: none).
+fn sensitivity_of(code: u8) -> Option<Sensitivity> {
+    match code {
+        1 => Some(Sensitivity::Public),
+        2 => Some(Sensitivity::Internal),
+        3 => Some(Sensitivity::Confidential),
+        4 => Some(Sensitivity::Restricted),
+        _ => None,
     }
 }
 
@@ -2605,9 +2651,18 @@ mod tests {
         // Another object of the same bucket is no second store ...
         let (same, second) = run(&["payroll-exports/2025-10.csv", "payroll-exports/bonus.csv"]);
         assert!(!second && same < two, "{same} vs {two}");
-        // ... and neither is a second new bucket of internal data.
-        let (_, second) = run(&["reports/a.csv", "invoices/b.csv"]);
+        // ... and neither is a second new bucket of internal data ...
+        let (internal, second) = run(&["reports/a.csv", "invoices/b.csv"]);
         assert!(!second);
+        // ... unless the first was restricted: a new store reached after a restricted
+        // one (a coding agent cloning another team's repository after reading a secrets
+        // file), and the carried restricted sign keeps its scale.
+        // (Its signal is not emitted: the level stays `elevated`. The score says it.)
+        let (after_restricted, _) = run(&["payroll-exports/2025-10.csv", "reports/a.csv"]);
+        assert!(
+            after_restricted > one + 2.0 && after_restricted > internal,
+            "{one} then {after_restricted} (internal pair {internal})"
+        );
     }
 
     #[test]
@@ -2625,8 +2680,7 @@ mod tests {
             }
             e.score_of("svc").unwrap_or_default()
         };
-        // Both internal: `iam:CreateAccessKey` would be restricted by the default rules,
-        // and each call's findings are scaled by its own call's sensitivity (see below).
+        // Both internal (`iam:CreateAccessKey` is restricted by the default rules).
         let one = run(&["iam:ListUsers"]);
         let two = run(&["iam:ListUsers", "iam:AttachUserPolicy"]);
         assert!(one > 40.0 && two > one + 2.0, "{one} then {two}");
@@ -2634,12 +2688,11 @@ mod tests {
         let again = run(&["iam:ListUsers", "iam:ListUsers"]);
         assert!(again <= one, "{one} then {again}");
         // A restricted first sign (minting a key) then an internal second one: the
-        // second is combined at its own call's scale, so it need not add to the first,
-        // but the score holds what the first reached.
+        // carried sign keeps its restricted scale, so the second still adds to it.
         let minted = run(&["iam:CreateAccessKey"]);
         let then_policy = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
         assert!(minted > one, "restricted {minted} vs internal {one}");
-        assert!(then_policy >= minted - 1.0, "{minted} then {then_policy}");
+        assert!(then_policy > minted + 2.0, "{minted} then {then_policy}");
     }
 
     #[test]
@@ -2987,9 +3040,10 @@ mod tests {
         let t = history(&mut a, &mut out);
         let (_, snapshot) = a.take_dirty().pop().expect("dirty state");
         // The same state as version 6 wrote it: without what versions 7 and 8 appended
-        // (the relearning hours, and the last two hours' active buckets: a byte each).
+        // (the relearning hours; the last two hours' active buckets and the carried
+        // signs' sensitivity: a byte each).
         let mut v6 = snapshot.clone();
-        v6.truncate(v6.len() - 3);
+        v6.truncate(v6.len() - 4);
         v6[0] = 6;
         let call = |e: &mut Engine, after_ms: i64, action: &str, dest: &str| {
             let mut out = Vec::new();

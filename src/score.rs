@@ -157,7 +157,18 @@ impl Scorer {
         sensitivity: Sensitivity,
         off_hours_write: bool,
     ) -> f64 {
-        let scale = self.scale(sensitivity);
+        self.combine_scaled(findings, &[sensitivity; COUNT], off_hours_write)
+    }
+
+    /// [`Scorer::combine_with`] with each finding scaled by its own call's sensitivity:
+    /// a sign carried from earlier in a session keeps the scale of the call that raised
+    /// it, so a restricted read followed by an internal call is not marked down.
+    pub fn combine_scaled(
+        &self,
+        findings: &[Option<Finding>; COUNT],
+        sensitivities: &[Sensitivity; COUNT],
+        off_hours_write: bool,
+    ) -> f64 {
         let mut keep = 1.0;
         let mut p_of = [0.0; COUNT];
         for (i, f) in findings.iter().enumerate() {
@@ -166,6 +177,7 @@ impl Scorer {
                 if off_hours_write && i == OFF_HOURS && weight > 0.0 {
                     weight = weight.max(self.off_hours_write_weight);
                 }
+                let scale = self.scale(sensitivities[i]);
                 p_of[i] = (weight * f.strength * scale).clamp(0.0, MAX_P);
             }
         }

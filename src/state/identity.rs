@@ -456,6 +456,11 @@ pub struct Identity {
     /// just before): a run that started at 02:55 has its first minutes in the 02:00 slot,
     /// which smoothing counts as a neighbour of 03:00.
     pub prev_hour_buckets: u8,
+    /// The highest sensitivity among the calls whose signs [`Identity::recent`] carries,
+    /// as `Sensitivity as u8 + 1` (0: none known). A carried sign is combined at its own
+    /// call's scale, not the current call's: a restricted secret read followed by an
+    /// internal clone is not marked down by the clone.
+    pub session_sensitivity: u8,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -599,10 +604,11 @@ const V4_TO_V5_SUFFIX: [u8; 2] = [0, 0];
 /// generalisation 1, so destinations are relearned ([`RELEARN_NOT_STARTED`]).
 const V6_TO_V7_SUFFIX: [u8; 1] = [RELEARN_NOT_STARTED];
 /// What version 8 appended (the active buckets of the current and the previous clock
-/// hour), as version 7 and older would have said it: none. For the rest of those hours
-/// `off_hours` then judges their slots as it did before version 8, with their own
-/// activity in them.
-const V7_TO_V8_SUFFIX: [u8; 2] = [0, 0];
+/// hour, the carried signs' sensitivity), as version 7 and older would have said it:
+/// none. For the rest of those hours `off_hours` then judges their slots as it did
+/// before version 8, with their own activity in them, and carried signs are scaled by
+/// the current call's sensitivity, as before.
+const V7_TO_V8_SUFFIX: [u8; 3] = [0, 0, 0];
 /// The two bits of [`Identity::failed_this_hour`] a failure key sets.
 fn failure_bits(key: u32) -> u64 {
     (1 << (key & 63)) | (1 << ((key >> 6) & 63))
@@ -747,6 +753,7 @@ impl Identity {
             relearn_hours: 0,
             hour_buckets: 0,
             prev_hour_buckets: 0,
+            session_sensitivity: 0,
             dirty: false,
         }
     }
@@ -1842,8 +1849,8 @@ mod tests {
         }
         let mut bytes = old.encode();
         bytes[0] = SNAPSHOT_VERSION_5;
-        // Without what versions 7 and 8 appended (`relearn_hours`; `hour_buckets` and
-        // `prev_hour_buckets`, a byte each).
+        // Without what versions 7 and 8 appended (`relearn_hours`; `hour_buckets`,
+        // `prev_hour_buckets` and `session_sensitivity`, a byte each).
         bytes.truncate(bytes.len() - SINCE_V6);
         bytes
     }
@@ -1858,7 +1865,14 @@ mod tests {
         }
         let mut back = Identity::decode(&encode_v5(&id), &p).expect("v5 decodes");
         assert_eq!(back.relearn_hours, RELEARN_NOT_STARTED);
-        assert_eq!((back.hour_buckets, back.prev_hour_buckets), (0, 0));
+        assert_eq!(
+            (
+                back.hour_buckets,
+                back.prev_hour_buckets,
+                back.session_sensitivity
+            ),
+            (0, 0, 0)
+        );
         back.relearn_hours = 0;
         back.hour_buckets = id.hour_buckets;
         back.prev_hour_buckets = id.prev_hour_buckets;
@@ -1929,6 +1943,7 @@ mod tests {
         let id_written = id.clone();
         id.hour_buckets = 0;
         id.prev_hour_buckets = 0;
+        id.session_sensitivity = 0;
         let mut v7 = id_written.encode();
         v7.truncate(v7.len() - V7_TO_V8_SUFFIX.len());
         v7[0] = SNAPSHOT_VERSION_7;
