@@ -851,10 +851,24 @@ impl Engine {
         let carry_into_event = if after_visit { 0.0 } else { carry };
         // The sensitivity of the calls whose signs are carried into this one (none
         // carried, or after a visit, whose signs do not join).
-        let carried_sensitivity = if carry_into_event > 0.0 {
+        // Only while a carried sign still counts (the 0.05 below which the loop further
+        // down drops them): `recent` keeps small residues for busy identities, and an old
+        // session's sensitivity must not reach a new one's signs.
+        let session_live = state
+            .recent
+            .iter()
+            .any(|&r| f64::from(r) / 255.0 * carry >= 0.05);
+        let session_sensitivity = if session_live {
             sensitivity_of(state.session_sensitivity)
         } else {
             None
+        };
+        // The visit's signs do not join this call's (see `after_visit`), nor their scale;
+        // they stay carried for the calls after, so the session keeps its sensitivity.
+        let carried_sensitivity = if after_visit {
+            None
+        } else {
+            session_sensitivity
         };
         // Findings that hold a carried sign (bit per detector): scaled below by the
         // carried calls' sensitivity when it is the higher.
@@ -920,7 +934,7 @@ impl Engine {
                     Some(c) if holds_carried & (1 << i) != 0 && c > s => c,
                     _ => s,
                 });
-            let session = match carried_sensitivity {
+            let session = match session_sensitivity {
                 Some(c) if raises_carried => Some(c.max(s)),
                 Some(c) => Some(c),
                 None => raises_carried.then_some(s),
@@ -2662,6 +2676,40 @@ mod tests {
         assert!(
             after_restricted > one + 2.0 && after_restricted > internal,
             "{one} then {after_restricted} (internal pair {internal})"
+        );
+    }
+
+    #[test]
+    fn a_sensitive_call_hours_ago_does_not_lift_a_new_session() {
+        // Two new internal buckets two minutes apart, six hours (twelve half-lives)
+        // after a restricted read, or with no such read: no higher with it (lower, if
+        // anything: the read was one more new container, so new ones are less rare). The
+        // restricted read's sensitivity belongs to its own session only.
+        let run = |restricted_first: bool| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let t = history(&mut e, &mut out);
+            if restricted_first {
+                let read = svc_call(
+                    t,
+                    60_000,
+                    "s3:GetObject",
+                    "arn:aws:s3:::payroll-exports/a.csv",
+                );
+                e.process(&read, &mut out).expect("in order");
+            }
+            let later = 6 * 3_600_000;
+            for (k, bucket) in ["reports", "invoices"].iter().enumerate() {
+                let dest = format!("arn:aws:s3:::{bucket}/x.csv");
+                let ev = svc_call(t, later + k as i64 * 120_000, "s3:GetObject", &dest);
+                e.process(&ev, &mut out).expect("in order");
+            }
+            e.score_of("svc").unwrap_or_default()
+        };
+        let (fresh, after_restricted) = (run(false), run(true));
+        assert!(
+            after_restricted <= fresh + 1.0,
+            "{fresh} without the restricted read, {after_restricted} with it"
         );
     }
 

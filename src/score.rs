@@ -160,9 +160,11 @@ impl Scorer {
         self.combine_scaled(findings, &[sensitivity; COUNT], off_hours_write)
     }
 
-    /// [`Scorer::combine_with`] with each finding scaled by its own call's sensitivity:
-    /// a sign carried from earlier in a session keeps the scale of the call that raised
-    /// it, so a restricted read followed by an internal call is not marked down.
+    /// [`Scorer::combine_with`] with a sensitivity per finding: the engine scales a
+    /// finding that holds a sign carried from earlier in the session by the highest
+    /// sensitivity among the session's calls whose signs are carried, when that is
+    /// higher than the current call's, so a restricted read followed by an internal
+    /// call is not marked down.
     pub fn combine_scaled(
         &self,
         findings: &[Option<Finding>; COUNT],
