@@ -420,11 +420,13 @@ struct Ipv4Literal {
     len: usize,
 }
 
-/// The dotted IPv4 address at the start of `s` (octets of up to three digits, each at
-/// most 255), with its port; `None` when there is none.
-fn ipv4_literal_at(s: &[u8]) -> Option<Ipv4Literal> {
+/// Four dot-separated decimal octets at the start of `s`, each of one to three digits
+/// and at most 255: the octets, the bytes taken, and whether an octet had a leading
+/// zero (`01`). Stops after the fourth octet's third digit, whatever follows.
+fn leading_octets(s: &[u8]) -> Option<([u8; 4], usize, bool)> {
     let mut octets = [0u8; 4];
     let mut i = 0;
+    let mut leading_zero = false;
     for (k, octet) in octets.iter_mut().enumerate() {
         if k > 0 {
             if s.get(i) != Some(&b'.') {
@@ -441,8 +443,16 @@ fn ipv4_literal_at(s: &[u8]) -> Option<Ipv4Literal> {
         if i == start {
             return None;
         }
+        leading_zero |= i - start > 1 && s[start] == b'0';
         *octet = u8::try_from(value).ok()?;
     }
+    Some((octets, i, leading_zero))
+}
+
+/// The dotted IPv4 address at the start of `s` (octets of up to three digits, each at
+/// most 255), with its port; `None` when there is none.
+fn ipv4_literal_at(s: &[u8]) -> Option<Ipv4Literal> {
+    let (octets, mut i, _) = leading_octets(s)?;
     // A longer dotted number (a version `1.2.3.4.5`, an OID) is not an address.
     if s.get(i).is_some_and(|&b| is_alnum(b) || b == b'.') {
         return None;
@@ -681,31 +691,10 @@ fn parse_ip(text: &str) -> Option<IpAddr> {
 /// Exactly four decimal octets of one to three digits, without leading zeros (which the
 /// standard parser refuses), each at most 255, separated by dots.
 fn dotted_quad(s: &[u8]) -> Option<[u8; 4]> {
-    let mut octets = [0u8; 4];
-    let mut i = 0;
-    for (k, octet) in octets.iter_mut().enumerate() {
-        if k > 0 {
-            if s.get(i) != Some(&b'.') {
-                return None;
-            }
-            i += 1;
-        }
-        let first = *s.get(i).filter(|b| b.is_ascii_digit())?;
-        let mut value = u32::from(first - b'0');
-        i += 1;
-        let mut digits = 1;
-        while let Some(&d) = s.get(i).filter(|b| b.is_ascii_digit()) {
-            // A leading zero, or a fourth digit: the standard parser's call.
-            if first == b'0' || digits == 3 {
-                return None;
-            }
-            value = value * 10 + u32::from(d - b'0');
-            digits += 1;
-            i += 1;
-        }
-        *octet = u8::try_from(value).ok()?;
+    match leading_octets(s)? {
+        (octets, len, false) if len == s.len() => Some(octets),
+        _ => None,
     }
-    (i == s.len()).then_some(octets)
 }
 
 /// Appends `n` in decimal (as `{}` would).
