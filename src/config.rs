@@ -336,6 +336,9 @@ pub struct StateConfig {
     pub learning_min_events: u64,
     /// ... and this much history.
     pub learning_min_span: HumanDuration,
+    /// ... or, with at least half those events, this much history (`0s`: never): a
+    /// sparse key must not stay unjudged for weeks.
+    pub learning_sparse_span: HumanDuration,
     /// Rate bucket width.
     pub bucket: HumanDuration,
     /// Recent window the volume detectors compare with the baseline; a multiple of `bucket`.

@@ -560,6 +560,19 @@ impl Engine {
         let mut sensitivity: Option<Sensitivity> = (!learning
             && (novelty.dest || novelty.class || novelty.environment))
             .then(|| self.scorer.sensitivity(event));
+        // The sensitivity ceiling: what this call's level is, when it meets anything new
+        // (unmasked: a created secret and a call made on the identity's behalf are still
+        // data it reached). Learned while learning too, so the ceiling is known when
+        // judging starts. Each thing is met once, so this is the level of everything the
+        // identity ever touched, for one rule lookup per novelty.
+        let met_level = (met.dest || met.class || met.action)
+            .then(|| sensitivity.unwrap_or_else(|| self.scorer.sensitivity(event)));
+        let first_at_level = met_level.filter(|&level| {
+            !learning
+                && !relearning
+                && level >= Sensitivity::Confidential
+                && state.above_sensitivity_ceiling(level)
+        });
         // Every matching call is looked up, new or not: a routine one marks the entry as
         // met (a state restored from before the memory existed, an entry added to the
         // list, a call made on another's behalf), so a later overflow of its seen-sets
@@ -605,6 +618,7 @@ impl Engine {
                 texts: &self.texts,
                 fleet,
                 sensitivity: sensitivity.unwrap_or_default(),
+                first_at_level,
                 window_label: &self.window_label,
             };
             detect::run_all(&ctx)
@@ -731,6 +745,9 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|f| f.strength >= 1.0);
         state.fold(&obs, &met, &self.params);
+        if let Some(level) = met_level {
+            state.raise_sensitivity_ceiling(level);
+        }
         if let Some(m) = impair {
             state.mark_impaired(m.entry);
         }
@@ -859,7 +876,7 @@ impl Engine {
             .iter()
             .any(|&r| f64::from(r) / 255.0 * carry >= 0.05);
         let session_sensitivity = if session_live {
-            sensitivity_of(state.session_sensitivity)
+            state.session_sensitivity()
         } else {
             None
         };
@@ -939,7 +956,7 @@ impl Engine {
                 Some(c) => Some(c),
                 None => raises_carried.then_some(s),
             };
-            state.session_sensitivity = session.map_or(0, |s| s as u8 + 1);
+            state.set_session_sensitivity(session);
             self.scorer
                 .combine_scaled(&findings, &scales, off_hours_write)
         } else {
@@ -1705,17 +1722,6 @@ fn add_second_sign(f: &mut detect::Finding, earlier: f64, note: &str) -> bool {
     f.strength = 1.0 - (1.0 - f.strength.max(earlier)) * (1.0 - 0.5 * f.strength.min(earlier));
     f.detail.push_str(note);
     true
-}
-
-/// [`Identity::session_sensitivity`]'s code as a sensitivity (0 or unknown: none).
-fn sensitivity_of(code: u8) -> Option<Sensitivity> {
-    match code {
-        1 => Some(Sensitivity::Public),
-        2 => Some(Sensitivity::Internal),
-        3 => Some(Sensitivity::Confidential),
-        4 => Some(Sensitivity::Restricted),
-        _ => None,
-    }
 }
 
 /// Whether a service made this call on the identity's behalf (the CloudTrail decoder's
@@ -2741,6 +2747,63 @@ mod tests {
         let then_policy = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
         assert!(minted > one, "restricted {minted} vs internal {one}");
         assert!(then_policy > minted + 2.0, "{minted} then {then_policy}");
+    }
+
+    #[test]
+    fn a_first_secret_counts_without_the_identitys_novelty_rate() {
+        // `svc` reads a new bucket every few hours (a sync job): a new bucket is
+        // routine at its novelty rate. The first secret it ever reads is judged as rare
+        // all the same; a job that read a secret before is judged at its rate.
+        let new_secret = |secret_before: bool| {
+            let mut e = engine();
+            let mut out = Vec::new();
+            let mut t = T0;
+            for k in 0..(10 * 144) {
+                t = T0 + k * 600_000;
+                let bucket = if secret_before && k == 700 {
+                    "app-secrets".to_string()
+                } else {
+                    // Bucket names made of syllables, kept as words by generalisation.
+                    let n = (k / 18) as usize;
+                    let syllable = |i: usize| {
+                        let c = b"bdfgklmnprstvz"[i % 14] as char;
+                        let v = b"aeiou"[(i / 14) % 5] as char;
+                        format!("{c}{v}")
+                    };
+                    format!("sync-{}{}", syllable(n), syllable(n / 70 + 3))
+                };
+                let dest = format!("arn:aws:s3:::{bucket}/{k}.json");
+                let ev = svc_call(t, 0, "s3:GetObject", &dest);
+                e.process(&ev, &mut out).expect("in order");
+            }
+            let ev = svc_call(t, 60_000, "s3:GetObject", "arn:aws:s3:::vault-secrets/b");
+            out.clear();
+            e.process(&ev, &mut out).expect("in order");
+            // This call's signal (decay signals of others may come first).
+            let reason = out
+                .last()
+                .filter(|s| s.event_id == ev.event_id)
+                .and_then(|s| s.reasons.iter().find(|r| r.detector == "new_destination"))
+                .map(|r| (r.strength, r.detail.clone()));
+            (e.score_of("svc").unwrap_or_default(), reason)
+        };
+        let (first, first_reason) = new_secret(false);
+        let (again, again_reason) = new_secret(true);
+        let (strength, detail) = first_reason.expect("the first secret is a sign");
+        assert!(
+            detail.contains("but never restricted data before"),
+            "{detail}"
+        );
+        let (again_strength, again_detail) = again_reason.unwrap_or_default();
+        assert!(
+            again_strength < strength / 2.0,
+            "{again_strength} vs {strength}: {again_detail} / {detail}"
+        );
+        assert!(
+            !again_detail.contains("never restricted"),
+            "not its first secret: {again_detail}"
+        );
+        assert!(first > again + 10.0, "{first} vs {again}");
     }
 
     #[test]

@@ -111,6 +111,12 @@ pub struct Context<'a> {
     pub texts: &'a Texts,
     pub fleet: FleetView,
     pub sensitivity: Sensitivity,
+    /// The call's sensitivity, confidential or restricted, when this identity never met
+    /// anything at that level before: its first secret or customer record. The novelty
+    /// detectors then judge it without the identity's novelty rate, which its routine
+    /// churn through less sensitive things sets (a coding agent meets a few new files a
+    /// day, but never a secrets file).
+    pub first_at_level: Option<Sensitivity>,
     pub window_label: &'a str,
 }
 
@@ -247,6 +253,7 @@ pub(crate) mod testkit {
             max_seen_entries: 64,
             learning_min_events: 50,
             learning_min_span_ms: 86_400_000,
+            learning_sparse_span_ms: 0,
             novelty_half_life_ms: 7.0 * 86_400_000.0,
         }
     }
@@ -342,6 +349,7 @@ pub(crate) mod testkit {
                 texts: &texts,
                 fleet,
                 sensitivity: e.sensitivity.unwrap_or_default(),
+                first_at_level: None,
                 window_label: "5m",
             };
             f(&ctx)

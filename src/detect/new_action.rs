@@ -154,7 +154,18 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     // platform change more than one identity's departure. Not for sensitive actions:
     // that other identities list buckets or create keys is no reason for this one to.
     let peers = if sensitive { 0 } else { ctx.fleet.action_peers };
-    let strength = base * rarity(rate) * fleet_discount(others) * peer_discount(peers);
+    // Its first call at this sensitivity (an access key minted by a job that never
+    // touched a credential): not judged against its rate of taking up routine actions.
+    let usual = if ctx.first_at_level.is_some() {
+        0.0
+    } else {
+        rate
+    };
+    let strength = base * rarity(usual) * fleet_discount(others) * peer_discount(peers);
+    let first = match ctx.first_at_level {
+        Some(level) => format!(", but never {} data before", level.as_str()),
+        None => String::new(),
+    };
     let kind = if sensitive {
         " (discovery/privilege)"
     } else {
@@ -172,7 +183,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     };
     Finding::lazy(strength, || {
         format!(
-            "first use of {}{kind}; {rate:.1} new actions/day usual{fleet}",
+            "first use of {}{kind}; {rate:.1} new actions/day usual{first}{fleet}",
             ctx.event.action
         )
     })

@@ -41,10 +41,21 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         (0.2, SeenKind::Destination, ctx.fleet.destination, "known")
     };
     let rate = ctx.state.novelty_rate_per_day(kind, now, ctx.params);
-    let strength = base * rarity(rate) * fleet_discount(others);
+    // Its first data at this level: the rate of meeting new things says nothing about
+    // meeting new secrets (see `Context::first_at_level`).
+    let usual = if ctx.first_at_level.is_some() {
+        0.0
+    } else {
+        rate
+    };
+    let strength = base * rarity(usual) * fleet_discount(others);
     let sensitivity = match ctx.sensitivity {
         Sensitivity::Internal => String::new(),
         s => format!(" ({})", s.as_str()),
+    };
+    let first = match ctx.first_at_level {
+        Some(level) => format!(", but never {} data before", level.as_str()),
+        None => String::new(),
     };
     let fleet = if others > 0 {
         format!(", {others} other identities too")
@@ -53,7 +64,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     };
     Finding::lazy(strength, || {
         format!(
-            "first access to {}{sensitivity} in {what} {}; {rate:.1} new/day usual{fleet}",
+            "first access to {}{sensitivity} in {what} {}; {rate:.1} new/day usual{first}{fleet}",
             ctx.texts.destination, ctx.texts.class
         )
     })

@@ -11,7 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::generalize::SourceClass;
-use crate::event::IdentityKind;
+use crate::event::{IdentityKind, Sensitivity};
 
 /// Seen-set kinds. The discriminant is stored in snapshots: never renumber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,23 @@ const HOUR_MS: i64 = 3_600_000;
 const PROFILE_SLOTS: usize = 168;
 /// Hour-of-day baseline: (mean, deviation) per hour.
 const SLOTS: usize = 48;
+
+/// Upper nibble of [`Identity::sensitivity_marks`]: the sensitivity ceiling, as
+/// `Sensitivity as u8 + 2`, or one of these.
+const CEILING_UNKNOWN: u8 = 0;
+const CEILING_NOTHING_MET: u8 = 1;
+
+/// A sensitivity from its code in [`Identity::sensitivity_marks`]'s lower nibble
+/// (`Sensitivity as u8 + 1`; 0 or anything else: none).
+pub fn sensitivity_from_code(code: u8) -> Option<Sensitivity> {
+    match code {
+        1 => Some(Sensitivity::Public),
+        2 => Some(Sensitivity::Internal),
+        3 => Some(Sensitivity::Confidential),
+        4 => Some(Sensitivity::Restricted),
+        _ => None,
+    }
+}
 
 pub const FLAG_PRIVATE: u8 = 1;
 pub const FLAG_PUBLIC: u8 = 2;
@@ -132,6 +149,8 @@ pub struct StateParams {
     pub max_seen_entries: usize,
     pub learning_min_events: u64,
     pub learning_min_span_ms: i64,
+    /// See `state.learning_sparse_span`; 0 turns it off.
+    pub learning_sparse_span_ms: i64,
     /// Novelty-rate memory: a new thing last week still says this identity churns.
     pub novelty_half_life_ms: f64,
 }
@@ -145,6 +164,7 @@ impl StateParams {
             max_seen_entries: c.max_seen_entries,
             learning_min_events: c.learning_min_events,
             learning_min_span_ms: c.learning_min_span.as_millis_i64(),
+            learning_sparse_span_ms: c.learning_sparse_span.as_millis_i64(),
             novelty_half_life_ms: c.novelty_half_life.as_millis_i64().max(1) as f64,
         }
     }
@@ -157,6 +177,19 @@ impl StateParams {
 /// would round 0.5 − 2⁻⁵⁴ up to 1.
 pub fn round_half_up(x: f64) -> f64 {
     x + (0.5 - f64::EPSILON / 4.0)
+}
+
+/// Whether an identity with `events` events over `span_ms` of history has learned its
+/// baseline. Either the full count over the minimum span, or half of it over the
+/// longer sparse span: a partner's report key calling three times a day would otherwise
+/// stay unjudged for a week, and a leaked key is used in that week as in any other.
+/// Half the events over days of history say more about its habits (one address, one
+/// client, two routes) than the full count in one busy hour.
+fn learned_enough(events: u64, span_ms: i64, params: &StateParams) -> bool {
+    (events >= params.learning_min_events && span_ms >= params.learning_min_span_ms)
+        || (params.learning_sparse_span_ms > 0
+            && span_ms >= params.learning_sparse_span_ms
+            && events >= params.learning_min_events.div_ceil(2))
 }
 
 /// Log quantiser for non-negative magnitudes: 0.05% resolution over [0, 7e13] in 16 bits.
@@ -456,11 +489,10 @@ pub struct Identity {
     /// just before): a run that started at 02:55 has its first minutes in the 02:00 slot,
     /// which smoothing counts as a neighbour of 03:00.
     pub prev_hour_buckets: u8,
-    /// The highest sensitivity among the calls whose signs [`Identity::recent`] carries,
-    /// as `Sensitivity as u8 + 1` (0: none known). A carried sign is combined at its own
-    /// call's scale, not the current call's: a restricted secret read followed by an
-    /// internal clone is not marked down by the clone.
-    pub session_sensitivity: u8,
+    /// Two sensitivities, a nibble each (see [`Identity::session_sensitivity`] and
+    /// [`Identity::above_sensitivity_ceiling`]). Snapshots before the ceiling existed
+    /// hold 0 in the upper nibble: ceiling unknown, never exceeded.
+    pub sensitivity_marks: u8,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -753,7 +785,7 @@ impl Identity {
             relearn_hours: 0,
             hour_buckets: 0,
             prev_hour_buckets: 0,
-            session_sensitivity: 0,
+            sensitivity_marks: CEILING_NOTHING_MET << 4,
             dirty: false,
         }
     }
@@ -907,6 +939,37 @@ impl Identity {
         super::hints::prefetch_slice(&self.seen, 16);
         if let Some(words) = self.sketch.0.as_deref() {
             super::hints::prefetch_object(words, 1);
+        }
+    }
+    /// The highest sensitivity among the calls whose signs [`Identity::recent`] carries
+    /// (`None`: none known). A carried sign is combined at its own call's scale, not the
+    /// current call's: a restricted secret read followed by an internal clone is not
+    /// marked down by the clone.
+    pub fn session_sensitivity(&self) -> Option<Sensitivity> {
+        sensitivity_from_code(self.sensitivity_marks & 0x0f)
+    }
+
+    pub fn set_session_sensitivity(&mut self, level: Option<Sensitivity>) {
+        self.sensitivity_marks = (self.sensitivity_marks & 0xf0) | level.map_or(0, |s| s as u8 + 1);
+    }
+
+    /// Whether `level` is above every sensitivity this identity met something new at
+    /// (destinations, containers and actions, each met once, so in effect everything it
+    /// ever touched): its first secret, its first customer data. A ceiling unknown
+    /// (state restored from before it was kept) is never exceeded.
+    pub fn above_sensitivity_ceiling(&self, level: Sensitivity) -> bool {
+        match self.sensitivity_marks >> 4 {
+            CEILING_UNKNOWN => false,
+            CEILING_NOTHING_MET => true,
+            code => level as u8 + 2 > code,
+        }
+    }
+
+    /// Records that this identity met something new at `level`.
+    pub fn raise_sensitivity_ceiling(&mut self, level: Sensitivity) {
+        let code = self.sensitivity_marks >> 4;
+        if code != CEILING_UNKNOWN && level as u8 + 2 > code {
+            self.sensitivity_marks = (self.sensitivity_marks & 0x0f) | ((level as u8 + 2) << 4);
         }
     }
 
@@ -1328,10 +1391,7 @@ impl Identity {
                 SourceClass::Named => FLAG_NAMED,
             };
         }
-        if !self.is_active()
-            && self.events >= params.learning_min_events
-            && t - self.first_ms >= params.learning_min_span_ms
-        {
+        if !self.is_active() && learned_enough(self.events, t - self.first_ms, params) {
             self.flags |= FLAG_ACTIVE;
         }
     }
@@ -1573,6 +1633,7 @@ mod tests {
             max_seen_entries: 4,
             learning_min_events: 10,
             learning_min_span_ms: 3_600_000,
+            learning_sparse_span_ms: 0,
             novelty_half_life_ms: 7.0 * 86_400_000.0,
         }
     }
@@ -1869,13 +1930,14 @@ mod tests {
             (
                 back.hour_buckets,
                 back.prev_hour_buckets,
-                back.session_sensitivity
+                back.sensitivity_marks
             ),
             (0, 0, 0)
         );
         back.relearn_hours = 0;
         back.hour_buckets = id.hour_buckets;
         back.prev_hour_buckets = id.prev_hour_buckets;
+        back.sensitivity_marks = id.sensitivity_marks;
         assert_eq!(back, id);
         assert_eq!(back.encode(), id.encode());
         // Two version-5 entries that differ only in the dropped bits are one now.
@@ -1943,7 +2005,7 @@ mod tests {
         let id_written = id.clone();
         id.hour_buckets = 0;
         id.prev_hour_buckets = 0;
-        id.session_sensitivity = 0;
+        id.sensitivity_marks = 0;
         let mut v7 = id_written.encode();
         v7.truncate(v7.len() - V7_TO_V8_SUFFIX.len());
         v7[0] = SNAPSHOT_VERSION_7;
@@ -1988,6 +2050,61 @@ mod tests {
             (back.failed_this_hour, back.impaired),
             (id.failed_this_hour, id.impaired)
         );
+    }
+
+    #[test]
+    fn the_sensitivity_ceiling_rises_and_is_persisted_beside_the_session_level() {
+        let p = params();
+        let mut id = Identity::new(1_700_000_000_000, &p);
+        // A new identity met nothing yet: anything is above.
+        assert!(id.above_sensitivity_ceiling(Sensitivity::Public));
+        id.raise_sensitivity_ceiling(Sensitivity::Internal);
+        assert!(!id.above_sensitivity_ceiling(Sensitivity::Internal));
+        assert!(id.above_sensitivity_ceiling(Sensitivity::Confidential));
+        id.set_session_sensitivity(Some(Sensitivity::Public));
+        id.raise_sensitivity_ceiling(Sensitivity::Confidential);
+        // Never lowered.
+        id.raise_sensitivity_ceiling(Sensitivity::Public);
+        assert!(!id.above_sensitivity_ceiling(Sensitivity::Confidential));
+        assert!(id.above_sensitivity_ceiling(Sensitivity::Restricted));
+        // The two levels share a byte without touching each other.
+        assert_eq!(id.session_sensitivity(), Some(Sensitivity::Public));
+        id.set_session_sensitivity(None);
+        assert!(id.above_sensitivity_ceiling(Sensitivity::Restricted));
+        let back = Identity::decode(&id.encode(), &p).expect("decodes");
+        assert_eq!(back.sensitivity_marks, id.sensitivity_marks);
+        assert!(back.above_sensitivity_ceiling(Sensitivity::Restricted));
+        assert!(!back.above_sensitivity_ceiling(Sensitivity::Confidential));
+        // A state from before the ceiling was kept (upper nibble 0): never above, and
+        // it stays unknown.
+        id.sensitivity_marks = 0;
+        id.raise_sensitivity_ceiling(Sensitivity::Internal);
+        assert!(!id.above_sensitivity_ceiling(Sensitivity::Restricted));
+    }
+
+    #[test]
+    fn a_sparse_identity_learns_with_half_the_events_over_the_longer_span() {
+        let mut p = params();
+        p.learning_min_events = 20;
+        p.learning_min_span_ms = 86_400_000;
+        p.learning_sparse_span_ms = 3 * 86_400_000;
+        let t0 = 1_700_000_000_000;
+        // Ten events over three days: active only with the sparse span.
+        let run = |p: &StateParams, events: u64| {
+            let mut id = Identity::new(t0, p);
+            for k in 0..events {
+                let t = t0 + (k as i64) * (3 * 86_400_000) / (events as i64 - 1);
+                fold(&mut id, &obs(t, 1 << 40, 1), p);
+            }
+            id.is_active()
+        };
+        assert!(run(&p, 10));
+        assert!(!run(&p, 9), "fewer than half the events");
+        let mut off = p;
+        off.learning_sparse_span_ms = 0;
+        assert!(!run(&off, 10), "0s turns it off");
+        assert!(!run(&off, 19));
+        assert!(run(&off, 20));
     }
 
     #[test]

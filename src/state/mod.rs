@@ -575,6 +575,7 @@ mod tests {
             max_seen_entries: 8,
             learning_min_events: 5,
             learning_min_span_ms: 1,
+            learning_sparse_span_ms: 0,
             novelty_half_life_ms: 7.0 * 86_400_000.0,
         }
     }
