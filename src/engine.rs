@@ -2744,6 +2744,25 @@ mod tests {
         // A restricted first sign (minting a key) then an internal second one: the
         // carried sign keeps its restricted scale, so the second still adds to it.
         let minted = run(&["iam:CreateAccessKey"]);
+        // Its first restricted call: judged without its rate of new actions.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let t = history(&mut e, &mut out);
+        let ev = svc_call(
+            t,
+            60_000,
+            "iam:CreateAccessKey",
+            "arn:aws:s3:::orders/1.json",
+        );
+        e.process(&ev, &mut out).expect("in order");
+        assert!(
+            e.reasons_of("svc")
+                .iter()
+                .any(|r| r.detector == "new_action"
+                    && r.detail.contains("but never restricted data before")),
+            "{:?}",
+            e.reasons_of("svc")
+        );
         let then_policy = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
         assert!(minted > one, "restricted {minted} vs internal {one}");
         assert!(then_policy > minted + 2.0, "{minted} then {then_policy}");
