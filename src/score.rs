@@ -454,6 +454,8 @@ mod tests {
             "iam:CreateAccessKey",
             "iam:CreateLoginProfile",
             "iam:UpdateLoginProfile",
+            "iam:CreateServiceSpecificCredential",
+            "iam:ResetServiceSpecificCredential",
         ] {
             assert_eq!(
                 s.sensitivity(&on_user(action)),
@@ -461,10 +463,13 @@ mod tests {
                 "{action}"
             );
         }
-        assert_eq!(
-            s.sensitivity(&on_user("iam:GetUser")),
-            Sensitivity::Internal
-        );
+        for action in ["iam:GetUser", "iam:DeleteServiceSpecificCredential"] {
+            assert_eq!(
+                s.sensitivity(&on_user(action)),
+                Sensitivity::Internal,
+                "{action}"
+            );
+        }
     }
 
     #[test]
