@@ -59,35 +59,37 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGHS: u64 = 0x8080_8080_8080_8080;
 
 /// Flags (high bit of each byte) the bytes of `word` that are zero. The lowest flag is
-/// always exact; flags above a true zero can be spurious (borrow), which is fine for
-/// "first match" searches.
+/// always exact: a borrow only starts at a byte that is zero, so flags above a true zero
+/// can be spurious but none below it can. That holds for the "below n" form in
+/// [`find_string_stop`] too, and for an OR of such tests (its lowest flag is the lowest
+/// of theirs), which is all "first match" searches need.
 #[inline]
 fn zero_bytes(word: u64) -> u64 {
     word.wrapping_sub(ONES) & !word & HIGHS
 }
 
 /// Index of the first byte in `bytes` for which the word-at-a-time test `hit` (see
-/// [`zero_bytes`]) flags, confirmed byte by byte by `is`. Eight bytes per step instead
-/// of one: the hot loops (line splitting, string ends) scan ~400 bytes per event.
+/// [`zero_bytes`]) flags, `is` being the same test byte by byte (for the tail shorter
+/// than a word). Eight bytes per step instead of one: the hot loops (line splitting,
+/// string ends) scan ~400 bytes per event, in strings of a few words each, so the
+/// per-word and per-call work is what counts.
 #[inline]
 fn find_by(bytes: &[u8], hit: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> Option<usize> {
-    let mut chunks = bytes.chunks_exact(8);
     let mut offset = 0usize;
-    for chunk in chunks.by_ref() {
+    while let Some(chunk) = bytes.get(offset..offset + 8) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let flags = hit(u64::from_le_bytes(word));
         if flags != 0 {
-            // Lowest flagged byte is exact; check it (and beyond, in case) bytewise.
-            let first = (flags.trailing_zeros() / 8) as usize;
-            if let Some(i) = chunk.iter().skip(first).position(|&b| is(b)) {
-                return Some(offset + first + i);
-            }
+            // The lowest flag is exact (see `zero_bytes`): no bytewise confirmation.
+            let at = offset + (flags.trailing_zeros() / 8) as usize;
+            debug_assert!(bytes.get(at).is_some_and(|&b| is(b)));
+            return Some(at);
         }
         offset += 8;
     }
-    chunks
-        .remainder()
+    bytes
+        .get(offset..)?
         .iter()
         .position(|&b| is(b))
         .map(|i| offset + i)
@@ -347,6 +349,28 @@ mod tests {
         assert_eq!(find_newline(&long), Some(100));
         assert_eq!(find_string_stop(&long), Some(100));
         assert_eq!(find_newline(b"no newline at all, long enough"), None);
+    }
+
+    proptest::proptest! {
+        /// The word searches trust the lowest flag of a word without checking the byte:
+        /// random words dense in matches and near-matches (borrows) must agree with the
+        /// bytewise search.
+        #[test]
+        fn word_searches_agree_on_dense_random_bytes(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    0u8, 1, 0x09, 0x0a, 0x0b, 0x1f, 0x20, 0x21, 0x22, 0x23, 0x5b, 0x5c, 0x5d,
+                    0x7f, 0x80, 0x9f, 0xa0, 0xa2, 0xdc, 0xff, b'a', b'0',
+                ]),
+                0..40,
+            )
+        ) {
+            proptest::prop_assert_eq!(find_newline(&bytes), bytes.iter().position(|&b| b == b'\n'));
+            proptest::prop_assert_eq!(
+                find_string_stop(&bytes),
+                bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)
+            );
+        }
     }
 
     #[test]
