@@ -19,7 +19,7 @@ use rand::{Rng, SeedableRng};
 use rand_pcg::Pcg64;
 use riskd::config::Config;
 use riskd::decode::{decode_native, decode_native_into, Limits};
-use riskd::engine::{Engine, PrefetchKeys, PREFETCH_DISTANCE};
+use riskd::engine::{Engine, Keyed, PREFETCH_DISTANCE};
 use riskd::event::ActivityEvent;
 use riskd::source::generator::write_native;
 
@@ -214,25 +214,24 @@ fn bench(c: &mut Criterion) {
     // prefetching their state while it processes the one before (`prefetch_ahead`).
     // Each iteration adds one event at the back of the window and processes the front
     // one, so every event is measured with a full window ahead of it. Each event's
-    // prefetch keys are computed once, as it enters the window (inside the timing).
-    let mut window: VecDeque<(ActivityEvent, PrefetchKeys)> =
-        VecDeque::with_capacity(PREFETCH_DISTANCE + 1);
+    // prefetch keys are computed once, as it enters the window (inside the timing), and
+    // `process_keyed` reuses them, as replay does.
+    let mut window: VecDeque<Keyed<ActivityEvent>> = VecDeque::with_capacity(PREFETCH_DISTANCE + 1);
     group.bench_function("process_lookahead_100k_identities", |b| {
         b.iter_batched(
             &mut next_event,
             |e| {
-                let keys = PrefetchKeys::of(&e);
-                window.push_back((e, keys));
+                window.push_back(Keyed::new(e));
                 // Only while the window fills (the first three iterations) is nothing
                 // processed.
                 if window.len() <= PREFETCH_DISTANCE {
                     return None;
                 }
-                let (front, _) = window.pop_front()?;
-                engine.prefetch_ahead(window.iter().map(|(_, k)| *k));
+                let front = window.pop_front()?;
+                engine.prefetch_ahead(window.iter().map(Keyed::keys));
                 out.clear();
-                let _ = black_box(engine.process(&front, &mut out));
-                Some(front)
+                let _ = black_box(engine.process_keyed(&front, &mut out));
+                Some(front.into_inner())
             },
             BatchSize::NumIterations(256),
         )
@@ -262,17 +261,16 @@ fn bench(c: &mut Criterion) {
             let mut e = spares.pop().unwrap_or_default();
             if decode_native_into(lines[i].as_bytes(), &limits, &mut e).is_ok() {
                 e.time_ms = t;
-                let keys = PrefetchKeys::of(&e);
-                window.push_back((e, keys));
+                window.push_back(Keyed::new(e));
             } else {
                 spares.push(e);
             }
             if window.len() > PREFETCH_DISTANCE {
-                if let Some((front, _)) = window.pop_front() {
-                    engine.prefetch_ahead(window.iter().map(|(_, k)| *k));
+                if let Some(front) = window.pop_front() {
+                    engine.prefetch_ahead(window.iter().map(Keyed::keys));
                     out.clear();
-                    let _ = black_box(engine.process(&front, &mut out));
-                    spares.push(front);
+                    let _ = black_box(engine.process_keyed(&front, &mut out));
+                    spares.push(front.into_inner());
                 }
             }
         })

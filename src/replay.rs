@@ -34,7 +34,7 @@ use serde::Serialize;
 
 use crate::config::Config;
 use crate::decode::{self, Decoded, Format, Limits, RejectReason, Rejection};
-use crate::engine::{Engine, PrefetchKeys, PREFETCH_DISTANCE};
+use crate::engine::{Engine, Keyed, PREFETCH_DISTANCE};
 use crate::event::ActivityEvent;
 use crate::metrics::metrics;
 use crate::signal::{Level, Signal};
@@ -118,10 +118,10 @@ struct DeadLetter<'a> {
 struct Pending {
     time_ms: i64,
     seq: u64,
-    event: Box<ActivityEvent>,
+    /// With its prefetch keys, computed once, when the event is read (see
+    /// `Engine::prefetch_ahead`).
+    event: Keyed<Box<ActivityEvent>>,
     position: Position,
-    /// Computed once, when the event is read (see `Engine::prefetch_ahead`).
-    lookahead: PrefetchKeys,
 }
 
 impl PartialEq for Pending {
@@ -617,8 +617,7 @@ impl Replay<'_> {
         self.reorder.push(Pending {
             time_ms: event.time_ms,
             seq: self.seq,
-            lookahead: PrefetchKeys::of(&event),
-            event,
+            event: Keyed::new(event),
             position,
         });
         let release_before = self.newest_ms.saturating_sub(self.horizon_ms);
@@ -663,7 +662,7 @@ impl Replay<'_> {
         };
         // Outside the sampled scoring latency, which times `process` alone.
         self.engine
-            .prefetch_ahead(self.ready.iter().map(|p| p.lookahead));
+            .prefetch_ahead(self.ready.iter().map(|p| p.event.keys()));
         self.score(pending)
     }
 
@@ -672,20 +671,20 @@ impl Replay<'_> {
         signals.clear();
         let timed = pending.seq % LATENCY_SAMPLE == 0;
         let started = timed.then(Instant::now);
-        let result = self.engine.process(&pending.event, &mut signals);
+        let result = self.engine.process_keyed(&pending.event, &mut signals);
         if let Some(started) = started {
             let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             let _ = self.latency.record(nanos.max(1));
         }
         if let Err(rejection) = result {
-            let raw = serde_json::to_vec(&*pending.event).unwrap_or_default();
+            let raw = serde_json::to_vec(pending.event.event()).unwrap_or_default();
             self.reject(&rejection, pending.position, &raw)?;
         }
         for signal in signals.drain(..) {
             self.emit(&signal)?;
         }
         self.scratch_signals = signals;
-        self.recycle.push(pending.event);
+        self.recycle.push(pending.event.into_inner());
         if self.recycle.len() >= BATCH {
             let batch = std::mem::replace(&mut self.recycle, Vec::with_capacity(BATCH));
             // A full channel (reader has enough spares) or a finished reader: the
@@ -1116,8 +1115,7 @@ mod tests {
         let pending = |seq: usize, time_ms: i64| Pending {
             time_ms,
             seq: seq as u64,
-            lookahead: PrefetchKeys::of(&ActivityEvent::default()),
-            event: Box::default(),
+            event: Keyed::new(Box::default()),
             position: Position {
                 input: 0,
                 line: seq as u64,
