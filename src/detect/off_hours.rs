@@ -68,9 +68,18 @@ fn active_slots(profile: &[u8; 168]) -> u32 {
     profile.iter().map(|&c| u32::from(c != 0)).sum()
 }
 
-/// Hours of the day with activity on any day of the week.
+/// Hours of the day with activity on any day of the week. A column's sum is non-zero
+/// exactly when one of its bytes is, so the seven days are ORed a day at a time (a loop
+/// the compiler vectorises) rather than summed column by column: this runs on every
+/// event in an identity's first two weeks, and 24 column sums cost ~300 instructions.
 fn active_hours(profile: &[u8; 168]) -> u32 {
-    (0..24).map(|h| u32::from(column(profile, h) > 0)).sum()
+    let mut any = [0u8; 24];
+    for day in profile.chunks_exact(24) {
+        for (a, &c) in any.iter_mut().zip(day) {
+            *a |= c;
+        }
+    }
+    any.iter().map(|&a| u32::from(a != 0)).sum()
 }
 
 /// Hour `h` on every day, smoothed with its neighbours ([`smoothed4`] summed over the
@@ -139,11 +148,13 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         // Usual hour, unusual day: half as telling as an hour it never works.
         strength *= 0.5;
     }
-    let days = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
     Finding::lazy(strength, || {
+        // Only when there is a finding to describe: built on every event, the array
+        // cost more than the test.
+        const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
         format!(
             "active {} {:02}:00 UTC, a slot at {:.0}% of its usual level (active {:.0}% of the week)",
-            days[how / 24],
+            DAYS[how / 24],
             hod,
             100.0 * level / usual.max(1e-9),
             100.0 * coverage
@@ -170,12 +181,14 @@ mod tests {
     #[test]
     fn hour_sums_give_the_slot_by_slot_smoothing() {
         // Pseudo-random profiles, including empty slots and wrap-around at the week's end.
+        // Sparse ones too (most slots empty), so some hours are empty on every day.
         let mut x: u32 = 12345;
-        for _ in 0..50 {
+        for round in 0..100 {
+            let empty_below = if round % 2 == 0 { 100 } else { 250 };
             let profile: [u8; 168] = std::array::from_fn(|_| {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
                 let v = (x >> 16) as u8;
-                if v < 100 {
+                if v < empty_below {
                     0
                 } else {
                     v
