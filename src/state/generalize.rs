@@ -313,7 +313,15 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
             continue;
         }
         let starts_token = i == 0 || !matches!(bytes[i - 1], b'.' | b'-' | b'_');
-        if starts_token && bytes[i].is_ascii_digit() {
+        // An address has a `.` after its first octet's one to three digits: most
+        // numbers (ids, dates, counters) are told apart by that alone, without reading
+        // them as octets.
+        if starts_token
+            && bytes[i].is_ascii_digit()
+            && (bytes.get(i + 1) == Some(&b'.')
+                || bytes.get(i + 2) == Some(&b'.')
+                || bytes.get(i + 3) == Some(&b'.'))
+        {
             if let Some(address) = ipv4_literal_at(&bytes[i..]) {
                 push_span(dest, bytes, verbatim..start, out);
                 push_ipv4_place(&address, &bytes[i..], out);
