@@ -724,7 +724,7 @@ impl Engine {
                         (
                             SeenKind::DestinationClass,
                             stable_hash(SEED_RAW_CLASS, raw.as_bytes()),
-                            self.texts.class.as_str(),
+                            self.texts.class(),
                         )
                     } else {
                         (SeenKind::Action, obs.action, &*event.action)
@@ -1251,8 +1251,7 @@ impl Engine {
             });
         texts.destination.clear();
         texts.destination.push_str(&d.text);
-        texts.class.clear();
-        texts.class.push_str(&d.text[..d.class_len]);
+        texts.class_len = d.class_len;
         let (dest, class) = (d.hash, d.class_hash);
         let network = source_network(
             event.source_network.as_deref(),

@@ -78,9 +78,19 @@ impl Finding {
 #[derive(Debug, Clone, Default)]
 pub struct Texts {
     pub destination: String,
-    pub class: String,
+    /// Length of the destination's class, which is always a prefix of it
+    /// ([`crate::state::generalize::destination_class`]): kept as a length rather than
+    /// a second copy, which every event paid for.
+    pub class_len: usize,
     pub network: String,
     pub user_agent: String,
+}
+
+impl Texts {
+    /// The destination's class (see [`Texts::class_len`]).
+    pub fn class(&self) -> &str {
+        self.destination.get(..self.class_len).unwrap_or_default()
+    }
 }
 
 /// Other identities that met the same novelty recently (0 when not new).
@@ -272,7 +282,7 @@ pub(crate) mod testkit {
 
     pub fn observe(e: &ActivityEvent, texts: &mut Texts) -> Observation {
         generalise_destination(&e.destination, &mut texts.destination);
-        texts.class = destination_class(&texts.destination).to_string();
+        texts.class_len = destination_class(&texts.destination).len();
         let class = source_network(
             e.source_network.as_deref(),
             e.source_ip.as_deref(),
@@ -284,7 +294,7 @@ pub(crate) mod testkit {
         Observation {
             time_ms: e.time_ms,
             dest: stable_hash(1, texts.destination.as_bytes()),
-            class: stable_hash(2, texts.class.as_bytes()),
+            class: stable_hash(2, texts.class().as_bytes()),
             action: stable_hash(3, e.action.as_bytes()),
             network: class.map(|c| (stable_hash(4, texts.network.as_bytes()), c)),
             user_agent: e

@@ -65,7 +65,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     Finding::lazy(strength, || {
         format!(
             "first access to {}{sensitivity} in {what} {}; {rate:.1} new/day usual{first}{fleet}",
-            ctx.texts.destination, ctx.texts.class
+            ctx.texts.destination,
+            ctx.texts.class()
         )
     })
 }
