@@ -432,6 +432,8 @@ struct Ipv4Literal {
 /// and at most 255: the octets, the bytes taken, and whether an octet had a leading
 /// zero (`01`). Stops after the fourth octet's third digit, whatever follows.
 fn leading_octets(s: &[u8]) -> Option<([u8; 4], usize, bool)> {
+    // Digits as values through one range test each (this runs on every source address).
+    let digit = |i: usize| s.get(i).map(|b| b.wrapping_sub(b'0')).filter(|&d| d < 10);
     let mut octets = [0u8; 4];
     let mut i = 0;
     let mut leading_zero = false;
@@ -442,17 +444,19 @@ fn leading_octets(s: &[u8]) -> Option<([u8; 4], usize, bool)> {
             }
             i += 1;
         }
-        let start = i;
-        let mut value = 0u32;
-        while i < s.len() && s[i].is_ascii_digit() && i - start < 3 {
-            value = value * 10 + u32::from(s[i] - b'0');
-            i += 1;
+        let first = digit(i)?;
+        let mut value = u32::from(first);
+        let mut len = 1;
+        while len < 3 {
+            let Some(d) = digit(i + len) else {
+                break;
+            };
+            value = value * 10 + u32::from(d);
+            len += 1;
         }
-        if i == start {
-            return None;
-        }
-        leading_zero |= i - start > 1 && s[start] == b'0';
+        leading_zero |= len > 1 && first == 0;
         *octet = u8::try_from(value).ok()?;
+        i += len;
     }
     Some((octets, i, leading_zero))
 }
@@ -668,7 +672,8 @@ pub fn source_network(
             out.push('.');
             push_u8(out, o[1]);
             out.push('.');
-            if is_private(addr) {
+            // `class` is this address's, as `addr` is `parsed`.
+            if class == Some(SourceClass::Private) {
                 // Private space churns inside large ranges (runner pools, pod CIDRs): the
                 // /16 is the stable unit there.
                 out.push_str("0.0/16");
