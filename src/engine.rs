@@ -622,13 +622,18 @@ impl Engine {
         let mut sensitivity: Option<Sensitivity> = (!learning
             && (novelty.dest || novelty.class || novelty.environment))
             .then(|| self.scorer.sensitivity(event));
-        // The sensitivity ceiling: what this call's level is, when it meets anything new
-        // (unmasked: a created secret and a call made on the identity's behalf are still
-        // data it reached). Learned while learning too, so the ceiling is known when
-        // judging starts. Each thing is met once, so this is the level of everything the
-        // identity ever touched, for one rule lookup per novelty.
-        let met_level = (met.dest || met.class || met.action)
-            .then(|| sensitivity.unwrap_or_else(|| self.scorer.sensitivity(event)));
+        // The sensitivity ceiling: what this call's level is, when it meets anything new.
+        // Unmasked novelty: a secret the identity created is data it holds. Not a call a
+        // service made on its behalf, which follows from the identity's own call: that
+        // call is the one to judge (a `kms:Decrypt` logged before the secret read it
+        // served must not take the read's "first" away). Learned while learning too, so
+        // the ceiling is known when judging starts; each thing is met once, so this is
+        // the level of everything the identity ever touched, for one rule lookup per
+        // novelty, and none once the ceiling cannot rise (unknown, or restricted).
+        let met_level = ((met.dest || met.class || met.action)
+            && !on_behalf(event)
+            && state.sensitivity_ceiling_can_rise())
+        .then(|| sensitivity.unwrap_or_else(|| self.scorer.sensitivity(event)));
         let first_at_level = met_level.filter(|&level| {
             !learning
                 && !relearning
@@ -704,8 +709,9 @@ impl Engine {
                     (obs.action, fleet.action)
                 };
                 if others <= 2
-                    && *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event))
-                        >= Sensitivity::Confidential
+                    && *sensitivity.get_or_insert_with(|| {
+                        met_level.unwrap_or_else(|| self.scorer.sensitivity(event))
+                    }) >= Sensitivity::Confidential
                 {
                     state.remember_lingering(hash, t);
                 }
@@ -731,7 +737,9 @@ impl Engine {
                     };
                     let others = self.fleet_novelty.others(fleet_key, who, t);
                     let rate = state.novelty_rate_per_day(kind, t, &self.params);
-                    let level = *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event));
+                    let level = *sensitivity.get_or_insert_with(|| {
+                        met_level.unwrap_or_else(|| self.scorer.sensitivity(event))
+                    });
                     // Each hour of use is one more independent sign. The identity's own
                     // novelty rate matters less than for a first meeting: persistence is
                     // the evidence here.
@@ -851,7 +859,8 @@ impl Engine {
             && !novelty.user_agent
             && !novelty.environment
             && is_read(&event.action)
-            && *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event))
+            && *sensitivity
+                .get_or_insert_with(|| met_level.unwrap_or_else(|| self.scorer.sensitivity(event)))
                 <= Sensitivity::Internal
         {
             for d in [detect::NEW_DESTINATION, detect::DESTINATION_BURST] {
@@ -1007,7 +1016,8 @@ impl Engine {
         // Score: max of the instantaneous risk and the decayed previous score.
         let any = findings.iter().any(Option::is_some);
         let mut instant = if any {
-            let s = *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event));
+            let s = *sensitivity
+                .get_or_insert_with(|| met_level.unwrap_or_else(|| self.scorer.sensitivity(event)));
             let scales: [Sensitivity; detect::COUNT] =
                 std::array::from_fn(|i| match carried_sensitivity {
                     Some(c) if holds_carried & (1 << i) != 0 && c > s => c,
@@ -1068,7 +1078,8 @@ impl Engine {
                 .iter()
                 .enumerate()
                 .all(|(d, f)| f.is_none() || INTERNAL_VISIT_SIGNS.contains(&d))
-            && *sensitivity.get_or_insert_with(|| self.scorer.sensitivity(event))
+            && *sensitivity
+                .get_or_insert_with(|| met_level.unwrap_or_else(|| self.scorer.sensitivity(event)))
                 <= Sensitivity::Internal;
         // Sustained anomaly: an identity that keeps looking anomalous hour after hour (a
         // low-and-slow exfiltration: every copy at an hour it never works, to a bucket
@@ -2815,7 +2826,16 @@ mod tests {
         // A restricted first sign (minting a key) then an internal second one: the
         // carried sign keeps its restricted scale, so the second still adds to it.
         let minted = run(&["iam:CreateAccessKey"]);
-        // Its first restricted call: judged without its rate of new actions.
+        let then_policy = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
+        assert!(minted > one, "restricted {minted} vs internal {one}");
+        assert!(then_policy > minted + 2.0, "{minted} then {then_policy}");
+    }
+
+    #[test]
+    fn a_first_minted_key_counts_without_the_identitys_novelty_rate() {
+        // `svc` never made a restricted call: minting a key is its first, and is judged
+        // as rare (a cron role's first `CreateAccessKey` had been weighed against its 0.7
+        // new actions a day).
         let mut e = engine();
         let mut out = Vec::new();
         let t = history(&mut e, &mut out);
@@ -2830,13 +2850,45 @@ mod tests {
             e.reasons_of("svc")
                 .iter()
                 .any(|r| r.detector == "new_action"
-                    && r.detail.contains("but never restricted data before")),
+                    && r.detail.contains("but never anything restricted before")),
             "{:?}",
             e.reasons_of("svc")
         );
-        let then_policy = run(&["iam:CreateAccessKey", "iam:AttachUserPolicy"]);
-        assert!(minted > one, "restricted {minted} vs internal {one}");
-        assert!(then_policy > minted + 2.0, "{minted} then {then_policy}");
+    }
+
+    #[test]
+    fn the_sensitivity_ceiling_is_learned_while_learning() {
+        // A secrets job that read a secret while it learned: a new secret once it is
+        // active is not its first, and says nothing of the kind.
+        let mut e = engine();
+        let mut out = Vec::new();
+        let mut t = T0;
+        for k in 0..(10 * 144) {
+            t = T0 + k * 600_000;
+            let dest = if k == 3 {
+                "arn:aws:s3:::app-secrets/a".to_string()
+            } else {
+                format!("arn:aws:s3:::orders/{k}.json")
+            };
+            let ev = svc_call(t, 0, "s3:GetObject", &dest);
+            if k == 3 {
+                e.process(&ev, &mut out).expect("in order");
+                let state = e.identity("svc").expect("tracked");
+                assert!(!state.is_active(), "still learning at its 4th event");
+                assert!(!state.above_sensitivity_ceiling(Sensitivity::Restricted));
+            } else {
+                e.process(&ev, &mut out).expect("in order");
+            }
+        }
+        let ev = svc_call(t, 60_000, "s3:GetObject", "arn:aws:s3:::vault-secrets/b");
+        e.process(&ev, &mut out).expect("in order");
+        assert!(
+            !e.reasons_of("svc")
+                .iter()
+                .any(|r| r.detail.contains("never anything restricted")),
+            "{:?}",
+            e.reasons_of("svc")
+        );
     }
 
     #[test]
@@ -2881,7 +2933,7 @@ mod tests {
         let (again, again_reason) = new_secret(true);
         let (strength, detail) = first_reason.expect("the first secret is a sign");
         assert!(
-            detail.contains("but never restricted data before"),
+            detail.contains("but never anything restricted before"),
             "{detail}"
         );
         let (again_strength, again_detail) = again_reason.unwrap_or_default();
@@ -2890,7 +2942,7 @@ mod tests {
             "{again_strength} vs {strength}: {again_detail} / {detail}"
         );
         assert!(
-            !again_detail.contains("never restricted"),
+            !again_detail.contains("never anything restricted"),
             "not its first secret: {again_detail}"
         );
         assert!(first > again + 10.0, "{first} vs {again}");

@@ -163,7 +163,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     };
     let strength = base * rarity(usual) * fleet_discount(others) * peer_discount(peers);
     let first = match ctx.first_at_level {
-        Some(level) => format!(", but never {} data before", level.as_str()),
+        Some(level) => format!(", but never anything {} before", level.as_str()),
         None => String::new(),
     };
     let kind = if sensitive {

@@ -54,7 +54,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         s => format!(" ({})", s.as_str()),
     };
     let first = match ctx.first_at_level {
-        Some(level) => format!(", but never {} data before", level.as_str()),
+        Some(level) => format!(", but never anything {} before", level.as_str()),
         None => String::new(),
     };
     let fleet = if others > 0 {

@@ -185,10 +185,15 @@ pub fn round_half_up(x: f64) -> f64 {
 /// stay unjudged for a week, and a leaked key is used in that week as in any other.
 /// Half the events over days of history say more about its habits (one address, one
 /// client, two routes) than the full count in one busy hour.
+/// The sparse span is never shorter than `learning_min_span`: a deployment that asks for
+/// a week of history is not cut to three days by this default.
 fn learned_enough(events: u64, span_ms: i64, params: &StateParams) -> bool {
     (events >= params.learning_min_events && span_ms >= params.learning_min_span_ms)
         || (params.learning_sparse_span_ms > 0
-            && span_ms >= params.learning_sparse_span_ms
+            && span_ms
+                >= params
+                    .learning_sparse_span_ms
+                    .max(params.learning_min_span_ms)
             && events >= params.learning_min_events.div_ceil(2))
 }
 
@@ -963,6 +968,13 @@ impl Identity {
             CEILING_NOTHING_MET => true,
             code => level as u8 + 2 > code,
         }
+    }
+
+    /// Whether meeting something new can still raise the ceiling: not when it is
+    /// unknown or already at restricted (so the engine skips the rule lookup).
+    pub fn sensitivity_ceiling_can_rise(&self) -> bool {
+        let code = self.sensitivity_marks >> 4;
+        code != CEILING_UNKNOWN && code < Sensitivity::Restricted as u8 + 2
     }
 
     /// Records that this identity met something new at `level`.
@@ -2075,11 +2087,16 @@ mod tests {
         assert_eq!(back.sensitivity_marks, id.sensitivity_marks);
         assert!(back.above_sensitivity_ceiling(Sensitivity::Restricted));
         assert!(!back.above_sensitivity_ceiling(Sensitivity::Confidential));
+        assert!(back.sensitivity_ceiling_can_rise());
+        let mut top = back.clone();
+        top.raise_sensitivity_ceiling(Sensitivity::Restricted);
+        assert!(!top.sensitivity_ceiling_can_rise());
         // A state from before the ceiling was kept (upper nibble 0): never above, and
         // it stays unknown.
         id.sensitivity_marks = 0;
         id.raise_sensitivity_ceiling(Sensitivity::Internal);
         assert!(!id.above_sensitivity_ceiling(Sensitivity::Restricted));
+        assert!(!id.sensitivity_ceiling_can_rise());
     }
 
     #[test]
@@ -2105,6 +2122,10 @@ mod tests {
         assert!(!run(&off, 10), "0s turns it off");
         assert!(!run(&off, 19));
         assert!(run(&off, 20));
+        // Never shorter than the minimum span: a week asked for is a week.
+        let mut week = p;
+        week.learning_min_span_ms = 7 * 86_400_000;
+        assert!(!run(&week, 10));
     }
 
     #[test]
