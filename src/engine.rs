@@ -140,14 +140,33 @@ impl PrefetchKeys {
 /// while the event waits, and [`Engine::process_keyed`] then reuses them instead of
 /// hashing the same names again (~190 instructions per event). The event is only
 /// readable while keyed, so the keys always are its own: `process_keyed` finds the
-/// identity by them, and keys of another event would miss it.
+/// identity by them, and keys of another event would miss it and put a new state in
+/// place of the real one. So only the event types whose `borrow` is always the same event
+/// may be keyed ([`KeyedEvent`], sealed): an outside `Borrow` impl could return another.
 #[derive(Debug)]
 pub struct Keyed<E> {
     event: E,
     keys: PrefetchKeys,
 }
 
-impl<E: Borrow<ActivityEvent>> Keyed<E> {
+/// An event type [`Keyed`] accepts: owned, boxed or borrowed, each of which always
+/// borrows as the same event. Sealed, so no other type can be keyed.
+pub trait KeyedEvent: Borrow<ActivityEvent> + sealed::Sealed {}
+
+mod sealed {
+    use crate::event::ActivityEvent;
+
+    pub trait Sealed {}
+    impl Sealed for ActivityEvent {}
+    impl Sealed for Box<ActivityEvent> {}
+    impl Sealed for &ActivityEvent {}
+}
+
+impl KeyedEvent for ActivityEvent {}
+impl KeyedEvent for Box<ActivityEvent> {}
+impl KeyedEvent for &ActivityEvent {}
+
+impl<E: KeyedEvent> Keyed<E> {
     pub fn new(event: E) -> Self {
         let keys = PrefetchKeys::of(event.borrow());
         Keyed { event, keys }
@@ -440,11 +459,16 @@ impl Engine {
     /// the lines are already there, and those loads cost ~175 instructions per event
     /// for nothing. Without the prefetch it is slower, never different: neither changes
     /// what is computed.
-    pub fn process_keyed<E: Borrow<ActivityEvent>>(
+    pub fn process_keyed<E: KeyedEvent>(
         &mut self,
         event: &Keyed<E>,
         out: &mut Vec<Signal>,
     ) -> Result<(), Rejection> {
+        debug_assert_eq!(
+            event.keys.identity,
+            IdentityTable::hash(&event.event().identity),
+            "keys of another event"
+        );
         self.process_with(event.event(), event.keys, true, out)
     }
 

@@ -61,7 +61,8 @@ const HIGHS: u64 = 0x8080_8080_8080_8080;
 /// Flags (high bit of each byte) the bytes of `word` that are zero. The lowest flag is
 /// always exact: a borrow only starts at a byte that is zero, so flags above a true zero
 /// can be spurious but none below it can. That holds for the "below n" form in
-/// [`find_string_stop`] too, and for an OR of such tests (its lowest flag is the lowest
+/// [`find_string_stop`] too (for n ≤ 0x80: its `& !w` drops bytes ≥ 0x80, which above
+/// that would drop real matches), and for an OR of such tests (its lowest flag is the lowest
 /// of theirs), which is all "first match" searches need.
 #[inline]
 fn zero_bytes(word: u64) -> u64 {

@@ -89,6 +89,9 @@ pub struct Texts {
 impl Texts {
     /// The destination's class (see [`Texts::class_len`]).
     pub fn class(&self) -> &str {
+        // Always a boundary (the class is cut at an ASCII separator of this very text);
+        // checked in debug builds so a future change cannot turn it into a silent "".
+        debug_assert!(self.destination.is_char_boundary(self.class_len));
         self.destination.get(..self.class_len).unwrap_or_default()
     }
 }
