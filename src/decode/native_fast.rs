@@ -516,6 +516,25 @@ mod tests {
     use super::*;
     use crate::decode::native::decode_str;
 
+    /// The native format's known keys, in `field_index` order.
+    const KNOWN_KEYS: [&str; 15] = [
+        "time",
+        "identity",
+        "action",
+        "destination",
+        "event_id",
+        "identity_kind",
+        "environment",
+        "source_ip",
+        "source_network",
+        "user_agent",
+        "outcome",
+        "bytes",
+        "records",
+        "sensitivity",
+        "attributes",
+    ];
+
     const LINES: [&str; 6] = [
         r#"{"time":"2026-11-02T00:00:11.919Z","identity":"system:serviceaccount:kube-system:replicaset-controller-c98","action":"get pods","destination":"growth/pods/accounts-4vkzhh6hjh-42zdz","event_id":"evt_bcda4680438a5951","identity_kind":"service_account","environment":"prod","source_ip":"10.0.2.111","source_network":"eks-control-plane","user_agent":"kube-controller-manager/v1.29.6 (linux/amd64) kubernetes/2d8f8e2","outcome":"success"}"#,
         r#"{"time":"2026-11-02T00:00:13.181Z","identity":"key_live_xdydowLZK19rb4i4idCwY3Lr","action":"POST /v1/charges/{id}/capture","destination":"api.pay.acme.com/v1/charges/ch_7BWza41pumGDoD6z8fuTPa1h/capture","event_id":"evt_1a3eaa3c25c3a340","identity_kind":"api_key","environment":"prod","source_ip":"3.96.71.250","user_agent":"acme-pay-python/5.4.0 python/3.11.6","outcome":"success","bytes":1860,"attributes":{"account":"acct_V3acjBhOx4s2PFH3"}}"#,
@@ -543,25 +562,8 @@ mod tests {
 
     #[test]
     fn key_dispatch_agrees_with_field_index() {
-        const NAMES: [&str; 15] = [
-            "time",
-            "identity",
-            "action",
-            "destination",
-            "event_id",
-            "identity_kind",
-            "environment",
-            "source_ip",
-            "source_network",
-            "user_agent",
-            "outcome",
-            "bytes",
-            "records",
-            "sensitivity",
-            "attributes",
-        ];
         let mut keys: Vec<String> = Vec::new();
-        for name in NAMES {
+        for name in KNOWN_KEYS {
             // Every known key takes the quick way.
             assert_eq!(
                 known_key(format!("{name}\":1").as_bytes()),
@@ -737,7 +739,7 @@ mod tests {
         //! numbers of every shape, nested unknown fields): whenever the fast path takes
         //! one, it must build exactly the serde path's event.
 
-        use super::agree;
+        use super::{agree, KNOWN_KEYS};
         use proptest::prelude::*;
 
         fn json_string() -> impl Strategy<Value = String> {
@@ -772,25 +774,14 @@ mod tests {
             ]
         }
 
-        const KEYS: [&str; 17] = [
-            "time",
-            "identity",
-            "action",
-            "destination",
-            "event_id",
-            "identity_kind",
-            "environment",
-            "source_ip",
-            "source_network",
-            "user_agent",
-            "outcome",
-            "bytes",
-            "records",
-            "sensitivity",
-            "attributes",
-            "extra",
-            "t\\u0069me",
-        ];
+        /// The known keys, an unknown one, and a known one spelt with an escape.
+        fn keys() -> Vec<&'static str> {
+            KNOWN_KEYS
+                .iter()
+                .copied()
+                .chain(["extra", "t\\u0069me"])
+                .collect()
+        }
 
         fn record() -> impl Strategy<Value = String> {
             let base = vec![
@@ -800,7 +791,7 @@ mod tests {
                 "\"destination\":\"d\"".to_string(),
             ];
             (
-                prop::collection::vec((prop::sample::select(&KEYS[..]), json_value()), 0..6),
+                prop::collection::vec((prop::sample::select(keys()), json_value()), 0..6),
                 any::<prop::sample::Index>(),
                 prop::sample::select(vec!["", " ", "\n\t "]),
             )

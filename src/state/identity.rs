@@ -49,7 +49,7 @@ const CEILING_NOTHING_MET: u8 = 1;
 
 /// A sensitivity from its code in [`Identity::sensitivity_marks`]'s lower nibble
 /// (`Sensitivity as u8 + 1`; 0 or anything else: none).
-pub fn sensitivity_from_code(code: u8) -> Option<Sensitivity> {
+fn sensitivity_from_code(code: u8) -> Option<Sensitivity> {
     match code {
         1 => Some(Sensitivity::Public),
         2 => Some(Sensitivity::Internal),
