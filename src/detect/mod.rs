@@ -312,6 +312,10 @@ pub(crate) mod testkit {
                 0
             },
             data: e.bytes.unwrap_or(0) + e.records.unwrap_or(0) * 256,
+            // The engine matches the sensitivity rules; tests state the sensitivity.
+            sensitive_read: !e.outcome.is_failure()
+                && e.sensitivity >= Some(crate::event::Sensitivity::Confidential)
+                && !crate::engine::is_write(&e.action),
         }
     }
 

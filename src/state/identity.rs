@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::generalize::SourceClass;
+use super::reads::{Excess, SensitiveReads};
 use crate::event::{IdentityKind, Sensitivity};
 
 /// Seen-set kinds. The discriminant is stored in snapshots: never renumber.
@@ -105,6 +106,8 @@ pub struct Observation {
     /// to tell a client's retries of one call from failures of different calls.
     pub failure_key: u32,
     pub data: u64,
+    /// A successful read of confidential or restricted data (see [`SensitiveReads`]).
+    pub sensitive_read: bool,
 }
 
 impl Observation {
@@ -498,6 +501,10 @@ pub struct Identity {
     /// [`Identity::above_sensitivity_ceiling`]). Snapshots before the ceiling existed
     /// hold 0 in the upper nibble: ceiling unknown, never exceeded.
     pub sensitivity_marks: u8,
+    /// The share of calls that read sensitive data, and the evidence that it is running
+    /// above it (low-and-slow exfiltration; see [`SensitiveReads`]). Snapshots before
+    /// version 9 start it unlearned.
+    pub sensitive_reads: SensitiveReads,
     /// Changed since the last changelog flush (engine bookkeeping, not persisted).
     #[serde(skip)]
     pub dirty: bool,
@@ -605,7 +612,7 @@ mod le_words {
 /// Snapshot format version, first byte of every encoded identity. Version 2 appended
 /// the elevated-hours memory; version 1 snapshots are still read (see
 /// [`Identity::decode`]).
-pub const SNAPSHOT_VERSION: u8 = 8;
+pub const SNAPSHOT_VERSION: u8 = 9;
 /// The generalisation of destinations and classes ([`crate::state::generalize`]) that
 /// snapshots of [`SNAPSHOT_VERSION`] were written with. A change to it that renames
 /// destinations or classes bumps the snapshot version, and older snapshots are decoded
@@ -625,6 +632,7 @@ const SNAPSHOT_VERSION_4: u8 = 4;
 const SNAPSHOT_VERSION_5: u8 = 5;
 const SNAPSHOT_VERSION_6: u8 = 6;
 const SNAPSHOT_VERSION_7: u8 = 7;
+const SNAPSHOT_VERSION_8: u8 = 8;
 /// What version 2 appended, as version 1 would have said it: nothing elevated (postcard
 /// encodes a zero `i64` and a zero `u16` as one byte each).
 const V1_TO_V2_SUFFIX: [u8; 2] = [0, 0];
@@ -646,6 +654,9 @@ const V6_TO_V7_SUFFIX: [u8; 1] = [RELEARN_NOT_STARTED];
 /// before version 8, with their own activity in them, and carried signs are scaled by
 /// the current call's sensitivity, as before.
 const V7_TO_V8_SUFFIX: [u8; 3] = [0, 0, 0];
+/// What version 9 appended (the sensitive reads), as version 8 and older would have
+/// said it: six zero fields, nothing learned, no evidence.
+const V8_TO_V9_SUFFIX: [u8; 6] = [0; 6];
 /// The two bits of [`Identity::failed_this_hour`] a failure key sets.
 fn failure_bits(key: u32) -> u64 {
     (1 << (key & 63)) | (1 << ((key >> 6) & 63))
@@ -791,6 +802,7 @@ impl Identity {
             hour_buckets: 0,
             prev_hour_buckets: 0,
             sensitivity_marks: CEILING_NOTHING_MET << 4,
+            sensitive_reads: SensitiveReads::default(),
             dirty: false,
         }
     }
@@ -1150,6 +1162,20 @@ impl Identity {
         )
     }
 
+    /// Where this identity's sensitive reads stand at `obs` (a sensitive read or not),
+    /// before it is folded: see [`SensitiveReads::excess`]. `None` for a late call (its
+    /// hour is closed) and while the share is not learned.
+    pub fn sensitive_excess(&self, obs: &Observation) -> Option<Excess> {
+        let hour = obs.hour();
+        let (pending, calls) = match hour.cmp(&self.hour) {
+            std::cmp::Ordering::Less => return None,
+            std::cmp::Ordering::Equal => (None, self.hour_count.saturating_add(1)),
+            std::cmp::Ordering::Greater => (Some((self.hour_count, hour - self.hour)), 1),
+        };
+        self.sensitive_reads
+            .excess(pending, calls, obs.sensitive_read)
+    }
+
     /// Totals over the last hour as of `time_ms` (before this event): the hour in
     /// progress plus the unexpired share of the previous one (sliding approximation).
     pub fn last_hour(&self, time_ms: i64) -> (f64, f64) {
@@ -1305,6 +1331,9 @@ impl Identity {
         if hour == self.hour {
             self.hour_count = self.hour_count.saturating_add(1);
             self.hour_data = self.hour_data.saturating_add(obs.data);
+            if obs.sensitive_read {
+                self.sensitive_reads.note_read();
+            }
             let w = self.window(t, params);
             self.hour_peak_count = self.hour_peak_count.max(w.count);
             self.hour_peak_data = self.hour_peak_data.max(w.data);
@@ -1473,6 +1502,7 @@ impl Identity {
             self.hour_data as f64,
             4_194_304.0,
         ) as f32;
+        self.sensitive_reads.close_hour(self.hour_count, elapsed);
         (self.prev_hour_count, self.prev_hour_data) = if elapsed == 1 {
             (self.hour_count, self.hour_data)
         } else {
@@ -1503,10 +1533,17 @@ impl Identity {
         let (&version, body) = bytes.split_first().ok_or(DecodeError::Empty)?;
         let mut id: Identity = match version {
             SNAPSHOT_VERSION => whole(body)?,
+            SNAPSHOT_VERSION_8 => {
+                let mut upgraded = Vec::with_capacity(body.len() + V8_TO_V9_SUFFIX.len());
+                upgraded.extend_from_slice(body);
+                upgraded.extend_from_slice(&V8_TO_V9_SUFFIX);
+                whole(&upgraded)?
+            }
             SNAPSHOT_VERSION_7 => {
-                let mut upgraded = Vec::with_capacity(body.len() + V7_TO_V8_SUFFIX.len());
+                let mut upgraded = Vec::with_capacity(body.len() + 9);
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
+                upgraded.extend_from_slice(&V8_TO_V9_SUFFIX);
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_6 | SNAPSHOT_VERSION_5 => {
@@ -1514,6 +1551,7 @@ impl Identity {
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
                 upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
+                upgraded.extend_from_slice(&V8_TO_V9_SUFFIX);
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_4 => {
@@ -1522,6 +1560,7 @@ impl Identity {
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
                 upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
+                upgraded.extend_from_slice(&V8_TO_V9_SUFFIX);
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_3 => {
@@ -1537,6 +1576,7 @@ impl Identity {
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
                 upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
+                upgraded.extend_from_slice(&V8_TO_V9_SUFFIX);
                 let mut id: Identity = whole(&upgraded)?;
                 // Older states did not say which kinds overflowed: those whose exact set
                 // is full did (a kind only spills into the sketch when its set is full).
@@ -1663,6 +1703,7 @@ mod tests {
             failure: false,
             failure_key: 0,
             data: 100,
+            sensitive_read: false,
         }
     }
 
@@ -1676,9 +1717,10 @@ mod tests {
     fn the_state_stays_small_and_misfit_snapshots_are_refused() {
         // Every identity carries this inline (design: under 1 KiB each with its heap and
         // table slot): a field added here should be a decision, not an accident.
-        // 616: version 8's byte for the hour's own active buckets took 8 with alignment.
+        // 616: version 8's byte for the hour's own active buckets took 8 with alignment;
+        // 624: version 9's sensitive reads (11 bytes, 8 with the padding they filled).
         let size = std::mem::size_of::<Identity>();
-        assert!(size <= 616, "Identity is {size} bytes inline");
+        assert!(size <= 624, "Identity is {size} bytes inline");
         assert!(std::mem::size_of::<Ring>() <= 88);
         assert_eq!(std::mem::size_of::<Sketch>(), 8);
         // A sketch or a profile of the wrong length is refused, not truncated or padded.
@@ -1902,8 +1944,18 @@ mod tests {
         assert!(Identity::decode(&[], &p).is_err());
     }
 
-    /// Bytes versions 7 and 8 appended to version 6's.
-    const SINCE_V6: usize = V6_TO_V7_SUFFIX.len() + V7_TO_V8_SUFFIX.len();
+    /// Bytes versions 7, 8 and 9 appended to version 6's (version 9's when nothing is
+    /// learned: see [`encode_unlearned`]).
+    const SINCE_V6: usize = V6_TO_V7_SUFFIX.len() + V7_TO_V8_SUFFIX.len() + V8_TO_V9_SUFFIX.len();
+
+    /// `id` encoded with its sensitive reads unlearned, as an older snapshot decodes:
+    /// what version 9 appended is then six zero bytes, and each older version's bytes
+    /// are a prefix of these.
+    fn encode_unlearned(id: &Identity) -> Vec<u8> {
+        let mut old = id.clone();
+        old.sensitive_reads = SensitiveReads::default();
+        old.encode()
+    }
 
     /// `id` as snapshot version 5 wrote it: each seen entry 64 bits (kind, the hash's top
     /// 37 bits, first-seen hours), here with the five bits version 6 drops at 0 and a
@@ -1920,10 +1972,11 @@ mod tests {
             }
             start += usize::from(count);
         }
-        let mut bytes = old.encode();
+        let mut bytes = encode_unlearned(&old);
         bytes[0] = SNAPSHOT_VERSION_5;
-        // Without what versions 7 and 8 appended (`relearn_hours`; `hour_buckets`,
-        // `prev_hour_buckets` and `session_sensitivity`, a byte each).
+        // Without what versions 7, 8 and 9 appended (`relearn_hours`; `hour_buckets`,
+        // `prev_hour_buckets` and `session_sensitivity`, a byte each; the sensitive
+        // reads, unlearned).
         bytes.truncate(bytes.len() - SINCE_V6);
         bytes
     }
@@ -1950,6 +2003,8 @@ mod tests {
         back.hour_buckets = id.hour_buckets;
         back.prev_hour_buckets = id.prev_hour_buckets;
         back.sensitivity_marks = id.sensitivity_marks;
+        assert_eq!(back.sensitive_reads, SensitiveReads::default());
+        back.sensitive_reads = id.sensitive_reads;
         assert_eq!(back, id);
         assert_eq!(back.encode(), id.encode());
         // Two version-5 entries that differ only in the dropped bits are one now.
@@ -2015,17 +2070,28 @@ mod tests {
         // none.
         assert!(id.hour_buckets > 0, "the last hour had activity");
         let id_written = id.clone();
+        // Version 8 is version 9 without the sensitive reads: they read as unlearned.
+        assert_ne!(
+            id.sensitive_reads,
+            SensitiveReads::default(),
+            "learning its share"
+        );
+        id.sensitive_reads = SensitiveReads::default();
+        let mut v8 = encode_unlearned(&id_written);
+        v8.truncate(v8.len() - V8_TO_V9_SUFFIX.len());
+        v8[0] = SNAPSHOT_VERSION_8;
+        assert_eq!(Identity::decode(&v8, &p).expect("v8 decodes"), id);
         id.hour_buckets = 0;
         id.prev_hour_buckets = 0;
         id.sensitivity_marks = 0;
-        let mut v7 = id_written.encode();
-        v7.truncate(v7.len() - V7_TO_V8_SUFFIX.len());
+        let mut v7 = encode_unlearned(&id_written);
+        v7.truncate(v7.len() - V7_TO_V8_SUFFIX.len() - V8_TO_V9_SUFFIX.len());
         v7[0] = SNAPSHOT_VERSION_7;
         assert_eq!(Identity::decode(&v7, &p).expect("v7 decodes"), id);
         // Every older version was written by an older generalisation: its destinations
         // are relearned. Version 6 is version 7 without that flag.
         id.relearn_hours = RELEARN_NOT_STARTED;
-        let mut v6 = id_written.encode();
+        let mut v6 = encode_unlearned(&id_written);
         v6.truncate(v6.len() - SINCE_V6);
         v6[0] = SNAPSHOT_VERSION_6;
         assert_eq!(Identity::decode(&v6, &p).expect("v6 decodes"), id);

@@ -10,6 +10,7 @@ pub mod generalize;
 pub mod hash;
 pub mod hints;
 pub mod identity;
+pub mod reads;
 
 pub use hash::failure_key;
 pub use identity::{Identity, Novelty, Observation, SeenKind, StateParams};

@@ -1,0 +1,337 @@
+//! The share of an identity's calls that read confidential or restricted data, and the
+//! running evidence that it reads more of them than that: low-and-slow exfiltration.
+//!
+//! A thief holding a partner's API key who reads a few customer records an hour for a
+//! day stays under every volume floor, and each record is of a kind the key reads
+//! anyway, so nothing is new. What changes is the mix: hour after hour, most of the
+//! key's calls are sensitive reads, where a quarter were before. The test is on the
+//! *share* of the hour's calls, given their number (binomial), not on their count: a
+//! sale day that triples a key's traffic keeps its mix, and is no evidence.
+//!
+//! The evidence is a one-sided CUSUM over clock hours of the log-likelihood ratio of a
+//! share lifted halfway to all ([`LIFT`]) against the learned share. Each hour adds at
+//! most [`HOUR_CAP`], so one hour of excess (a nightly export, a backfill's first hour)
+//! cannot reach [`THRESHOLD`] alone: it takes hours. An identity whose mix swings
+//! every day (a report job reading customer tables three hours each night) learns the
+//! peak its evidence usually reaches, and is judged above that.
+//!
+//! Eleven bytes per identity, quantised; no IO, event time only.
+
+use serde::{Deserialize, Serialize};
+
+/// Half-life of the learned share, in hours (a week): slow enough that a day of theft
+/// does not become the habit it is judged against.
+const SHARE_HALF_LIFE_HOURS: f64 = 168.0;
+/// Half-life of the usual peak of the evidence, in hours (a week).
+const PEAK_HALF_LIFE_HOURS: f64 = 168.0;
+/// Calls the share must be learned from before it is judged.
+const MIN_CALLS: f64 = 40.0;
+/// The alternative share: the learned one lifted this far towards "every call".
+const LIFT: f64 = 0.5;
+/// Most evidence one hour adds (nats).
+pub const HOUR_CAP: f64 = 4.0;
+/// Sensitive reads an hour needs before it counts as evidence for (not against) a
+/// shift: one or two reads at a quiet hour are a share of 100 % by chance.
+const MIN_HOUR_READS: u32 = 3;
+/// Evidence (nats) at which the excess is a finding: three hours at the cap, or more
+/// hours of a smaller excess.
+pub const THRESHOLD: f64 = 12.0;
+/// The evidence must also exceed the identity's usual peak by this factor.
+pub const PEAK_FACTOR: f64 = 1.5;
+/// Fixed-point scale of the evidence and its usual peak (nats × 256, up to 256 nats).
+const EVIDENCE_SCALE: f64 = 256.0;
+
+/// See the module documentation. The fields are quantised to keep the state small;
+/// [`SensitiveReads::excess`] reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SensitiveReads {
+    /// Calls behind `share`, decayed with [`SHARE_HALF_LIFE_HOURS`] (saturating: a busy
+    /// identity's share then has a shorter memory, in calls, which its volume fills).
+    calls: u16,
+    /// Share of those calls that were sensitive reads, × 65,535.
+    share: u16,
+    /// Sensitive reads in the clock hour in progress (the identity's `hour`).
+    hour_reads: u16,
+    /// The CUSUM, nats × [`EVIDENCE_SCALE`].
+    evidence: u16,
+    /// The highest the evidence reached before falling back, decayed with
+    /// [`PEAK_HALF_LIFE_HOURS`]; same scale.
+    usual_peak: u16,
+    /// Clock hours closed since the evidence last was zero (low seven bits, saturating),
+    /// and [`REPORTED`].
+    hours: u8,
+}
+
+/// Bit of [`SensitiveReads::hours`]: this excess made the identity alert already.
+const REPORTED: u8 = 0x80;
+
+/// Where an identity's sensitive reads stand at one call: see
+/// [`SensitiveReads::excess`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Excess {
+    /// The evidence with the hour so far counted (nats).
+    pub evidence: f64,
+    /// The usual peak of the evidence (nats).
+    pub usual_peak: f64,
+    /// The learned share of sensitive reads, 0-1.
+    pub share: f64,
+    /// Sensitive reads and calls of the hour so far.
+    pub hour_reads: u32,
+    pub hour_calls: u32,
+    /// Clock hours the evidence has been building, this one included.
+    pub hours: u32,
+    /// This excess made the identity alert already (see [`SensitiveReads::mark_reported`]).
+    pub reported: bool,
+}
+
+impl SensitiveReads {
+    /// Remembers that the excess under way made the identity alert, so hours of
+    /// continued reading do not alert again every hour. Forgotten when the evidence is
+    /// back to zero.
+    pub fn mark_reported(&mut self) {
+        self.hours |= REPORTED;
+    }
+
+    /// Counts one sensitive read in the hour in progress.
+    pub fn note_read(&mut self) {
+        self.hour_reads = self.hour_reads.saturating_add(1);
+    }
+
+    fn learned_share(&self) -> Option<f64> {
+        let calls = f64::from(self.calls);
+        (calls >= MIN_CALLS).then(|| {
+            let reads = f64::from(self.share) / 65_535.0 * calls;
+            // A half read of prior keeps a share learned as 0 from making one read
+            // infinitely surprising.
+            (reads + 0.5) / (calls + 1.0)
+        })
+    }
+
+    /// Closes the hour in progress, which had `calls` calls, `elapsed` hours before the
+    /// next one opens. The evidence runs while the identity learns too (only findings
+    /// wait for it to be active), so the peak a daily swing of its mix reaches is known
+    /// before it is judged.
+    pub fn close_hour(&mut self, calls: u32, elapsed: i64) {
+        let reads = u32::from(self.hour_reads).min(calls);
+        if let Some(share) = self.learned_share() {
+            let before = self.evidence();
+            let after = (before + hour_evidence(share, calls, reads)).max(0.0);
+            // Falling back: the peak just left is the kind of swing this identity makes.
+            if after < before {
+                self.usual_peak = self.usual_peak.max(self.evidence);
+            }
+            self.evidence = quantise(after);
+            self.hours = if self.evidence == 0 {
+                0
+            } else {
+                ((self.hours & !REPORTED) + 1).min(!REPORTED) | (self.hours & REPORTED)
+            };
+        }
+        let elapsed = elapsed.max(1) as f64;
+        let peak_keep = 0.5f64.powf(elapsed / PEAK_HALF_LIFE_HOURS);
+        self.usual_peak = (f64::from(self.usual_peak) * peak_keep).round() as u16;
+        let keep = 0.5f64.powf(elapsed / SHARE_HALF_LIFE_HOURS);
+        let old_calls = f64::from(self.calls) * keep;
+        let old_reads = f64::from(self.share) / 65_535.0 * old_calls;
+        let total = old_calls + f64::from(calls);
+        if total > 0.0 {
+            let share = (old_reads + f64::from(reads)) / total;
+            self.share = (share * 65_535.0).round().clamp(0.0, 65_535.0) as u16;
+        }
+        self.calls = total.round().min(f64::from(u16::MAX)) as u16;
+        self.hour_reads = 0;
+    }
+
+    /// The evidence as it stands at a call that is the `hour_calls`-th of its clock hour
+    /// with `hour_reads` sensitive reads so far (this call included), or `None` while
+    /// the share is not learned. `pending`: when the call opens a later hour, the calls
+    /// of the identity's hour still open and the hours from it to the call's (that hour's
+    /// evidence is counted first, as closing it will).
+    pub fn excess(
+        &self,
+        pending: Option<(u32, i64)>,
+        hour_calls: u32,
+        read_now: bool,
+    ) -> Option<Excess> {
+        let mut now = *self;
+        if let Some((calls, elapsed)) = pending {
+            now.close_hour(calls, elapsed);
+        }
+        let share = now.learned_share()?;
+        let hour_reads = u32::from(now.hour_reads) + u32::from(read_now);
+        let evidence = (now.evidence() + hour_evidence(share, hour_calls, hour_reads)).max(0.0);
+        Some(Excess {
+            evidence,
+            usual_peak: f64::from(now.usual_peak) / EVIDENCE_SCALE,
+            share,
+            hour_reads,
+            hour_calls,
+            hours: u32::from(now.hours & !REPORTED) + 1,
+            reported: now.hours & REPORTED != 0,
+        })
+    }
+
+    fn evidence(&self) -> f64 {
+        f64::from(self.evidence) / EVIDENCE_SCALE
+    }
+}
+
+impl Excess {
+    /// Whether the evidence is a finding: past [`THRESHOLD`] and well past the usual peak.
+    pub fn is_finding(&self) -> bool {
+        self.evidence >= THRESHOLD && self.evidence >= PEAK_FACTOR * self.usual_peak
+    }
+}
+
+/// One hour's log-likelihood ratio, `reads` of `calls` sensitive, of the lifted share
+/// against `share`; at most [`HOUR_CAP`], and never for the shift with fewer than
+/// [`MIN_HOUR_READS`] reads.
+fn hour_evidence(share: f64, calls: u32, reads: u32) -> f64 {
+    let lifted = share + (1.0 - share) * LIFT;
+    let reads_f = f64::from(reads);
+    let others = f64::from(calls.saturating_sub(reads));
+    let llr = reads_f * (lifted / share).ln() + others * ((1.0 - lifted) / (1.0 - share)).ln();
+    let llr = llr.min(HOUR_CAP);
+    if reads < MIN_HOUR_READS {
+        llr.min(0.0)
+    } else {
+        llr
+    }
+}
+
+fn quantise(nats: f64) -> u16 {
+    (nats * EVIDENCE_SCALE)
+        .round()
+        .clamp(0.0, f64::from(u16::MAX)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `days` of hours with `calls` calls, `reads` of them sensitive; returns the
+    /// largest evidence seen.
+    fn run(r: &mut SensitiveReads, hours: usize, calls: u32, reads: u32) -> f64 {
+        let mut most: f64 = 0.0;
+        for _ in 0..hours {
+            for _ in 0..reads {
+                r.note_read();
+            }
+            if let Some(x) = r.excess(None, calls, false) {
+                most = most.max(x.evidence);
+            }
+            r.close_hour(calls, 1);
+        }
+        most
+    }
+
+    #[test]
+    fn a_sustained_shift_of_the_mix_builds_evidence() {
+        let mut r = SensitiveReads::default();
+        // A week of 8 calls an hour, 2 of them customer reads.
+        run(&mut r, 168, 8, 2);
+        assert!(r.evidence() < 2.0, "{r:?}");
+        // Then 5 more customer reads an hour for 6 hours.
+        let most = run(&mut r, 6, 13, 7);
+        assert!(most >= THRESHOLD, "{most} {r:?}");
+        let x = r.excess(None, 1, true).expect("learned");
+        assert!(x.is_finding(), "{x:?}");
+        assert!(x.hours >= 6, "{x:?}");
+    }
+
+    #[test]
+    fn a_reported_excess_is_remembered_until_it_ends() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 168, 8, 2);
+        run(&mut r, 4, 13, 7);
+        r.mark_reported();
+        run(&mut r, 3, 13, 7);
+        let x = r.excess(None, 1, true).expect("learned");
+        assert!(x.is_finding() && x.reported && x.hours == 8, "{x:?}");
+        // Back to the usual mix: the evidence drains, and the next excess is news, but
+        // judged against the peak the last one reached.
+        run(&mut r, 48, 8, 2);
+        assert_eq!(r.evidence, 0);
+        assert!(r.excess(None, 1, false).expect("learned").usual_peak > THRESHOLD * 0.75);
+        run(&mut r, 12, 13, 7);
+        let x = r.excess(None, 1, true).expect("learned");
+        assert!(x.is_finding() && !x.reported, "{x:?}");
+    }
+
+    #[test]
+    fn the_usual_mix_stays_quiet_and_more_calls_of_it_too() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 168, 8, 2);
+        // A sale day: three times the calls, the same mix.
+        let most = run(&mut r, 12, 24, 6);
+        assert!(most < 1.0, "{most} {r:?}");
+    }
+
+    #[test]
+    fn one_hour_of_excess_is_not_enough() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 168, 8, 1);
+        let most = run(&mut r, 1, 40, 40);
+        assert!(most <= HOUR_CAP + 1e-9, "{most}");
+        assert!(!r.excess(None, 1, true).expect("learned").is_finding());
+    }
+
+    #[test]
+    fn a_daily_swing_becomes_the_usual_peak() {
+        let mut r = SensitiveReads::default();
+        // A report job: 20 hours of 10 calls with one read, then 4 hours of reads.
+        let day = |r: &mut SensitiveReads| {
+            run(r, 20, 10, 1);
+            run(r, 4, 10, 10)
+        };
+        let first = day(&mut r);
+        assert!(first >= THRESHOLD, "the first swing is news: {first}");
+        for _ in 0..6 {
+            day(&mut r);
+        }
+        let mut quiet = true;
+        for _ in 0..7 {
+            run(&mut r, 20, 10, 1);
+            for _ in 0..4 {
+                for _ in 0..10 {
+                    r.note_read();
+                }
+                quiet &= !r.excess(None, 10, false).expect("learned").is_finding();
+                r.close_hour(10, 1);
+            }
+        }
+        assert!(quiet, "{r:?}");
+    }
+
+    #[test]
+    fn a_share_of_all_calls_is_no_excess() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 48, 8, 8);
+        // The prior's half read keeps the learned share a hair under 1: a little drift.
+        assert!(r.evidence() < 1.0, "{r:?}");
+        let share = r.learned_share().expect("learned");
+        assert!(share > 0.95, "{share}");
+        assert!(r.excess(None, 5, true).expect("learned").evidence < 1e-9);
+    }
+
+    #[test]
+    fn too_few_calls_are_not_judged() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 3, 10, 1);
+        assert!(r.excess(None, 10, true).is_none());
+    }
+
+    #[test]
+    fn a_pending_hour_is_counted_before_the_next() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 168, 8, 2);
+        run(&mut r, 3, 13, 7);
+        for _ in 0..7 {
+            r.note_read();
+        }
+        let open = r.excess(None, 13, false).expect("learned").evidence;
+        let next = r.excess(Some((13, 1)), 1, true).expect("learned").evidence;
+        // Closing the hour keeps its evidence; one read in the next adds nothing yet.
+        assert!((open - next).abs() < 0.01, "{open} {next}");
+    }
+}
