@@ -5,8 +5,8 @@
 //! are not evidence. Neighbouring hours smooth jitter at hour boundaries.
 //!
 //! A thin profile (a short daily job's few active minutes) is judged only together with
-//! a new container or action, after three days: the job running at the wrong hour and
-//! reaching somewhere new. Its slot is then judged without the activity of that hour and
+//! a new container or action, or a write to a new destination, after three days: the
+//! job running at the wrong hour and reaching somewhere new. Its slot is then judged without the activity of that hour and
 //! the hour before it, so the run's own first minutes are not taken for a habit.
 //!
 //! How telling an empty slot is depends on the identity's rhythm: a CI runner active in a
@@ -103,7 +103,12 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let total: u32 = profile.iter().map(|&c| u32::from(c)).sum();
     let before;
     let (profile, total) = if total < MIN_ACTIVE {
-        let novel = ctx.novelty.class || ctx.novelty.action;
+        // Somewhere new: a new container or action, or a write to something new where it
+        // works (a deployer updating a function beside its own); not a first read of
+        // one more object, which a job meets on every run.
+        let novel = ctx.novelty.class
+            || ctx.novelty.action
+            || (ctx.novelty.dest && crate::engine::is_write(&ctx.event.action));
         let history = ctx.state.history_ms(ctx.obs.time_ms);
         if total < THIN_MIN_ACTIVE || !novel || history < THIN_MIN_HISTORY_MS {
             return None;
@@ -263,6 +268,13 @@ mod tests {
                 FleetView::default(),
                 detect,
             )
+            .expect("fires");
+        assert!(f.strength > 0.8, "{f:?}");
+        // So is a write to something new in the bucket it uses (a Terraform role
+        // updating a function beside its own at night).
+        let new_object = job_write(afternoon, "arn:aws:s3:::etl-output/bootstrap.sh");
+        let f = h
+            .ask(&new_object, FleetView::default(), detect)
             .expect("fires");
         assert!(f.strength > 0.8, "{f:?}");
         // With barely any history (two five-minute runs a day apart, a call every ten
