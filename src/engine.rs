@@ -1198,9 +1198,16 @@ impl Engine {
         }
         if scored >= Level::High && obs.sensitive_read {
             // The same for sensitive reads running above their share: an alert raised at
-            // such a read (by the share, or by what the reads met) reports the excess
-            // under way, which then no longer alerts again every hour.
-            state.sensitive_reads.mark_reported();
+            // such a read by the share itself, or by the lingering novelty these reads
+            // continue while the share's evidence builds, reports the excess under way,
+            // which then does not alert again every hour. (Not an unrelated alert still
+            // decaying: that would mute a theft starting within its hour.)
+            let reported = state
+                .sensitive_excess_folded()
+                .is_some_and(|x| x.is_finding() || (lingered && x.evidence > 0.0));
+            if reported {
+                state.sensitive_reads.mark_reported();
+            }
         }
         if scored >= Level::High {
             // An alerting identity stops vouching for the novelties it met (a campaign
@@ -1316,13 +1323,16 @@ impl Engine {
         let records = event.records.unwrap_or(0).saturating_mul(256);
         let action = stable_hash(SEED_ACTION, event.action.as_bytes());
         let failure = event.outcome.is_failure();
+        // Not a call a service made on the identity's behalf (the `kms:Decrypt` behind an
+        // encrypted read): the identity's own read is counted already.
         let sensitive_read = !failure
+            && !on_behalf(event)
             && match event.sensitivity {
-                Some(level) => level >= Sensitivity::Confidential && !is_write(&event.action),
+                Some(level) => level >= Sensitivity::Confidential && is_read(&event.action),
                 None => {
                     let scorer = &self.scorer;
                     self.sensitive_reads.get(dest, action, || {
-                        !is_write(&event.action)
+                        is_read(&event.action)
                             && scorer.sensitivity(event) >= Sensitivity::Confidential
                     })
                 }
@@ -1888,7 +1898,7 @@ const READ_VERBS: [&str; 17] = [
 /// Whether `action` only reads (see [`READ_VERBS`]): its verb (after any `service:`
 /// prefix, the HTTP method or Kubernetes verb before a space, a tool's method after its
 /// last `.`) starts with one.
-fn is_read(action: &str) -> bool {
+pub(crate) fn is_read(action: &str) -> bool {
     let verb = action.rsplit(':').next().unwrap_or(action);
     let verb = verb.split(' ').next().unwrap_or(verb);
     // A tool's namespace is no verb (`tool:scanner.delete_finding` deletes).
@@ -2787,6 +2797,24 @@ mod tests {
         (first_high, entered)
     }
 
+    #[test]
+    fn the_sensitive_read_memo_judges_each_template_and_action_once() {
+        let mut memo = SensitiveReadMemo::new();
+        let mut asked = 0;
+        let mut ask = |memo: &mut SensitiveReadMemo, dest: u64, action: u64, answer: bool| {
+            memo.get(dest, action, || {
+                asked += 1;
+                answer
+            })
+        };
+        assert!(ask(&mut memo, 11, 22, true));
+        // Remembered: the second question is not judged again, whatever it would say.
+        assert!(ask(&mut memo, 11, 22, false));
+        // Another action on the same template is another question.
+        assert!(!ask(&mut memo, 11, 23, false));
+        assert_eq!(asked, 2);
+    }
+
     /// `partner`: ten days of a call every 10 minutes, every fourth a customer record
     /// (confidential by the default rules); then for `hours` hours an `extra` call
     /// between each of its usual ones (on a customer record if the route has an id).
@@ -3467,7 +3495,8 @@ mod tests {
         let mut unlearned = Identity::decode(&snapshot, &a.params).expect("decodes");
         unlearned.sensitive_reads = Default::default();
         let mut v6 = unlearned.encode();
-        v6.truncate(v6.len() - 10);
+        // Version 9's six bytes, version 8's three, version 7's one.
+        v6.truncate(v6.len() - (6 + 3 + 1));
         v6[0] = 6;
         let call = |e: &mut Engine, after_ms: i64, action: &str, dest: &str| {
             let mut out = Vec::new();

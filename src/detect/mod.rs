@@ -315,7 +315,7 @@ pub(crate) mod testkit {
             // The engine matches the sensitivity rules; tests state the sensitivity.
             sensitive_read: !e.outcome.is_failure()
                 && e.sensitivity >= Some(crate::event::Sensitivity::Confidential)
-                && !crate::engine::is_write(&e.action),
+                && crate::engine::is_read(&e.action),
         }
     }
 

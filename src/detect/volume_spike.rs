@@ -54,7 +54,7 @@ fn sensitive_mix(ctx: &Context<'_>) -> Option<Finding> {
     Finding::lazy(strength, || {
         format!(
             "sensitive reads are {} of {} calls this hour against {:.0}% of its calls usually; \
-             above that share for {}h",
+             above that share over its last {} hours of calls",
             x.hour_reads,
             x.hour_calls,
             100.0 * x.share,
@@ -203,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn the_usual_mix_is_quiet_at_any_volume() {
+    fn the_usual_mix_is_quiet_for_a_day() {
         assert_eq!(partner_key(0, 24), None);
     }
 

@@ -1176,6 +1176,12 @@ impl Identity {
             .excess(pending, calls, obs.sensitive_read)
     }
 
+    /// [`Identity::sensitive_excess`] after the call is folded in (the engine asks, to
+    /// mark an alert as reporting the excess under way).
+    pub fn sensitive_excess_folded(&self) -> Option<Excess> {
+        self.sensitive_reads.excess(None, self.hour_count, false)
+    }
+
     /// Totals over the last hour as of `time_ms` (before this event): the hour in
     /// progress plus the unexpired share of the previous one (sliding approximation).
     pub fn last_hour(&self, time_ms: i64) -> (f64, f64) {
@@ -1547,7 +1553,7 @@ impl Identity {
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_6 | SNAPSHOT_VERSION_5 => {
-                let mut upgraded = Vec::with_capacity(body.len() + 2);
+                let mut upgraded = Vec::with_capacity(body.len() + 10);
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
                 upgraded.extend_from_slice(&V7_TO_V8_SUFFIX);
@@ -1555,7 +1561,7 @@ impl Identity {
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_4 => {
-                let mut upgraded = Vec::with_capacity(body.len() + 4);
+                let mut upgraded = Vec::with_capacity(body.len() + 12);
                 upgraded.extend_from_slice(body);
                 upgraded.extend_from_slice(&V4_TO_V5_SUFFIX);
                 upgraded.extend_from_slice(&V6_TO_V7_SUFFIX);
@@ -1564,7 +1570,7 @@ impl Identity {
                 whole(&upgraded)?
             }
             SNAPSHOT_VERSION_1 | SNAPSHOT_VERSION_2 | SNAPSHOT_VERSION_3 => {
-                let mut upgraded = Vec::with_capacity(body.len() + 5);
+                let mut upgraded = Vec::with_capacity(body.len() + 13);
                 upgraded.extend_from_slice(body);
                 if version == SNAPSHOT_VERSION_1 {
                     upgraded.extend_from_slice(&V1_TO_V2_SUFFIX);

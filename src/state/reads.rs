@@ -19,11 +19,25 @@
 
 use serde::{Deserialize, Serialize};
 
-/// What an hour keeps of the learned share's calls and of the usual peak: a half-life
-/// of a week, slow enough that a day of theft does not become the habit it is judged
-/// against. (`0.5^(1/168)`; raised to whole hours with `powi`, which is cheaper than
-/// `powf` and runs at every hour an identity closes.)
+use super::identity::{dq16, q16};
+
+/// What an hour keeps of the learned share's calls: a half-life of a week, slow enough
+/// that a day of theft does not become the habit it is judged against. (`0.5^(1/168)`;
+/// raised to whole hours with `powi`, which is cheaper than `powf` and runs at every
+/// hour an identity closes.)
 const KEEP_PER_HOUR: f64 = 0.995_882_623_658_297_4;
+/// What an hour keeps of the usual peak: a half-life of four weeks (`0.5^(1/672)`), so a
+/// weekly job's swing is still its usual one a week later (a week's half-life left half
+/// of it, under the `1/PEAK_FACTOR` it needs).
+const PEAK_KEEP_PER_HOUR: f64 = 0.998_969_062_762_623_5;
+/// What an idle hour (no calls) keeps of the evidence: a half-life of twelve hours. An
+/// excess is hours of reading in a row; evidence left from before a long silence must
+/// not make one hour after it a finding.
+const EVIDENCE_KEEP_PER_IDLE_HOUR: f64 = 0.943_874_312_681_693_5;
+/// How much an hour's calls count towards the share while the evidence is past the
+/// threshold: a tenth, so hours of theft hardly move the share they are judged against,
+/// while a lasting change of the mix is still learned, over weeks.
+const EXCESS_LEARNING: f64 = 0.1;
 /// Calls the share must be learned from before it is judged.
 const MIN_CALLS: f64 = 40.0;
 /// The alternative share: the learned one lifted this far towards "every call".
@@ -38,6 +52,13 @@ const MIN_HOUR_READS: u32 = 3;
 pub const THRESHOLD: f64 = 12.0;
 /// The evidence must also exceed the identity's usual peak by this factor.
 pub const PEAK_FACTOR: f64 = 1.5;
+/// The most a peak teaches (nats): a daily swing of a few hours reaches 16 at most, but a
+/// day-long theft reaches the cap, and must not hide the next one for months.
+const PEAK_LEARNED_AT_MOST: f64 = 1.5 * THRESHOLD;
+/// The most evidence there is (nats): a finding's strength is full at twice the
+/// threshold, and evidence beyond that would only take days to drain once the excess
+/// ends, during which a reported excess stays reported.
+const EVIDENCE_CAP: f64 = 3.0 * THRESHOLD;
 /// Fixed-point scale of the evidence and its usual peak (nats × 256, up to 256 nats).
 const EVIDENCE_SCALE: f64 = 256.0;
 
@@ -45,8 +66,8 @@ const EVIDENCE_SCALE: f64 = 256.0;
 /// [`SensitiveReads::excess`] reads them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SensitiveReads {
-    /// Calls behind `share`, decayed with [`KEEP_PER_HOUR`] (saturating: a busy
-    /// identity's share then has a shorter memory, in calls, which its volume fills).
+    /// Calls behind `share`, decayed with [`KEEP_PER_HOUR`], on the log scale of
+    /// [`q16`] (exact to 0.05 %, up to far more calls than a week holds).
     calls: u16,
     /// Share of those calls that were sensitive reads, × 65,535.
     share: u16,
@@ -55,7 +76,7 @@ pub struct SensitiveReads {
     /// The CUSUM, nats × [`EVIDENCE_SCALE`].
     evidence: u16,
     /// The highest the evidence reached before falling back, decayed with
-    /// [`KEEP_PER_HOUR`]; same scale.
+    /// [`PEAK_KEEP_PER_HOUR`]; same scale.
     usual_peak: u16,
     /// Clock hours closed since the evidence last was zero (low seven bits, saturating),
     /// and [`REPORTED`].
@@ -75,10 +96,11 @@ pub struct Excess {
     pub usual_peak: f64,
     /// The learned share of sensitive reads, 0-1.
     pub share: f64,
-    /// Sensitive reads and calls of the hour so far.
+    /// Sensitive reads of the hour so far.
     pub hour_reads: u32,
+    /// Calls of the hour so far.
     pub hour_calls: u32,
-    /// Clock hours the evidence has been building, this one included.
+    /// Hours with calls the evidence has been building over, this one included.
     pub hours: u32,
     /// This excess made the identity alert already (see [`SensitiveReads::mark_reported`]).
     pub reported: bool,
@@ -98,7 +120,7 @@ impl SensitiveReads {
     }
 
     fn learned_share(&self) -> Option<f64> {
-        let calls = f64::from(self.calls);
+        let calls = dq16(self.calls);
         (calls >= MIN_CALLS).then(|| {
             let reads = f64::from(self.share) / 65_535.0 * calls;
             // A half read of prior keeps a share learned as 0 from making one read
@@ -116,14 +138,16 @@ impl SensitiveReads {
         // With no evidence and too few reads to add any, the evidence stays at zero: the
         // usual case (most identities read nothing sensitive), without the logarithms.
         let idle = self.evidence == 0 && reads < MIN_HOUR_READS;
+        let in_excess = self.evidence() >= THRESHOLD;
         match self.learned_share() {
             Some(share) if !idle => {
                 let before = self.evidence();
-                let after = (before + hour_evidence(share, calls, reads)).max(0.0);
+                let after = (before + hour_evidence(share, calls, reads)).clamp(0.0, EVIDENCE_CAP);
                 // Falling back: the peak just left is the kind of swing this identity
-                // makes.
+                // makes, up to [`PEAK_LEARNED_AT_MOST`].
                 if after < before {
-                    self.usual_peak = self.usual_peak.max(self.evidence);
+                    let peak = self.evidence.min(quantise(PEAK_LEARNED_AT_MOST));
+                    self.usual_peak = self.usual_peak.max(peak);
                 }
                 self.evidence = quantise(after);
                 self.hours =
@@ -131,23 +155,32 @@ impl SensitiveReads {
             }
             _ => {}
         }
+        // Hours without calls before the next one: the evidence fades.
+        let idle_hours = elapsed.clamp(1, 24 * 70) - 1;
+        if idle_hours > 0 && self.evidence != 0 {
+            let kept =
+                f64::from(self.evidence) * EVIDENCE_KEEP_PER_IDLE_HOUR.powi(idle_hours as i32);
+            self.evidence = to_u16(kept);
+        }
         if self.evidence == 0 {
             // No excess under way: nothing building, nothing reported.
             self.hours = 0;
         }
-        // Beyond ten weeks nothing is kept either way.
-        let keep = KEEP_PER_HOUR.powi(elapsed.clamp(1, 24 * 70) as i32);
+        let hours = elapsed.clamp(1, 24 * 70) as i32;
         if self.usual_peak != 0 {
-            self.usual_peak = to_u16(f64::from(self.usual_peak) * keep);
+            self.usual_peak = to_u16(f64::from(self.usual_peak) * PEAK_KEEP_PER_HOUR.powi(hours));
         }
-        let old_calls = f64::from(self.calls) * keep;
-        let total = old_calls + f64::from(calls);
+        let weight = if in_excess { EXCESS_LEARNING } else { 1.0 };
+        let old_calls = dq16(self.calls) * KEEP_PER_HOUR.powi(hours);
+        let new_calls = f64::from(calls) * weight;
+        let total = old_calls + new_calls;
         // An identity that never read anything sensitive keeps a share of zero.
         if (self.share != 0 || reads != 0) && total > 0.0 {
             let old_reads = f64::from(self.share) / 65_535.0 * old_calls;
-            self.share = to_u16((old_reads + f64::from(reads)) / total * 65_535.0);
+            let new_reads = f64::from(reads) * weight;
+            self.share = to_u16((old_reads + new_reads) / total * 65_535.0);
         }
-        self.calls = to_u16(total);
+        self.calls = q16(total);
         self.hour_reads = 0;
     }
 
@@ -167,7 +200,7 @@ impl SensitiveReads {
             now.close_hour(calls, elapsed);
         }
         let share = now.learned_share()?;
-        let hour_reads = u32::from(now.hour_reads) + u32::from(read_now);
+        let hour_reads = (u32::from(now.hour_reads) + u32::from(read_now)).min(hour_calls);
         let evidence = (now.evidence() + hour_evidence(share, hour_calls, hour_reads)).max(0.0);
         Some(Excess {
             evidence,
@@ -223,7 +256,7 @@ fn to_u16(x: f64) -> u16 {
 mod tests {
     use super::*;
 
-    /// `days` of hours with `calls` calls, `reads` of them sensitive; returns the
+    /// `hours` hours with `calls` calls each, `reads` of them sensitive; returns the
     /// largest evidence seen.
     fn run(r: &mut SensitiveReads, hours: usize, calls: u32, reads: u32) -> f64 {
         let mut most: f64 = 0.0;
@@ -267,7 +300,7 @@ mod tests {
         run(&mut r, 48, 8, 2);
         assert_eq!(r.evidence, 0);
         assert!(r.excess(None, 1, false).expect("learned").usual_peak > THRESHOLD * 0.75);
-        run(&mut r, 12, 13, 7);
+        run(&mut r, 14, 13, 7);
         let x = r.excess(None, 1, true).expect("learned");
         assert!(x.is_finding() && !x.reported, "{x:?}");
     }
@@ -341,8 +374,73 @@ mod tests {
     }
 
     #[test]
-    fn the_hourly_keep_is_a_half_life_of_a_week() {
+    fn the_hourly_keeps_are_the_half_lives_they_say() {
         assert!((KEEP_PER_HOUR.powi(168) - 0.5).abs() < 1e-12);
+        assert!((PEAK_KEEP_PER_HOUR.powi(672) - 0.5).abs() < 1e-12);
+        assert!((EVIDENCE_KEEP_PER_IDLE_HOUR.powi(12) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_weekly_swing_becomes_the_usual_peak_too() {
+        let mut r = SensitiveReads::default();
+        // 10 calls an hour with one read, and once a week four hours of reads only.
+        let week = |r: &mut SensitiveReads| {
+            run(r, 164, 10, 1);
+            run(r, 4, 10, 10)
+        };
+        assert!(week(&mut r) >= THRESHOLD, "the first is news");
+        let mut quiet = true;
+        for _ in 0..5 {
+            run(&mut r, 164, 10, 1);
+            for _ in 0..4 {
+                for _ in 0..10 {
+                    r.note_read();
+                }
+                quiet &= !r.excess(None, 10, false).expect("learned").is_finding();
+                r.close_hour(10, 1);
+            }
+        }
+        assert!(quiet, "{r:?}");
+    }
+
+    #[test]
+    fn evidence_fades_over_a_silence() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 168, 8, 2);
+        run(&mut r, 3, 13, 7);
+        let before = r.evidence();
+        assert!(before > HOUR_CAP, "{r:?}");
+        // Three weeks without a call, then one hour of reads: not a finding.
+        r.close_hour(0, 21 * 24);
+        assert!(r.evidence() < 0.01, "{r:?}");
+        run(&mut r, 1, 5, 4);
+        assert!(!r.excess(None, 1, true).expect("learned").is_finding());
+    }
+
+    #[test]
+    fn days_of_theft_hardly_move_the_share_and_the_peak_they_are_judged_against() {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 168, 8, 2);
+        run(&mut r, 75, 13, 7);
+        // Counted in full, 75 hours of 7 reads in 13 calls would take the share from
+        // 0.25 to 0.35.
+        let share = r.excess(None, 1, false).expect("learned").share;
+        assert!(share < 0.30, "{share}");
+        // Four days later the same theft is found again within a day.
+        run(&mut r, 96, 8, 2);
+        let most = run(&mut r, 24, 13, 7);
+        let x = r.excess(None, 1, true).expect("learned");
+        assert!(x.is_finding(), "{most} {x:?}");
+    }
+
+    #[test]
+    fn a_busy_identity_remembers_its_share_for_a_week() {
+        let mut r = SensitiveReads::default();
+        // 20,000 calls an hour, a quarter of them reads, for a week: then a day of half.
+        run(&mut r, 168, 20_000, 5_000);
+        run(&mut r, 24, 20_000, 10_000);
+        let share = r.excess(None, 1, false).expect("learned").share;
+        assert!(share < 0.30, "{share}");
     }
 
     #[test]
