@@ -572,17 +572,26 @@ fn push_ipv4_place(address: &Ipv4Literal, s: &[u8], out: &mut String) {
 /// - other paths (`ns/resource/name`, `/v1/payments/{n}`): the first two segments.
 pub fn destination_class(general: &str) -> &str {
     if let Some(rest) = general.strip_prefix("arn:") {
-        // arn:partition:service:region:account:resource
-        let mut colons = 0;
-        for (i, b) in rest.bytes().enumerate() {
-            if b == b':' {
-                colons += 1;
-            }
-            let end_of_type = colons >= 4 && (b == b'/' || (b == b':' && colons >= 5));
-            if end_of_type {
-                let class = &general[..4 + i];
-                return path_named_container(general, class).unwrap_or(class);
-            }
+        // arn:partition:service:region:account:resource; the type ends at the first `/`
+        // or `:` after the account's colon. Two plain searches rather than one loop
+        // counting colons and testing every byte: this runs on every destination that
+        // misses the engine's memo.
+        let bytes = rest.as_bytes();
+        let account_colon = bytes
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b':')
+            .nth(3)
+            .map(|(i, _)| i);
+        let type_end = account_colon.and_then(|at| {
+            bytes[at + 1..]
+                .iter()
+                .position(|&b| b == b'/' || b == b':')
+                .map(|k| at + 1 + k)
+        });
+        if let Some(i) = type_end {
+            let class = &general[..4 + i];
+            return path_named_container(general, class).unwrap_or(class);
         }
         // No resource type. An SQS queue or an SNS topic (`arn:aws:sqs:us-east-1:123:
         // orders`) is one of the account's queues, as CloudTrail's queue URLs
@@ -1106,6 +1115,46 @@ mod tests {
             g("arn:aws:ssm:us-east-1:123456789012:parameter/prod/db-master"),
             "arn:aws:ssm:us-east-1:123456789012:parameter/prod/db-master"
         );
+    }
+
+    /// An ARN's type end found by two searches, against the byte loop it replaced.
+    #[test]
+    fn arn_type_end_matches_the_colon_counting_loop() {
+        fn type_end_by_loop(rest: &str) -> Option<usize> {
+            let mut colons = 0;
+            for (i, b) in rest.bytes().enumerate() {
+                if b == b':' {
+                    colons += 1;
+                }
+                if colons >= 4 && (b == b'/' || (b == b':' && colons >= 5)) {
+                    return Some(i);
+                }
+            }
+            None
+        }
+        for general in [
+            "arn:aws:s3:::payroll-exports/{n}/x.csv",
+            "arn:aws:s3:::payroll-exports",
+            "arn:aws:iam::123:role/admin",
+            "arn:aws:iam::123:role",
+            "arn:aws:logs:us-east-1:123:log-group:/aws/lambda/x:*",
+            "arn:a/b:c/d:e:f/g",
+            "arn:a:b:c:d:",
+            "arn:a:b:c:d/",
+            "arn:::::",
+            "arn::::",
+            "arn:",
+            "arn:a:b:c:d:e:f:g",
+        ] {
+            let rest = &general[4..];
+            let expected = type_end_by_loop(rest).map(|i| &general[..4 + i]);
+            if let Some(class) = expected {
+                let class = path_named_container(general, class).unwrap_or(class);
+                assert_eq!(destination_class(general), class, "{general}");
+            } else {
+                assert_ne!(destination_class(general), "", "{general}");
+            }
+        }
     }
 
     #[test]
