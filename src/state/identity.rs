@@ -1135,8 +1135,19 @@ impl Identity {
         }
         // Buckets older than `b - n + 1` have left the window.
         let oldest = b - n + 1;
-        for abs in oldest.max(self.ring_head - n + 1)..=self.ring_head.min(b) {
-            total.add(&self.ring[abs.rem_euclid(n) as usize]);
+        let (first, last) = (oldest.max(self.ring_head - n + 1), self.ring_head.min(b));
+        // The same buckets in the same order as indexing each by `abs.rem_euclid(n)`,
+        // with one division for the first instead of one per bucket: this runs up to twice
+        // on every event.
+        let mut at = first.rem_euclid(n) as usize;
+        for _ in first..=last {
+            if let Some(bucket) = self.ring.get(at) {
+                total.add(bucket);
+            }
+            at += 1;
+            if at == self.ring.len() {
+                at = 0;
+            }
         }
         total
     }
