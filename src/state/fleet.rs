@@ -313,11 +313,12 @@ impl FleetPulse {
 
     /// Counts identity firing detector `d`, once per window; `mark` is the identity's
     /// (window, bits) bookkeeping.
-    pub fn record(&mut self, d: usize, now_ms: i64, mark: (&mut i64, &mut u8)) {
+    pub fn record(&mut self, d: usize, now_ms: i64, mark: (&mut i32, &mut u8)) {
         self.roll(now_ms);
         let (window, bits) = mark;
-        if *window != self.epoch {
-            *window = self.epoch;
+        let epoch = crate::state::identity::narrow_time::saturate(self.epoch);
+        if *window != epoch {
+            *window = epoch;
             *bits = 0;
         }
         if *bits & (1 << d) == 0 {
@@ -432,7 +433,7 @@ mod tests {
     #[test]
     fn pulse_discounts_fleet_wide_firing() {
         let mut p = FleetPulse::default();
-        let mut marks = vec![(i64::MIN, 0u8); 50];
+        let mut marks = vec![(i32::MIN, 0u8); 50];
         assert_eq!(p.factor(7, 0), 1.0);
         for (i, m) in marks.iter_mut().enumerate() {
             p.record(7, i as i64, (&mut m.0, &mut m.1));

@@ -448,13 +448,18 @@ pub struct Identity {
     /// `Level as u8`, or `u8::MAX` before the first signal.
     pub emitted_level: u8,
     pub emitted_active: bool,
-    /// Fleet pulse bookkeeping: window index and detectors already counted in it.
-    pub pulse_window: i64,
+    /// Fleet pulse bookkeeping: window index and detectors already counted in it. Held
+    /// in 32 bits (a window index of at least ten seconds fits for centuries; see
+    /// [`narrow_time`]), written as the 64-bit value it was.
+    #[serde(with = "narrow_time")]
+    pub pulse_window: i32,
     pub pulse_bits: u8,
     /// Hours in which this identity was elevated on fresh evidence (the engine's
     /// sustained-anomaly rule): the absolute hour of bit 0, and bit i = hour − i. Part of
-    /// the snapshot, so a restart remembers them like everything else.
-    pub elevated_hour: i64,
+    /// the snapshot, so a restart remembers them like everything else. 32 bits, as
+    /// `pulse_window`.
+    #[serde(with = "narrow_time")]
+    pub elevated_hour: i32,
     pub elevated_hours: u16,
     /// The last sensitive novelty this identity met on its own (not with the fleet), for
     /// the lingering-novelty rule: part of its hash, the hour it was met in and the hours
@@ -561,6 +566,26 @@ impl<'de> Deserialize<'de> for Sketch {
 /// Word arrays written as their little-endian bytes (a byte array in the snapshot).
 /// Seen-set fingerprints and sketch words use all their bits, so varints would take 5
 /// bytes per `u32` and 10 per `u64`; this takes 4 and 8.
+/// An hour or window index kept in 32 bits in memory (8 bytes per identity matter at a
+/// million identities) and written as the `i64` it was before, so snapshots are
+/// unchanged both ways (postcard writes both as the same zigzag varint). A value out of
+/// range saturates: an older snapshot's "never" (`i64::MIN`) reads as `i32::MIN`.
+pub mod narrow_time {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn saturate(value: i64) -> i32 {
+        i32::try_from(value).unwrap_or(if value < 0 { i32::MIN } else { i32::MAX })
+    }
+
+    pub fn serialize<S: Serializer>(value: &i32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(i64::from(*value))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+        i64::deserialize(d).map(saturate)
+    }
+}
+
 mod le_words {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -790,7 +815,7 @@ impl Identity {
             emitted_score: 0.0,
             emitted_level: u8::MAX,
             emitted_active: false,
-            pulse_window: i64::MIN,
+            pulse_window: i32::MIN,
             pulse_bits: 0,
             elevated_hour: 0,
             elevated_hours: 0,
@@ -812,14 +837,14 @@ impl Identity {
     /// elevated too.
     pub fn mark_elevated(&mut self, t: i64, window_hours: u32) -> u32 {
         let hour = t.div_euclid(HOUR_MS);
-        let shift = hour - self.elevated_hour;
+        let shift = hour - i64::from(self.elevated_hour);
         if shift > 0 {
             self.elevated_hours = if shift >= 16 {
                 0
             } else {
                 self.elevated_hours << shift
             };
-            self.elevated_hour = hour;
+            self.elevated_hour = narrow_time::saturate(hour);
         } else if shift < 0 {
             // An older event (within the lateness bound): count it where it belongs.
             let back = -shift;
@@ -1731,13 +1756,35 @@ mod tests {
     }
 
     #[test]
+    fn narrowed_times_are_written_as_the_64_bit_values_they_were() {
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Wide(i64, i64);
+        #[derive(Serialize, Deserialize, PartialEq, Debug)]
+        struct Narrow(
+            #[serde(with = "narrow_time")] i32,
+            #[serde(with = "narrow_time")] i32,
+        );
+        fn bytes<T: Serialize>(value: &T) -> Vec<u8> {
+            postcard::to_stdvec(value).expect("encodes")
+        }
+        // The same bytes for the values both can hold.
+        let narrow = Narrow(i32::MIN, 493_000);
+        assert_eq!(bytes(&narrow), bytes(&Wide(i64::from(i32::MIN), 493_000)));
+        // An older snapshot's "never" and a value beyond 32 bits saturate.
+        let old = bytes(&Wide(i64::MIN, i64::MAX));
+        let back: Narrow = postcard::from_bytes(&old).expect("decodes");
+        assert_eq!(back, Narrow(i32::MIN, i32::MAX));
+    }
+
+    #[test]
     fn the_state_stays_small_and_misfit_snapshots_are_refused() {
         // Every identity carries this inline (design: under 1 KiB each with its heap and
         // table slot): a field added here should be a decision, not an accident.
         // 616: version 8's byte for the hour's own active buckets took 8 with alignment;
-        // 624: version 9's sensitive reads (11 bytes, 8 with the padding they filled).
+        // 624: version 9's sensitive reads (11 bytes, 8 with the padding they filled);
+        // 616 again with the pulse window and the elevated hour in 32 bits.
         let size = std::mem::size_of::<Identity>();
-        assert!(size <= 624, "Identity is {size} bytes inline");
+        assert!(size <= 616, "Identity is {size} bytes inline");
         assert!(std::mem::size_of::<Ring>() <= 88);
         assert_eq!(std::mem::size_of::<Sketch>(), 8);
         // A sketch or a profile of the wrong length is refused, not truncated or padded.
