@@ -918,8 +918,9 @@ impl Engine {
         }
         // The cron job at the wrong hour writing somewhere new (design §3): this call's
         // own signs, not the session's.
-        // Somewhere new as `off_hours` reads it: a new container or action (a new object
-        // in a known bucket is what a rerun or a backfill writes).
+        // Somewhere new enough for the heavier weight: a new container or action (a new
+        // object in a known bucket is what a rerun or a backfill writes). `off_hours`
+        // judges a thin profile at such a write too, at its own weight only.
         let off_hours_write = findings[detect::OFF_HOURS].is_some()
             && (novelty.class || novelty.action)
             && !obs.failure

@@ -6,8 +6,9 @@
 //!
 //! A thin profile (a short daily job's few active minutes) is judged only together with
 //! a new container or action, or a write to a new destination, after three days: the
-//! job running at the wrong hour and reaching somewhere new. Its slot is then judged without the activity of that hour and
-//! the hour before it, so the run's own first minutes are not taken for a habit.
+//! job running at the wrong hour and reaching somewhere new. Its slot is then judged
+//! without the activity of that hour and the hour before it, so the run's own first
+//! minutes are not taken for a habit.
 //!
 //! How telling an empty slot is depends on the identity's rhythm: a CI runner active in a
 //! quarter of the week with a dozen active minutes per working hour has truly dead
@@ -26,9 +27,9 @@ use super::{Context, Finding};
 const MIN_ACTIVE: u32 = 40;
 /// Active buckets below which the rhythm is unknown. Between this and [`MIN_ACTIVE`],
 /// after [`THIN_MIN_HISTORY_MS`], an empty slot is judged only for a call that also
-/// meets a new container or action: a job running at the wrong hour and reaching
-/// somewhere new is the pattern, while a thin profile alone (a rerun, a backfill) is
-/// weak evidence.
+/// meets a new container or action, or writes to a new destination: a job running at
+/// the wrong hour and reaching somewhere new is the pattern, while a thin profile alone
+/// (a rerun, a backfill) is weak evidence.
 const THIN_MIN_ACTIVE: u32 = 12;
 /// History a thin profile needs: three days, so a job's hour has come round three
 /// times (a young identity meets new things all the time).
@@ -270,8 +271,8 @@ mod tests {
             )
             .expect("fires");
         assert!(f.strength > 0.8, "{f:?}");
-        // So is a write to something new in the bucket it uses (a Terraform role
-        // updating a function beside its own at night).
+        // So is a write to something new in the bucket it uses (as a Terraform role
+        // updating a function beside its own at night does).
         let new_object = job_write(afternoon, "arn:aws:s3:::etl-output/bootstrap.sh");
         let f = h
             .ask(&new_object, FleetView::default(), detect)

@@ -316,7 +316,9 @@ impl FleetPulse {
     pub fn record(&mut self, d: usize, now_ms: i64, mark: (&mut i32, &mut u8)) {
         self.roll(now_ms);
         let (window, bits) = mark;
-        let epoch = crate::state::identity::narrow_time::saturate(self.epoch);
+        // The identity keeps the window's low 32 bits: equality is all it is used for,
+        // and neighbouring windows differ there however small the window.
+        let epoch = self.epoch as i32;
         if *window != epoch {
             *window = epoch;
             *bits = 0;

@@ -449,8 +449,8 @@ pub struct Identity {
     pub emitted_level: u8,
     pub emitted_active: bool,
     /// Fleet pulse bookkeeping: window index and detectors already counted in it. Held
-    /// in 32 bits (a window index of at least ten seconds fits for centuries; see
-    /// [`narrow_time`]), written as the 64-bit value it was.
+    /// in 32 bits, its low half (only compared for equality with the pulse's current
+    /// window; see [`narrow_time`] for the snapshot).
     #[serde(with = "narrow_time")]
     pub pulse_window: i32,
     pub pulse_bits: u8,
@@ -563,13 +563,10 @@ impl<'de> Deserialize<'de> for Sketch {
     }
 }
 
-/// Word arrays written as their little-endian bytes (a byte array in the snapshot).
-/// Seen-set fingerprints and sketch words use all their bits, so varints would take 5
-/// bytes per `u32` and 10 per `u64`; this takes 4 and 8.
 /// An hour or window index kept in 32 bits in memory (8 bytes per identity matter at a
 /// million identities) and written as the `i64` it was before, so snapshots are
-/// unchanged both ways (postcard writes both as the same zigzag varint). A value out of
-/// range saturates: an older snapshot's "never" (`i64::MIN`) reads as `i32::MIN`.
+/// unchanged both ways (it is serialised as an `i64`). A value out of range saturates:
+/// an older snapshot's "never" (`i64::MIN`) reads as `i32::MIN`.
 pub mod narrow_time {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -586,6 +583,9 @@ pub mod narrow_time {
     }
 }
 
+/// Word arrays written as their little-endian bytes (a byte array in the snapshot).
+/// Seen-set fingerprints and sketch words use all their bits, so varints would take 5
+/// bytes per `u32` and 10 per `u64`; this takes 4 and 8.
 mod le_words {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
