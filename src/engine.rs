@@ -2766,6 +2766,29 @@ mod tests {
         calls_for_hours("s3:GetObject", bucket, hours)
     }
 
+    /// Entries into `high` over a run of calls: how many, and the hour and reasons of the
+    /// first.
+    #[derive(Default)]
+    struct HighEntries {
+        entered: usize,
+        first: Option<(i64, String)>,
+        was_high: bool,
+    }
+
+    impl HighEntries {
+        fn see(&mut self, signals: &[Signal], hour: i64) {
+            for s in signals {
+                let high = s.level >= Level::High;
+                if high && !self.was_high {
+                    self.entered += 1;
+                    self.first
+                        .get_or_insert_with(|| (hour, format!("{:?}", s.reasons)));
+                }
+                self.was_high = high;
+            }
+        }
+    }
+
     /// `svc`'s usual reads, and every 20 minutes an `action` on `bucket`, for `hours`:
     /// the hour it first reached `high`, and how often it entered `high`.
     fn calls_for_hours(action: &str, bucket: &str, hours: i64) -> (Option<i64>, usize) {
@@ -2773,7 +2796,7 @@ mod tests {
         let mut out = Vec::new();
         let start = history(&mut e, &mut out);
         out.clear();
-        let (mut first_high, mut entered, mut was_high) = (None, 0, false);
+        let mut highs = HighEntries::default();
         for minute in (10..hours * 60).step_by(10) {
             let mut calls = vec![svc_call(
                 start,
@@ -2792,17 +2815,10 @@ mod tests {
             for ev in calls {
                 out.clear();
                 e.process(&ev, &mut out).expect("in order");
-                for s in &out {
-                    let high = s.level >= Level::High;
-                    if high && !was_high {
-                        entered += 1;
-                        first_high.get_or_insert(minute / 60);
-                    }
-                    was_high = high;
-                }
+                highs.see(&out, minute / 60);
             }
         }
-        (first_high, entered)
+        (highs.first.map(|(hour, _)| hour), highs.entered)
     }
 
     #[test]
@@ -2856,8 +2872,7 @@ mod tests {
                 .expect("in order");
         }
         let start = T0 + 10 * 144 * 600_000;
-        let (mut first_high, mut entered, mut was_high, mut reasons) =
-            (None, 0, false, String::new());
+        let mut highs = HighEntries::default();
         for k in 0..hours * 6 {
             let t = start + k * 600_000;
             let calls = [
@@ -2878,20 +2893,11 @@ mod tests {
             for ev in calls {
                 out.clear();
                 e.process(&ev, &mut out).expect("in order");
-                for s in &out {
-                    let high = s.level >= Level::High;
-                    if high && !was_high {
-                        entered += 1;
-                        if first_high.is_none() {
-                            first_high = Some(k / 6);
-                            reasons = format!("{:?}", s.reasons);
-                        }
-                    }
-                    was_high = high;
-                }
+                highs.see(&out, k / 6);
             }
         }
-        (first_high, entered, reasons)
+        let (first_high, reasons) = highs.first.unzip();
+        (first_high, highs.entered, reasons.unwrap_or_default())
     }
 
     #[test]

@@ -337,20 +337,22 @@ mod tests {
 
     #[test]
     fn a_daily_swing_becomes_the_usual_peak() {
-        let mut r = SensitiveReads::default();
         // A report job: 20 hours of 10 calls with one read, then 4 hours of reads.
-        let day = |r: &mut SensitiveReads| {
-            run(r, 20, 10, 1);
-            run(r, 4, 10, 10)
-        };
-        let first = day(&mut r);
+        let (first, quiet, r) = swings(20, 13);
         assert!(first >= THRESHOLD, "the first swing is news: {first}");
-        for _ in 0..6 {
-            day(&mut r);
-        }
+        assert!(quiet, "{r:?}");
+    }
+
+    /// A job whose mix swings: `usual_hours` of 10 calls with one read, then 4 hours of
+    /// reads only; then `again` more such rounds. The first swing's evidence, and
+    /// whether every later one stayed below a finding.
+    fn swings(usual_hours: usize, again: usize) -> (f64, bool, SensitiveReads) {
+        let mut r = SensitiveReads::default();
+        run(&mut r, usual_hours, 10, 1);
+        let first = run(&mut r, 4, 10, 10);
         let mut quiet = true;
-        for _ in 0..7 {
-            run(&mut r, 20, 10, 1);
+        for _ in 0..again {
+            run(&mut r, usual_hours, 10, 1);
             for _ in 0..4 {
                 for _ in 0..10 {
                     r.note_read();
@@ -359,7 +361,7 @@ mod tests {
                 r.close_hour(10, 1);
             }
         }
-        assert!(quiet, "{r:?}");
+        (first, quiet, r)
     }
 
     #[test]
@@ -382,24 +384,9 @@ mod tests {
 
     #[test]
     fn a_weekly_swing_becomes_the_usual_peak_too() {
-        let mut r = SensitiveReads::default();
         // 10 calls an hour with one read, and once a week four hours of reads only.
-        let week = |r: &mut SensitiveReads| {
-            run(r, 164, 10, 1);
-            run(r, 4, 10, 10)
-        };
-        assert!(week(&mut r) >= THRESHOLD, "the first is news");
-        let mut quiet = true;
-        for _ in 0..5 {
-            run(&mut r, 164, 10, 1);
-            for _ in 0..4 {
-                for _ in 0..10 {
-                    r.note_read();
-                }
-                quiet &= !r.excess(None, 10, false).expect("learned").is_finding();
-                r.close_hour(10, 1);
-            }
-        }
+        let (first, quiet, r) = swings(164, 5);
+        assert!(first >= THRESHOLD, "the first is news: {first}");
         assert!(quiet, "{r:?}");
     }
 
