@@ -272,11 +272,17 @@ mod tests {
         most
     }
 
+    /// A week of 8 calls an hour, 2 of them sensitive reads: the usual mix most tests
+    /// start from.
+    fn usual_week() -> SensitiveReads {
+        let mut r = SensitiveReads::default();
+        run(&mut r, 168, 8, 2);
+        r
+    }
+
     #[test]
     fn a_sustained_shift_of_the_mix_builds_evidence() {
-        let mut r = SensitiveReads::default();
-        // A week of 8 calls an hour, 2 of them customer reads.
-        run(&mut r, 168, 8, 2);
+        let mut r = usual_week();
         assert!(r.evidence() < 2.0, "{r:?}");
         // Then 5 more customer reads an hour for 6 hours.
         let most = run(&mut r, 6, 13, 7);
@@ -288,8 +294,7 @@ mod tests {
 
     #[test]
     fn a_reported_excess_is_remembered_until_it_ends() {
-        let mut r = SensitiveReads::default();
-        run(&mut r, 168, 8, 2);
+        let mut r = usual_week();
         run(&mut r, 4, 13, 7);
         r.mark_reported();
         run(&mut r, 3, 13, 7);
@@ -307,8 +312,7 @@ mod tests {
 
     #[test]
     fn an_alert_with_no_excess_under_way_reports_nothing_later() {
-        let mut r = SensitiveReads::default();
-        run(&mut r, 168, 8, 2);
+        let mut r = usual_week();
         // Alerted on something else at a sensitive read, with the mix as usual.
         r.mark_reported();
         run(&mut r, 1, 8, 2);
@@ -319,8 +323,7 @@ mod tests {
 
     #[test]
     fn the_usual_mix_stays_quiet_and_more_calls_of_it_too() {
-        let mut r = SensitiveReads::default();
-        run(&mut r, 168, 8, 2);
+        let mut r = usual_week();
         // A sale day: three times the calls, the same mix.
         let most = run(&mut r, 12, 24, 6);
         assert!(most < 1.0, "{most} {r:?}");
@@ -392,8 +395,7 @@ mod tests {
 
     #[test]
     fn evidence_fades_over_a_silence() {
-        let mut r = SensitiveReads::default();
-        run(&mut r, 168, 8, 2);
+        let mut r = usual_week();
         run(&mut r, 3, 13, 7);
         let before = r.evidence();
         assert!(before > HOUR_CAP, "{r:?}");
@@ -406,8 +408,7 @@ mod tests {
 
     #[test]
     fn days_of_theft_hardly_move_the_share_and_the_peak_they_are_judged_against() {
-        let mut r = SensitiveReads::default();
-        run(&mut r, 168, 8, 2);
+        let mut r = usual_week();
         run(&mut r, 75, 13, 7);
         // Counted in full, 75 hours of 7 reads in 13 calls would take the share from
         // 0.25 to 0.35.
@@ -439,8 +440,7 @@ mod tests {
 
     #[test]
     fn a_pending_hour_is_counted_before_the_next() {
-        let mut r = SensitiveReads::default();
-        run(&mut r, 168, 8, 2);
+        let mut r = usual_week();
         run(&mut r, 3, 13, 7);
         for _ in 0..7 {
             r.note_read();
