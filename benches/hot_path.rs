@@ -10,6 +10,11 @@
 //! event cold, as the Kafka loop does for a record holding one event. Setup also
 //! prints the state size per identity (heap estimate and encoded snapshot), measured on
 //! the same realistic fleet.
+//!
+//! After the criterion group, the lookahead hot path is also timed event by event
+//! (1M events) and its distribution printed: the goal is a per-event median, and
+//! criterion's estimates are batch means. `RISKD_BENCH_PER_EVENT=0` skips that pass (for
+//! callgrind runs, whose per-call counts it would mix with the benchmark's).
 
 use std::collections::VecDeque;
 use std::hint::black_box;
@@ -287,6 +292,73 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+    // The goal is a per-event median, which criterion does not report: its estimates are
+    // means over batches, and a batch's mean carries every rare costly event in it (an
+    // hour's close, a sweep, a signal). So the whole hot path, as the lookahead benchmark
+    // above runs it, is also timed event by event.
+    if std::env::var("RISKD_BENCH_PER_EVENT").as_deref() != Ok("0") {
+        let mut one_event = || {
+            i = (i + 1) % lines.len();
+            t += step;
+            let mut e = spares.pop().unwrap_or_default();
+            if decode_native_into(lines[i].as_bytes(), &limits, &mut e).is_ok() {
+                e.time_ms = t;
+                window.push_back(Keyed::new(e));
+            } else {
+                spares.push(e);
+            }
+            if window.len() > PREFETCH_DISTANCE {
+                if let Some(front) = window.pop_front() {
+                    engine.prefetch_ahead(window.iter().map(Keyed::keys));
+                    out.clear();
+                    let _ = black_box(engine.process_keyed(&front, &mut out));
+                    spares.push(front.into_inner());
+                }
+            }
+        };
+        per_event_latency(&mut one_event, PER_EVENT_SAMPLES);
+    }
+}
+
+/// Events timed one by one by [`per_event_latency`] (a few seconds of work: enough for
+/// a stable median and p99).
+const PER_EVENT_SAMPLES: usize = 1_000_000;
+
+/// Times `step` (one event through the hot path) `samples` times, one clock read before
+/// and after each, and prints the distribution. A pair of clock reads is timed the same
+/// way and printed beside it: it is part of every figure, so it is an upper bound on
+/// what the timing adds.
+fn per_event_latency(step: &mut impl FnMut(), samples: usize) {
+    use hdrhistogram::Histogram;
+    use std::time::Instant;
+    let new = || Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+    let (mut events, mut clock) = (new(), new());
+    // One warm-up pass of a tenth, unrecorded, so the first events do not pay for the
+    // switch from the benchmark before.
+    for _ in 0..samples / 10 {
+        step();
+    }
+    for _ in 0..samples {
+        let start = Instant::now();
+        step();
+        let ns = start.elapsed().as_nanos();
+        events.saturating_record(u64::try_from(ns).unwrap_or(u64::MAX));
+        let start = Instant::now();
+        let ns = black_box(start).elapsed().as_nanos();
+        clock.saturating_record(u64::try_from(ns).unwrap_or(u64::MAX));
+    }
+    let us = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    eprintln!(
+        "hot_path per event (decode + process with lookahead, {samples} events timed one by one): \
+         median {:.3} µs, p90 {:.3} µs, p99 {:.3} µs, p99.9 {:.3} µs, mean {:.3} µs; \
+         a pair of clock reads alone: median {:.3} µs",
+        us(&events, 0.5),
+        us(&events, 0.9),
+        us(&events, 0.99),
+        us(&events, 0.999),
+        events.mean() / 1000.0,
+        us(&clock, 0.5),
+    );
 }
 
 criterion_group!(benches, bench);
