@@ -278,6 +278,12 @@ mod tests {
             .ask(&new_object, FleetView::default(), detect)
             .expect("fires");
         assert!(f.strength > 0.8, "{f:?}");
+        // The same write at the job's own hour is its work: not judged.
+        let own_hour = job_write(
+            at_three + 6 * 86_400_000 + 60_000,
+            "arn:aws:s3:::etl-output/bootstrap.sh",
+        );
+        assert_eq!(h.ask(&own_hour, FleetView::default(), detect), None);
         // With barely any history (two five-minute runs a day apart, a call every ten
         // seconds: 10 active minutes), not even then; nor with enough active minutes in
         // under three days (two 15-minute runs).
