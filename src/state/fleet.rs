@@ -256,10 +256,17 @@ impl Default for FleetPulse {
     }
 }
 
+/// Shortest pulse window [`FleetPulse::new`] takes, as `score.fleet_pulse_window` is
+/// validated: identities keep the window they last counted toward in 32 bits
+/// (`Identity::pulse_window`), which at 10 s lasts 680 years but at 1 ms wraps in 50 days.
+const MIN_PULSE_WINDOW_MS: i64 = 10_000;
+
 impl FleetPulse {
+    /// A pulse over windows of `window_ms`, raised to [`MIN_PULSE_WINDOW_MS`] if shorter
+    /// (config validation refuses shorter ones; this keeps other callers safe too).
     pub fn new(window_ms: i64) -> Self {
         FleetPulse {
-            window_ms: window_ms.max(1),
+            window_ms: window_ms.max(MIN_PULSE_WINDOW_MS),
             epoch: i64::MIN,
             current: [0; 8],
             previous: [0; 8],
