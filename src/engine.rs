@@ -715,6 +715,7 @@ impl Engine {
                 sensitivity: sensitivity.unwrap_or_default(),
                 first_at_level,
                 window_label: &self.window_label,
+                window_totals: std::cell::OnceCell::new(),
             };
             detect::run_all(&ctx)
         };

@@ -26,7 +26,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     if ctx.learning || ctx.obs.data == 0 {
         return None;
     }
-    let data = ctx.state.window(ctx.obs.time_ms, ctx.params).data as f64 + ctx.obs.data as f64;
+    let data = ctx.window().data as f64 + ctx.obs.data as f64;
     let hour_data = ctx.state.last_hour(ctx.obs.time_ms).1 + ctx.obs.data as f64;
     if data < FLOOR * 3.0 && hour_data < HOUR_FLOOR * 3.0 {
         return None;

@@ -14,7 +14,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         return None;
     }
     let now = ctx.obs.time_ms;
-    let window = ctx.state.window(now, ctx.params);
+    let window = ctx.window();
     let fresh = f64::from(window.new_dests) + 1.0;
     if fresh < MIN_NEW {
         return None;

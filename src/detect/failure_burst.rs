@@ -73,7 +73,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     if !denied && ctx.learning {
         return None;
     }
-    let w = ctx.state.window(ctx.obs.time_ms, ctx.params);
+    let w = ctx.window();
     let fails = f64::from(w.fails) + 1.0;
     let count = f64::from(w.count) + 1.0;
     let own = f64::from(ctx.state.fail_rate);

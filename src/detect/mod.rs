@@ -20,8 +20,11 @@ pub mod new_source;
 pub mod off_hours;
 pub mod volume_spike;
 
+use std::cell::OnceCell;
+
 use crate::event::{ActivityEvent, Sensitivity};
 use crate::state::generalize::SourceClass;
+use crate::state::identity::Bucket;
 use crate::state::{Identity, Novelty, Observation, StateParams};
 
 /// Detector indices, in the fixed order of design §4 and `metrics::DETECTORS`.
@@ -131,9 +134,21 @@ pub struct Context<'a> {
     /// day, but never a secrets file).
     pub first_at_level: Option<Sensitivity>,
     pub window_label: &'a str,
+    /// The state's window totals, computed by the first detector that asks
+    /// ([`Context::window`]); empty when the context is built.
+    pub window_totals: OnceCell<Bucket>,
 }
 
 impl Context<'_> {
+    /// Window totals of the state before this event ([`Identity::window`] at the event's
+    /// time). Up to four detectors read them; the state cannot change while they run, so
+    /// the ring is summed once per event instead of once per detector.
+    pub fn window(&self) -> Bucket {
+        *self
+            .window_totals
+            .get_or_init(|| self.state.window(self.obs.time_ms, self.params))
+    }
+
     pub fn source_class(&self) -> Option<SourceClass> {
         self.obs.network.map(|n| n.1)
     }
@@ -368,6 +383,7 @@ pub(crate) mod testkit {
                 sensitivity: e.sensitivity.unwrap_or_default(),
                 first_at_level: None,
                 window_label: "5m",
+                window_totals: OnceCell::new(),
             };
             f(&ctx)
         }

@@ -65,7 +65,7 @@ fn sensitive_mix(ctx: &Context<'_>) -> Option<Finding> {
 
 /// The call rate against its references.
 fn calls(ctx: &Context<'_>) -> Option<Finding> {
-    let count = f64::from(ctx.state.window(ctx.obs.time_ms, ctx.params).count) + 1.0;
+    let count = f64::from(ctx.window().count) + 1.0;
     let hour_count = ctx.state.last_hour(ctx.obs.time_ms).0 + 1.0;
     if count < FLOOR * 3.0 && hour_count < HOUR_FLOOR * 3.0 {
         return None;
