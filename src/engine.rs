@@ -23,7 +23,7 @@ use crate::signal::{format_time_ms, model_name, IdentityState, Level, Reason, Si
 use crate::state::dormant::{Dormant, DormantMark, DormantMemory};
 use crate::state::fleet::{FleetNovelty, FleetPulse};
 use crate::state::generalize::{
-    destination_class, generalise_destination, source_network, user_agent_family,
+    destination_class, generalise_destination_with, source_network, user_agent_family, PrefixMemo,
 };
 use crate::state::generalize::{is_private_address, SourceClass};
 use crate::state::hash::{failure_key, memory_hash, stable_hash, StableMap};
@@ -359,6 +359,9 @@ pub struct Engine {
     stats: EngineStats,
     texts: Texts,
     destinations: Memo,
+    /// Generalised ARN prefixes, for the destinations `destinations` misses (ids in
+    /// them): their container repeats where the whole text does not.
+    destination_prefixes: PrefixMemo,
     user_agents: Memo,
     model: String,
 }
@@ -405,6 +408,7 @@ impl Engine {
             stats: EngineStats::default(),
             texts: Texts::default(),
             destinations: Memo::new(),
+            destination_prefixes: PrefixMemo::default(),
             user_agents: Memo::new(),
             model: model_name(),
         }
@@ -1295,11 +1299,12 @@ impl Engine {
         memo: (MemoIndex, Option<MemoIndex>),
     ) -> Observation {
         let texts = &mut self.texts;
+        let prefixes = &mut self.destination_prefixes;
         let d = self
             .destinations
             .get(&event.destination, memo.0, |raw, slot| {
-                generalise_destination(raw, &mut slot.text);
-                slot.class_len = destination_class(&slot.text).len();
+                let class_len = generalise_destination_with(raw, &mut slot.text, prefixes);
+                slot.class_len = class_len.unwrap_or_else(|| destination_class(&slot.text).len());
                 slot.hash = stable_hash(SEED_DEST, slot.text.as_bytes());
                 slot.class_hash = stable_hash(SEED_CLASS, &slot.text.as_bytes()[..slot.class_len]);
             });

@@ -6,6 +6,8 @@
 
 use std::net::IpAddr;
 
+use super::hash::memory_hash;
+
 /// Longest destination prefix considered: keeps the work per event bounded on hostile
 /// input, and nothing past it distinguishes resources in practice.
 const MAX_DEST_LEN: usize = 512;
@@ -320,17 +322,24 @@ fn uuid_at(s: &[u8]) -> Option<usize> {
 /// `arn:aws:s3:::payroll-exports/{n}/{n}/{n}/run-{hex}.csv`
 pub fn generalise_destination(dest: &str, out: &mut String) {
     out.clear();
-    let mut bytes = &dest.as_bytes()[..dest.len().min(MAX_DEST_LEN)];
+    let bytes = &dest.as_bytes()[..dest.len().min(MAX_DEST_LEN)];
     // An ARN's partition, service, region and account are names, not ids: a role of
     // another account (`arn:aws:iam::222222222222:role/OrganizationAccountAccessRole`)
     // or another region is another place. Only the resource part is generalised.
-    let mut i = arn_header_len(bytes);
-    bytes = without_secret_suffix(bytes, i);
+    let header = arn_header_len(bytes);
+    generalise_from(dest, without_secret_suffix(bytes, header), header, 0, out);
+}
+
+/// The token scan of [`generalise_destination`] from byte `i` of `bytes` (`dest`, cut
+/// to `MAX_DEST_LEN` and without a secret's suffix), appending to `out`: the bytes from
+/// `verbatim` to `i` are copied as they are, then every token from `i` on is judged.
+/// Starts as after a separator that is not a single `-`, which is how the scan stands
+/// at the end of an ARN header and after any `/` ([`PrefixMemo`] resumes there).
+fn generalise_from(dest: &str, bytes: &[u8], mut i: usize, mut verbatim: usize, out: &mut String) {
     // What is kept verbatim (the header, separators, words) is copied in spans, once per
     // placeholder and at the end, not token by token: most of a destination is kept, and
     // a copy per token cost more than judging the tokens. `verbatim` is where the span
     // not yet copied starts; spans start and end at ASCII bytes except at the very end.
-    let mut verbatim = 0;
     // The last token became a placeholder and a single `-` followed it: Kubernetes names
     // a pod `<deployment>-<replica set hash>-<5 random characters>`, both random parts
     // from an alphabet without vowels, so a 5-character suffix without vowels there is
@@ -399,6 +408,110 @@ pub fn generalise_destination(dest: &str, out: &mut String) {
         }
     }
     push_span(dest, bytes, verbatim..bytes.len(), out);
+}
+
+/// Slots of a [`PrefixMemo`] (a power of two).
+const PREFIX_SLOTS: usize = 2048;
+/// Seed of the prefix memo's index hash (not a persisted hash space).
+const SEED_PREFIX: u64 = 0x7072_6566;
+
+/// One remembered prefix: its raw text and its generalised form.
+#[derive(Default)]
+struct PrefixSlot {
+    filled: bool,
+    raw: String,
+    general: String,
+    /// Whether the generalised prefix without its `/` is the destination's class
+    /// ([`destination_class`]) whatever follows.
+    is_class: bool,
+}
+
+/// A direct-mapped memo of the generalised form of ARN prefixes up to the `/` that ends
+/// their resource type (`arn:aws:s3:::payroll-exports/`, `arn:aws:iam::123:role/`).
+/// Destinations with ids in them miss the engine's memo of whole destinations, but
+/// their container repeats: with its prefix remembered, only the part after it is
+/// scanned. A pure cache: a hit gives exactly the text scanning the prefix gives, and
+/// the scan of the rest resumes in the state the prefix leaves it in (see
+/// [`prefix_cut`]), so output does not depend on it. Bounded: `PREFIX_SLOTS` entries of
+/// at most `MAX_DEST_LEN` bytes each, a collision overwrites.
+pub struct PrefixMemo {
+    slots: Vec<PrefixSlot>,
+}
+
+impl Default for PrefixMemo {
+    fn default() -> Self {
+        PrefixMemo {
+            slots: (0..PREFIX_SLOTS).map(|_| PrefixSlot::default()).collect(),
+        }
+    }
+}
+
+/// Where [`generalise_destination_with`] may cut `dest` into a remembered prefix and a
+/// scanned rest: just after the `/` ending an ARN's resource type, when a token starts
+/// right after it. The scan of the prefix alone then reads nothing past it and leaves
+/// the state a scan of the rest starts in ([`generalise_from`]): no token, UUID or
+/// address crosses a `/`, no token before it ends the text (so none is a trailing Helm
+/// revision), and the separator run ending at the cut is not a lone `-`. `None` (scan
+/// it all) for what this does not hold for, or what depends on the end of the text:
+/// no ARN header, a Secrets Manager suffix, anything longer than `MAX_DEST_LEN`.
+fn prefix_cut(dest: &str) -> Option<(usize, usize)> {
+    let bytes = dest.as_bytes();
+    if bytes.len() > MAX_DEST_LEN {
+        return None;
+    }
+    let header = arn_header_len(bytes);
+    if header == 0 || without_secret_suffix(bytes, header).len() != bytes.len() {
+        return None;
+    }
+    let end = header
+        + bytes[header..]
+            .iter()
+            .position(|&b| b == b'/' || b == b':')?;
+    let starts_token = bytes.get(end + 1).is_some_and(|&b| is_alnum(b));
+    (bytes[end] == b'/' && starts_token).then_some((header, end + 1))
+}
+
+/// [`generalise_destination`], with the generalised form of the destination's ARN
+/// prefix taken from `memo` when it is there (and put there when not). Returns the
+/// length of the result's [`destination_class`] when the prefix alone settles it.
+///
+/// The class of an ARN ends at the first `/` or `:` after its header, which is the `/`
+/// ending the prefix: the header is kept as it is, and between it and that `/` the
+/// prefix has no `/` or `:` (placeholders write neither; an address writes a `:` only
+/// for a port it had). Unless it is a secret's or a parameter's type, whose class takes
+/// the first segment of the name after it too.
+pub fn generalise_destination_with(
+    dest: &str,
+    out: &mut String,
+    memo: &mut PrefixMemo,
+) -> Option<usize> {
+    let Some((header, cut)) = prefix_cut(dest) else {
+        generalise_destination(dest, out);
+        return None;
+    };
+    // `cut` is just after an ASCII `/`, so a char boundary.
+    let Some(prefix) = dest.get(..cut) else {
+        generalise_destination(dest, out);
+        return None;
+    };
+    let hash = memory_hash(SEED_PREFIX, prefix.as_bytes());
+    let slot = &mut memo.slots[hash as usize & (PREFIX_SLOTS - 1)];
+    if !(slot.filled && slot.raw == prefix) {
+        // Empty until filled: a slot half rewritten is never a hit.
+        slot.filled = false;
+        slot.raw.clear();
+        slot.raw.push_str(prefix);
+        slot.general.clear();
+        generalise_from(prefix, prefix.as_bytes(), header, 0, &mut slot.general);
+        let class = &slot.general[..slot.general.len() - 1];
+        slot.is_class = !(class.ends_with(":secret") || class.ends_with(":parameter"));
+        slot.filled = true;
+    }
+    out.clear();
+    out.push_str(&slot.general);
+    let class_len = slot.is_class.then(|| slot.general.len() - 1);
+    generalise_from(dest, dest.as_bytes(), cut, cut, out);
+    class_len
 }
 
 /// Appends `bytes[span]`, the verbatim part of `dest` (of which `bytes` is a prefix).
@@ -865,7 +978,109 @@ mod tests {
     fn g(s: &str) -> String {
         let mut out = String::new();
         generalise_destination(s, &mut out);
+        // Every case also through the prefix memo, missing and then hitting it.
+        let mut memo = PrefixMemo::default();
+        for _ in 0..2 {
+            let mut with = String::from("stale");
+            let class_len = generalise_destination_with(s, &mut with, &mut memo);
+            assert_eq!(with, out, "{s}");
+            if let Some(len) = class_len {
+                assert_eq!(len, destination_class(&out).len(), "{s}");
+            }
+        }
         out
+    }
+
+    /// Fragments the memo-cut tests build destinations from: headers, separators, and
+    /// tokens that become each placeholder or stay (UUIDs, addresses with ports, Helm
+    /// revisions, Kubernetes suffixes, long words), so cuts land next to all of them.
+    const FRAGMENTS: [&str; 32] = [
+        "arn:aws:s3:::",
+        "arn:aws:iam::123456789012:",
+        "arn:aws:secretsmanager:us-east-1:1:secret:",
+        "arn:aws:ssm:us-east-1:1:parameter",
+        "role",
+        "/",
+        "/",
+        ":",
+        "-",
+        ".",
+        "_",
+        "//",
+        "payroll",
+        "2026",
+        "8f3a9c2e",
+        "0f8b7c6d-1a2b-4c3d-9e8f-001122334455",
+        "10.1.2.3",
+        "8.8.4.4:443",
+        "v12",
+        "gmgtd",
+        "x2k4q",
+        "bqxztkw",
+        "OrganizationAccountAccessRole",
+        "aB3dE5fG7hJ9kL",
+        "37Z",
+        "data",
+        "AbC12x",
+        "é",
+        "sh.helm.release.v1.app.v3",
+        "nwplmdqwph",
+        "1.2.3.4.5",
+        "",
+    ];
+
+    proptest::proptest! {
+        /// The prefix memo changes nothing: destinations sharing prefixes (so the memo
+        /// hits with other rests) generalise as a full scan does.
+        #[test]
+        fn prefix_memo_generalises_as_a_full_scan(
+            picks in proptest::collection::vec(
+                proptest::collection::vec(0..FRAGMENTS.len(), 1..12),
+                1..8,
+            )
+        ) {
+            let mut memo = PrefixMemo::default();
+            for (n, pick) in picks.iter().enumerate() {
+                // The first fragments of each destination come from the first one, so
+                // prefixes repeat.
+                let shared = picks[0].iter().take(n % 4);
+                let dest: String = shared.chain(pick).map(|&k| FRAGMENTS[k]).collect();
+                let mut full = String::new();
+                generalise_destination(&dest, &mut full);
+                let mut with = String::new();
+                let class_len = generalise_destination_with(&dest, &mut with, &mut memo);
+                proptest::prop_assert_eq!(&with, &full, "{}", dest);
+                if let Some(len) = class_len {
+                    proptest::prop_assert_eq!(len, destination_class(&full).len(), "{}", dest);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn prefix_memo_cuts_after_the_resource_type() {
+        fn cut(d: &str) -> Option<&str> {
+            prefix_cut(d).map(|(_, c)| &d[..c])
+        }
+        assert_eq!(
+            cut("arn:aws:s3:::team-7-data/records/1/ab12.json"),
+            Some("arn:aws:s3:::team-7-data/")
+        );
+        assert_eq!(
+            cut("arn:aws:iam::123:role/admin"),
+            Some("arn:aws:iam::123:role/")
+        );
+        // No token right after the `/`, a `:` type, no ARN header, a secret: no cut.
+        assert_eq!(cut("arn:aws:s3:::bucket//x"), None);
+        assert_eq!(cut("arn:aws:s3:::bucket/"), None);
+        assert_eq!(cut("arn:aws:lambda:us-east-1:123:function:f"), None);
+        assert_eq!(cut("https://api.example.com/v1/orders"), None);
+        assert_eq!(
+            cut("arn:aws:secretsmanager:us-east-1:1:secret:prod/db-password-AbC12x"),
+            None
+        );
+        let long = format!("arn:aws:s3:::b/{}", "x".repeat(MAX_DEST_LEN));
+        assert_eq!(cut(&long), None);
     }
 
     #[test]
