@@ -1152,27 +1152,41 @@ impl Identity {
 
     /// Window totals (before this event), over the ring as of `time_ms`.
     pub fn window(&self, time_ms: i64, params: &StateParams) -> Bucket {
-        let b = time_ms.div_euclid(params.bucket_ms);
-        let n = self.ring.len() as i64;
+        self.window_of_bucket(time_ms.div_euclid(params.bucket_ms))
+    }
+
+    /// [`Identity::window`] for the absolute bucket `b` (the caller has divided already).
+    fn window_of_bucket(&self, b: i64) -> Bucket {
+        let ring: &[Bucket] = &self.ring;
+        let n = ring.len() as i64;
         let mut total = Bucket::default();
         if n == 0 {
             return total;
         }
         // Buckets older than `b - n + 1` have left the window.
-        let oldest = b - n + 1;
-        let (first, last) = (oldest.max(self.ring_head - n + 1), self.ring_head.min(b));
-        // The same buckets in the same order as indexing each by `abs.rem_euclid(n)`,
-        // with one division for the first instead of one per bucket: this runs up to twice
-        // on every event.
-        let mut at = first.rem_euclid(n) as usize;
-        for _ in first..=last {
-            if let Some(bucket) = self.ring.get(at) {
+        let (first, last) = (
+            (b - n + 1).max(self.ring_head - n + 1),
+            self.ring_head.min(b),
+        );
+        if last < first {
+            return total;
+        }
+        // At most `n` buckets (`first` is at least `ring_head - n + 1`). The sums
+        // saturate and nothing is negative, so any order gives the same totals: with
+        // every bucket in the window (an event in the newest bucket, as each fold asks)
+        // the ring is summed as it lies, without locating the oldest bucket first.
+        let count = (last - first + 1) as usize;
+        if count >= ring.len() {
+            for bucket in ring {
                 total.add(bucket);
             }
-            at += 1;
-            if at == self.ring.len() {
-                at = 0;
-            }
+            return total;
+        }
+        // Otherwise from the oldest, wrapping once: one division for the first bucket
+        // instead of one per bucket (this runs up to twice on every event).
+        let (before, from) = ring.split_at(first.rem_euclid(n) as usize);
+        for bucket in from.iter().chain(before).take(count) {
+            total.add(bucket);
         }
         total
     }
@@ -1349,20 +1363,26 @@ impl Identity {
         }
         // Rate window.
         let b = t.div_euclid(params.bucket_ms);
-        let n = self.ring.len() as i64;
+        let ring: &mut [Bucket] = &mut self.ring;
+        let n = ring.len() as i64;
         let mut entered_bucket = false;
         if n > 0 {
+            // One division for the event's bucket; the buckets it opens are the ones
+            // before it, wrapping once.
+            let newest = b.rem_euclid(n) as usize;
             if b > self.ring_head {
-                let gap = (b - self.ring_head).min(n);
-                for k in 0..gap {
-                    let idx = (b - k).rem_euclid(n) as usize;
-                    self.ring[idx] = Bucket::default();
-                }
+                let gap = (b - self.ring_head).min(n) as usize;
+                let (to_newest, after) = ring.split_at_mut(newest + 1);
+                let unwrapped = gap.min(to_newest.len());
+                let opened_from = to_newest.len() - unwrapped;
+                to_newest[opened_from..].fill(Bucket::default());
+                let wrapped_from = after.len() - (gap - unwrapped);
+                after[wrapped_from..].fill(Bucket::default());
                 self.ring_head = b;
                 entered_bucket = true;
             }
             if b > self.ring_head - n {
-                let slot = &mut self.ring[b.rem_euclid(n) as usize];
+                let slot = &mut ring[newest];
                 slot.count = slot.count.saturating_add(1);
                 slot.fails = slot.fails.saturating_add(u16::from(fresh_failure));
                 let judged = novelty.dest && self.relearn_hours == 0;
@@ -1376,7 +1396,7 @@ impl Identity {
             if obs.sensitive_read {
                 self.sensitive_reads.note_read();
             }
-            let w = self.window(t, params);
+            let w = self.window_of_bucket(b);
             self.hour_peak_count = self.hour_peak_count.max(w.count);
             self.hour_peak_data = self.hour_peak_data.max(w.data);
         }
@@ -1933,6 +1953,46 @@ mod tests {
         // Six minutes later the first two buckets have left the 5-minute window.
         assert_eq!(id.window(360_000, &p).count, 0);
         assert_eq!(id.window(300_000, &p).count, 4);
+    }
+
+    #[test]
+    fn the_ring_opens_and_sums_buckets_as_indexing_each_by_its_absolute_bucket_did() {
+        // Against a model keeping each absolute bucket's count: gaps of every size, late
+        // events, and windows asked at times around the newest bucket, for rings inline
+        // and on the heap.
+        for window_buckets in [1, 3, 5, 7] {
+            let p = StateParams {
+                window_buckets,
+                ..params()
+            };
+            let n = window_buckets as i64;
+            let mut id = Identity::new(0, &p);
+            let mut counts = std::collections::BTreeMap::<i64, u32>::new();
+            let mut head = 0i64;
+            let mut t = 0i64;
+            let mut seed = 0x2545_f491_4f6c_dd1du64;
+            for _ in 0..400 {
+                seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                let step = (seed >> 33) as i64 % (9 * 60_000) - 60_000 * 2;
+                t = (t + step).max(0);
+                let b = t / 60_000;
+                fold(&mut id, &obs(t, 1, 1), &p);
+                head = head.max(b);
+                if b > head - n {
+                    *counts.entry(b).or_default() += 1;
+                }
+                for asked in [b - n - 1, b - 2, b - 1, b, b + 1, b + 3, b + n + 1] {
+                    let (first, last) = ((asked - n + 1).max(head - n + 1), asked.min(head));
+                    let expected: u32 = if first <= last {
+                        counts.range(first..=last).map(|(_, c)| c).sum()
+                    } else {
+                        0
+                    };
+                    let got = id.window(asked * 60_000 + 30_000, &p).count;
+                    assert_eq!(got, expected, "n {n}, newest {head}, asked {asked}");
+                }
+            }
+        }
     }
 
     #[test]
