@@ -120,7 +120,12 @@ impl SensitiveReads {
     }
 
     fn learned_share(&self) -> Option<f64> {
-        let calls = dq16(self.calls);
+        self.learned_share_of(dq16(self.calls))
+    }
+
+    /// [`SensitiveReads::learned_share`] with `calls` (what `self.calls` stands for)
+    /// already dequantised: closing an hour needs it twice, and it is a library call.
+    fn learned_share_of(&self, calls: f64) -> Option<f64> {
         (calls >= MIN_CALLS).then(|| {
             let reads = f64::from(self.share) / 65_535.0 * calls;
             // A half read of prior keeps a share learned as 0 from making one read
@@ -139,7 +144,8 @@ impl SensitiveReads {
         // usual case (most identities read nothing sensitive), without the logarithms.
         let idle = self.evidence == 0 && reads < MIN_HOUR_READS;
         let in_excess = self.evidence() >= THRESHOLD;
-        match self.learned_share() {
+        let learned_calls = dq16(self.calls);
+        match self.learned_share_of(learned_calls) {
             Some(share) if !idle => {
                 let before = self.evidence();
                 let after = (before + hour_evidence(share, calls, reads)).clamp(0.0, EVIDENCE_CAP);
@@ -171,7 +177,7 @@ impl SensitiveReads {
             self.usual_peak = to_u16(f64::from(self.usual_peak) * PEAK_KEEP_PER_HOUR.powi(hours));
         }
         let weight = if in_excess { EXCESS_LEARNING } else { 1.0 };
-        let old_calls = dq16(self.calls) * KEEP_PER_HOUR.powi(hours);
+        let old_calls = learned_calls * KEEP_PER_HOUR.powi(hours);
         let new_calls = f64::from(calls) * weight;
         let total = old_calls + new_calls;
         // An identity that never read anything sensitive keeps a share of zero.
