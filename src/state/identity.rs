@@ -1424,14 +1424,16 @@ impl Identity {
             self.failed_this_hour |= failure_bits(obs.failure_key);
         }
         // Seen-sets and novelty rates.
-        let counting = t >= self.first_ms + params.learning_min_span_ms / 2
-            && self.events * 2 >= params.learning_min_events;
-        // Decay at most once a minute: the rate changes slowly and powf is not free.
+        // Decay at most once a minute: the rate changes slowly and powf is not free. Rates
+        // that are all zero (an identity that never met anything new once it was
+        // counting) stay zero, so they skip the powf.
         if t - self.novelty_ms >= 60_000 {
-            let decay =
-                0.5f32.powf((t - self.novelty_ms) as f32 / params.novelty_half_life_ms as f32);
-            for v in &mut self.novelty {
-                *v *= decay;
+            if self.novelty.iter().any(|&v| v != 0.0) {
+                let decay =
+                    0.5f32.powf((t - self.novelty_ms) as f32 / params.novelty_half_life_ms as f32);
+                for v in &mut self.novelty {
+                    *v *= decay;
+                }
             }
             self.novelty_ms = t;
         }
@@ -1439,6 +1441,40 @@ impl Identity {
         let first_env = obs
             .environment
             .is_some_and(|_| self.seen_count(SeenKind::Environment) == 0);
+        // Most events meet nothing new: nothing to remember or count.
+        if novelty.dest
+            || novelty.class
+            || novelty.action
+            || novelty.network
+            || novelty.user_agent
+            || novelty.environment
+            || first_env
+        {
+            self.remember_novelties(obs, novelty, first_env, params);
+        }
+        if let Some((_, class)) = obs.network {
+            self.flags |= match class {
+                SourceClass::Private => FLAG_PRIVATE,
+                SourceClass::Public => FLAG_PUBLIC,
+                SourceClass::Named => FLAG_NAMED,
+            };
+        }
+        if !self.is_active() && learned_enough(self.events, t - self.first_ms, params) {
+            self.flags |= FLAG_ACTIVE;
+        }
+    }
+
+    /// Remembers what `obs` met that was new (see [`Identity::fold`]), and counts it in
+    /// the novelty rates once they are counting.
+    fn remember_novelties(
+        &mut self,
+        obs: &Observation,
+        novelty: &Novelty,
+        first_env: bool,
+        params: &StateParams,
+    ) {
+        let counting = obs.time_ms >= self.first_ms + params.learning_min_span_ms / 2
+            && self.events * 2 >= params.learning_min_events;
         let items = [
             (
                 SeenKind::Destination,
@@ -1486,16 +1522,6 @@ impl Identity {
                     self.novelty[kind as usize] += 1.0;
                 }
             }
-        }
-        if let Some((_, class)) = obs.network {
-            self.flags |= match class {
-                SourceClass::Private => FLAG_PRIVATE,
-                SourceClass::Public => FLAG_PUBLIC,
-                SourceClass::Named => FLAG_NAMED,
-            };
-        }
-        if !self.is_active() && learned_enough(self.events, t - self.first_ms, params) {
-            self.flags |= FLAG_ACTIVE;
         }
     }
 
