@@ -1043,7 +1043,18 @@ impl Identity {
     /// overflowed into the sketch: a false "seen" only makes us quieter).
     pub fn has_seen(&self, kind: SeenKind, hash: u64) -> bool {
         let (_, run) = self.seen_run(kind);
-        if run.binary_search(&seen_entry(hash)).is_ok() {
+        self.has_seen_in(Some(run), kind, hash)
+    }
+
+    /// [`Identity::has_seen`] with the exact entries of `kind` located: `run` is the
+    /// run, or `None` when the counts do not fit the entries (then the whole set is
+    /// searched, as [`Identity::seen_run`] does).
+    fn has_seen_in(&self, run: Option<&[u32]>, kind: SeenKind, hash: u64) -> bool {
+        if run
+            .unwrap_or(&self.seen)
+            .binary_search(&seen_entry(hash))
+            .is_ok()
+        {
             return true;
         }
         self.overflowed & (1 << kind as u8) != 0 && self.sketch_contains(seen_key(kind, hash))
@@ -1113,19 +1124,31 @@ impl Identity {
 
     /// Novelty of `obs` against this state (before folding).
     pub fn novelty(&self, obs: &Observation) -> Novelty {
+        // The same answers as `has_seen` for each kind, with the runs located in one pass
+        // over the counts rather than by summing the counts before each kind (this runs
+        // on every event).
+        let mut runs = [(0usize, 0usize); SEEN_KINDS];
+        let mut start = 0;
+        for (run, &count) in runs.iter_mut().zip(&self.seen_counts) {
+            *run = (start, start + usize::from(count));
+            start = run.1;
+        }
+        let seen = |kind: SeenKind, hash: u64| {
+            let (start, end) = runs[kind as usize];
+            self.has_seen_in(self.seen.get(start..end), kind, hash)
+        };
         Novelty {
-            dest: !self.has_seen(SeenKind::Destination, obs.dest),
-            class: !self.has_seen(SeenKind::DestinationClass, obs.class),
-            action: !self.has_seen(SeenKind::Action, obs.action),
+            dest: !seen(SeenKind::Destination, obs.dest),
+            class: !seen(SeenKind::DestinationClass, obs.class),
+            action: !seen(SeenKind::Action, obs.action),
             network: obs
                 .network
-                .is_some_and(|(h, _)| !self.has_seen(SeenKind::Network, h)),
+                .is_some_and(|(h, _)| !seen(SeenKind::Network, h)),
             user_agent: obs
                 .user_agent
-                .is_some_and(|h| !self.has_seen(SeenKind::UserAgent, h)),
+                .is_some_and(|h| !seen(SeenKind::UserAgent, h)),
             environment: obs.environment.is_some_and(|h| {
-                self.seen_count(SeenKind::Environment) > 0
-                    && !self.has_seen(SeenKind::Environment, h)
+                self.seen_count(SeenKind::Environment) > 0 && !seen(SeenKind::Environment, h)
             }),
         }
     }
@@ -2019,6 +2042,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn novelty_answers_as_has_seen_does_for_each_kind() {
+        let p = params();
+        let t = 1_700_000_000_000;
+        let mut id = Identity::new(t, &p);
+        let with_all = |k: u64| Observation {
+            network: Some((k % 3, SourceClass::Private)),
+            user_agent: Some(k % 2),
+            environment: Some(k % 4),
+            ..obs(t + k as i64 * 60_000, k << 40, k % 5)
+        };
+        for k in 0..12 {
+            fold(&mut id, &with_all(k), &p);
+        }
+        let agree = |id: &Identity| {
+            for k in 0..24 {
+                let o = with_all(k);
+                let n = id.novelty(&o);
+                let network = o.network.map_or(0, |n| n.0);
+                assert_eq!(
+                    [n.dest, n.class, n.action, n.network, n.user_agent],
+                    [
+                        !id.has_seen(SeenKind::Destination, o.dest),
+                        !id.has_seen(SeenKind::DestinationClass, o.class),
+                        !id.has_seen(SeenKind::Action, o.action),
+                        !id.has_seen(SeenKind::Network, network),
+                        !id.has_seen(SeenKind::UserAgent, k % 2),
+                    ],
+                    "{k}"
+                );
+                assert_eq!(n.environment, !id.has_seen(SeenKind::Environment, k % 4));
+            }
+        };
+        agree(&id);
+        // Counts that do not fit the entries: the whole set is searched, both ways.
+        id.seen_counts[SeenKind::Action as usize] += 40;
+        agree(&id);
     }
 
     #[test]
