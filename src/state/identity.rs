@@ -780,6 +780,14 @@ fn upgrade_v5_seen(
     Ok((seen, counts))
 }
 
+/// Buckets a ring of `n` opens when its newest bucket moves from `head` to `b` (`b >
+/// head`): the distance, at most `n`. A distance wider than i64 (times 2^63 ms apart,
+/// which only direct library use can give: decoders keep times within 2000-2200) is
+/// wider than the ring too.
+fn buckets_opened(head: i64, b: i64, n: i64) -> usize {
+    b.checked_sub(head).map_or(n, |d| d.min(n)) as usize
+}
+
 impl Identity {
     pub fn new(time_ms: i64, params: &StateParams) -> Self {
         Identity {
@@ -1394,7 +1402,7 @@ impl Identity {
             // before it, wrapping once.
             let newest = b.rem_euclid(n) as usize;
             if b > self.ring_head {
-                let gap = (b - self.ring_head).min(n) as usize;
+                let gap = buckets_opened(self.ring_head, b, n);
                 let (to_newest, after) = ring.split_at_mut(newest + 1);
                 let unwrapped = gap.min(to_newest.len());
                 let opened_from = to_newest.len() - unwrapped;
@@ -2042,6 +2050,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_gap_wider_than_i64_opens_the_whole_ring() {
+        assert_eq!(buckets_opened(10, 12, 5), 2);
+        assert_eq!(buckets_opened(10, 99, 5), 5);
+        // The distance overflows i64: every bucket is opened, not an index past the ring.
+        assert_eq!(buckets_opened(i64::MIN + 97, i64::MAX - 5, 46), 46);
+        assert_eq!(buckets_opened(-1, i64::MAX, 3), 3);
     }
 
     #[test]
