@@ -136,7 +136,7 @@ pub struct Context<'a> {
     pub window_label: &'a str,
     /// The state's window totals, computed by the first detector that asks
     /// ([`Context::window`]); empty when the context is built.
-    pub window_totals: OnceCell<Bucket>,
+    pub(crate) window_totals: OnceCell<Bucket>,
 }
 
 impl Context<'_> {

@@ -278,7 +278,7 @@ mod tests {
             .ask(&new_object, FleetView::default(), detect)
             .expect("fires");
         assert!(f.strength > 0.8, "{f:?}");
-        // The same write at the job's own hour is its work: not judged.
+        // The same write at the job's own hour is its work: judged, and not flagged.
         let own_hour = job_write(
             at_three + 6 * 86_400_000 + 60_000,
             "arn:aws:s3:::etl-output/bootstrap.sh",

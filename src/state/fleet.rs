@@ -258,7 +258,8 @@ impl Default for FleetPulse {
 
 /// Shortest pulse window [`FleetPulse::new`] takes, as `score.fleet_pulse_window` is
 /// validated: identities keep the window they last counted toward in 32 bits
-/// (`Identity::pulse_window`), which at 10 s lasts 680 years but at 1 ms wraps in 50 days.
+/// (`Identity::pulse_window`, compared for equality), which wrap after 2^32 windows:
+/// 1,361 years at 10 s, but 50 days at 1 ms.
 const MIN_PULSE_WINDOW_MS: i64 = 10_000;
 
 impl FleetPulse {
