@@ -298,10 +298,11 @@ fn bench(c: &mut Criterion) {
 
 /// The lookahead driver `replay` runs: each step decodes a line into a recycled event at
 /// the back of a window of `PREFETCH_DISTANCE` events, prefetches the window's state, and
-/// processes the front one.
+/// processes the front one. Events are boxed, as `replay` holds them: moving an event
+/// through the window then moves a pointer, not the ~300-byte event.
 struct Lookahead {
-    window: VecDeque<Keyed<ActivityEvent>>,
-    spares: Vec<ActivityEvent>,
+    window: VecDeque<Keyed<Box<ActivityEvent>>>,
+    spares: Vec<Box<ActivityEvent>>,
 }
 
 impl Lookahead {
@@ -309,7 +310,7 @@ impl Lookahead {
         Lookahead {
             window: VecDeque::with_capacity(PREFETCH_DISTANCE + 1),
             spares: (0..=PREFETCH_DISTANCE)
-                .map(|_| ActivityEvent::default())
+                .map(|_| Box::<ActivityEvent>::default())
                 .collect(),
         }
     }
@@ -329,7 +330,7 @@ impl Lookahead {
         out: &mut Vec<Signal>,
     ) {
         let mut e = self.spares.pop().unwrap_or_default();
-        if decode_native_into(line.as_bytes(), limits, &mut e).is_ok() {
+        if decode_native_into(line.as_bytes(), limits, &mut *e).is_ok() {
             e.time_ms = t;
             self.window.push_back(Keyed::new(e));
         } else {
