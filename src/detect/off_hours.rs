@@ -147,8 +147,14 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         (by_hour(hod), rhythm(24, active_hours(profile), total))
     };
     let dead = 1.0 - level / (OFF_FRACTION * usual);
-    let confidence = 1.0 - (-usual / 3.0).exp();
     let dark = ((0.85 - coverage) / 0.45).clamp(0.0, 1.0);
+    // A slot at its usual level, or a week too lit to have dead hours, gives a strength
+    // of zero or less whatever the confidence (which is never negative): most events
+    // stop here, without the `exp`.
+    if !(dead > 0.0 && dark > 0.0) {
+        return None;
+    }
+    let confidence = 1.0 - (-usual / 3.0).exp();
     let mut strength = dead * confidence * dark;
     if weekly && by_hour(hod) / 7.0 >= OFF_FRACTION * usual {
         // Usual hour, unusual day: half as telling as an hour it never works.
