@@ -1023,24 +1023,30 @@ impl Engine {
         // Whether this call's own sign becomes a carried one (stronger than what is
         // carried for its detector): its sensitivity then joins the session's.
         let mut raises_carried = false;
-        for i in 0..detect::COUNT {
-            let earlier = f64::from(state.recent[i]) / 255.0 * carry;
-            let now = findings[i].as_ref().map_or(0.0, |f| f.strength);
-            raises_carried |= now > earlier;
-            if !after_visit && earlier >= 0.05 && earlier > now {
-                holds_carried |= 1 << i;
-                let combined = session.get_or_insert_with(|| findings.clone());
-                let detail = self
-                    .hot
-                    .get(&*event.identity)
-                    .and_then(|h| h.reasons.iter().find(|r| r.detector == detect::NAMES[i]))
-                    .map_or_else(
-                        || EARLIER_UNKNOWN.to_string(),
-                        |r| format!("earlier: {}", r.detail.trim_start_matches("earlier: ")),
-                    );
-                combined[i] = detect::Finding::new(earlier, detail);
+        // With nothing carried and nothing found (most events) every `earlier` and `now`
+        // below is zero: the loop would raise and hold nothing and keep `recent` at zero.
+        let carried_or_found =
+            state.recent != [0; detect::COUNT] || findings.iter().any(Option::is_some);
+        if carried_or_found {
+            for i in 0..detect::COUNT {
+                let earlier = f64::from(state.recent[i]) / 255.0 * carry;
+                let now = findings[i].as_ref().map_or(0.0, |f| f.strength);
+                raises_carried |= now > earlier;
+                if !after_visit && earlier >= 0.05 && earlier > now {
+                    holds_carried |= 1 << i;
+                    let combined = session.get_or_insert_with(|| findings.clone());
+                    let detail = self
+                        .hot
+                        .get(&*event.identity)
+                        .and_then(|h| h.reasons.iter().find(|r| r.detector == detect::NAMES[i]))
+                        .map_or_else(
+                            || EARLIER_UNKNOWN.to_string(),
+                            |r| format!("earlier: {}", r.detail.trim_start_matches("earlier: ")),
+                        );
+                    combined[i] = detect::Finding::new(earlier, detail);
+                }
+                state.recent[i] = round_half_up(earlier.max(now) * 255.0).clamp(0.0, 255.0) as u8;
             }
-            state.recent[i] = round_half_up(earlier.max(now) * 255.0).clamp(0.0, 255.0) as u8;
         }
         state.recent_ms = state.recent_ms.max(t);
         // New evidence on this event (not only earlier signs carried over).
