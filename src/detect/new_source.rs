@@ -25,7 +25,8 @@ pub fn names_public(detail: &str) -> bool {
 }
 
 pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
-    if ctx.learning {
+    // Neither a new network nor a new client family: nothing to weigh (most events).
+    if ctx.learning || !(ctx.novelty.network || ctx.novelty.user_agent) {
         return None;
     }
     let now = ctx.obs.time_ms;
