@@ -976,10 +976,12 @@ impl Engine {
         // Only while a carried sign still counts (the 0.05 below which the loop further
         // down drops them): `recent` keeps small residues for busy identities, and an old
         // session's sensitivity must not reach a new one's signs.
-        let session_live = state
-            .recent
-            .iter()
-            .any(|&r| f64::from(r) / 255.0 * carry >= 0.05);
+        // (No carry, as for most identities, keeps every product at zero.)
+        let session_live = carry > 0.0
+            && state
+                .recent
+                .iter()
+                .any(|&r| f64::from(r) / 255.0 * carry >= 0.05);
         let session_sensitivity = if session_live {
             state.session_sensitivity()
         } else {
