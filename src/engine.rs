@@ -1053,7 +1053,11 @@ impl Engine {
         state.recent_ms = state.recent_ms.max(t);
         // New evidence on this event (not only earlier signs carried over).
         let fresh = findings.iter().any(Option::is_some);
-        let mut findings = session.unwrap_or(findings);
+        // Replaced in place only when there is a session: `unwrap_or` moved the whole
+        // array (~256 bytes, a `memcpy`) on every event.
+        if let Some(combined) = session {
+            findings = combined;
+        }
 
         // Score: max of the instantaneous risk and the decayed previous score.
         let any = findings.iter().any(Option::is_some);
