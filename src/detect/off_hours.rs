@@ -149,8 +149,8 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let dead = 1.0 - level / (OFF_FRACTION * usual);
     let dark = ((0.85 - coverage) / 0.45).clamp(0.0, 1.0);
     // A slot at its usual level, or a week too lit to have dead hours, gives a strength
-    // of zero or less whatever the confidence (which is never negative): most events
-    // stop here, without the `exp`.
+    // of zero or less whatever the confidence (never negative, as `usual`, a ratio of
+    // counts, is not): most events stop here, without the `exp`.
     if !(dead > 0.0 && dark > 0.0) {
         return None;
     }

@@ -31,6 +31,7 @@ pub fn stable_hash(seed: u64, bytes: &[u8]) -> u64 {
 /// end at the text's end instead, shifted down; `rest` ends there too.
 fn tail_word(bytes: &[u8], rest: &[u8]) -> u64 {
     let r = rest.len();
+    debug_assert!((1..=7).contains(&r) && bytes.ends_with(rest));
     let le = |b: &[u8]| b.iter().rev().fold(0u64, |w, &x| (w << 8) | u64::from(x));
     if let Some(last8) = bytes
         .len()
