@@ -693,7 +693,7 @@ impl Engine {
         } else {
             None
         };
-        let mut findings = {
+        let (mut findings, window_before) = {
             let ctx = Context {
                 event,
                 obs: &obs,
@@ -721,7 +721,8 @@ impl Engine {
                 window_label: &self.window_label,
                 window_totals: std::cell::OnceCell::new(),
             };
-            detect::run_all(&ctx)
+            // The window totals, if a detector summed them: the fold reuses them.
+            (detect::run_all(&ctx), ctx.window_totals.get().copied())
         };
         // Lingering novelty (low-and-slow exfiltration): a sensitive class or action the
         // identity met on its own is new only on the first call; a thief reading a few
@@ -847,7 +848,7 @@ impl Engine {
             && !findings[detect::NEW_ACTION]
                 .as_ref()
                 .is_some_and(|f| f.strength >= 1.0);
-        state.fold(&obs, &met, &self.params);
+        state.fold_knowing_window(&obs, &met, &self.params, window_before);
         if let Some(level) = met_level {
             state.raise_sensitivity_ceiling(level);
         }

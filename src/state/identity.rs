@@ -1384,6 +1384,20 @@ impl Identity {
 
     /// Folds `obs` into the state. `novelty` is what [`Identity::novelty`] returned for it.
     pub fn fold(&mut self, obs: &Observation, novelty: &Novelty, params: &StateParams) {
+        self.fold_knowing_window(obs, novelty, params, None);
+    }
+
+    /// [`Identity::fold`] for a caller that already summed the window as it stood before
+    /// this event (`window_before`: [`Identity::window`] at `obs.time_ms`, on this state,
+    /// unchanged since), as the engine's detectors do on most events. The window after
+    /// the event is then that plus the event, without summing the ring again.
+    pub fn fold_knowing_window(
+        &mut self,
+        obs: &Observation,
+        novelty: &Novelty,
+        params: &StateParams,
+        window_before: Option<Bucket>,
+    ) {
         let t = obs.time_ms;
         let fresh_failure = obs.failure && !self.is_retry(obs);
         self.events += 1;
@@ -1397,6 +1411,8 @@ impl Identity {
         let ring: &mut [Bucket] = &mut self.ring;
         let n = ring.len() as i64;
         let mut entered_bucket = false;
+        // Whether the event went into a bucket of the window (not one already left).
+        let mut counted = false;
         if n > 0 {
             // One division for the event's bucket; the buckets it opens are the ones
             // before it, wrapping once.
@@ -1413,6 +1429,7 @@ impl Identity {
                 entered_bucket = true;
             }
             if b > self.ring_head - n {
+                counted = true;
                 let slot = &mut ring[newest];
                 slot.count = slot.count.saturating_add(1);
                 slot.fails = slot.fails.saturating_add(u16::from(fresh_failure));
@@ -1427,7 +1444,25 @@ impl Identity {
             if obs.sensitive_read {
                 self.sensitive_reads.note_read();
             }
-            let w = self.window_of_bucket(b);
+            // The window at `b` covers the same buckets before and after the event: a
+            // later bucket only opens buckets that had left it, all zero now. So it is
+            // the window before plus the event, when the event was counted in it; the
+            // sums saturate and nothing is negative, so adding in another order gives
+            // the same totals.
+            let w = match window_before {
+                Some(before) if counted => Bucket {
+                    count: before.count.saturating_add(1),
+                    data: before.data.saturating_add(obs.data),
+                    ..before
+                },
+                _ => self.window_of_bucket(b),
+            };
+            debug_assert!(
+                window_before.is_none() || {
+                    let summed = self.window_of_bucket(b);
+                    (summed.count, summed.data) == (w.count, w.data)
+                }
+            );
             self.hour_peak_count = self.hour_peak_count.max(w.count);
             self.hour_peak_data = self.hour_peak_data.max(w.data);
         }
