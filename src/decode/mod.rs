@@ -275,13 +275,15 @@ pub fn decode_native_into(
     event: &mut ActivityEvent,
 ) -> Result<(), Rejection> {
     let text = size_and_encoding(input, limits.max_record_bytes)?;
-    // The fast path walks every byte of what it accepts, so it also bounds depth; only
-    // when it gives up does the depth pre-scan run, still before any serde parsing.
+    // The fast path walks every byte of what it accepts, so it also bounds depth, and
+    // it checks each value's length as it reads it; only when it gives up do the depth
+    // pre-scan (still before any serde parsing) and the length checks run.
     if !native_fast::decode_into(strip_bom(text), limits.max_depth, event) {
         scan::check_depth(input, limits.max_depth)?;
         *event = native::decode_str(strip_bom(text))?;
+        util::check_lengths(event)?;
     }
-    util::check_lengths(event)
+    Ok(())
 }
 
 fn too_large(len: usize, max: usize) -> Rejection {

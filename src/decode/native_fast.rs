@@ -18,14 +18,6 @@ use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
 
 use super::util::{check_time_range, parse_rfc3339};
 
-/// A scalar value of a known field, as the fast path understands it.
-#[derive(Clone, Copy)]
-enum Val<'a> {
-    Null,
-    Str(&'a str),
-    U64(u64),
-}
-
 const TIME: usize = 0;
 const IDENTITY: usize = 1;
 const ACTION: usize = 2;
@@ -41,7 +33,8 @@ const BYTES: usize = 11;
 const RECORDS: usize = 12;
 const SENSITIVITY: usize = 13;
 const ATTRIBUTES: usize = 14;
-const FIELDS: usize = 15;
+/// Not a known field: the value is walked (it must be a scalar) and dropped.
+const UNKNOWN: usize = 15;
 
 fn field_index(key: &str) -> Option<usize> {
     Some(match key {
@@ -155,41 +148,6 @@ impl<'a> Cursor<'a> {
         self.text.get(start..start + len)
     }
 
-    /// A non-negative integer that serde_json would read as `u64`: no sign, no leading
-    /// zero, no fraction or exponent, no overflow (serde_json turns that into a float).
-    fn integer(&mut self) -> Option<u64> {
-        let bytes = self.text.as_bytes();
-        let start = self.pos;
-        let mut n: u64 = 0;
-        while let Some(d) = bytes.get(self.pos).filter(|b| b.is_ascii_digit()) {
-            n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-            self.pos += 1;
-        }
-        let digits = self.pos - start;
-        if digits == 0 || (digits > 1 && bytes.get(start) == Some(&b'0')) {
-            return None;
-        }
-        if matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
-            return None;
-        }
-        Some(n)
-    }
-
-    fn literal(&mut self, word: &str) -> Option<()> {
-        let end = self.pos + word.len();
-        (self.text.get(self.pos..end) == Some(word)).then(|| self.pos = end)
-    }
-
-    /// A scalar value: string, `null` or a plain non-negative integer.
-    fn scalar(&mut self) -> Option<Val<'a>> {
-        match self.peek()? {
-            b'"' => self.string().map(Val::Str),
-            b'n' => self.literal("null").map(|()| Val::Null),
-            b'0'..=b'9' => self.integer().map(Val::U64),
-            _ => None,
-        }
-    }
-
     /// After a member: `,` (true, more follow) or `}` (false, object done).
     fn member_end(&mut self) -> Option<bool> {
         self.skip_ws();
@@ -212,20 +170,6 @@ impl<'a> Cursor<'a> {
         let key = self.string()?;
         self.colon()?;
         Some(key)
-    }
-
-    /// A member's key as its field ([`field_index`]); `Some(None)` for an unknown key.
-    /// Leaves the cursor on the value.
-    fn field(&mut self) -> Option<Option<usize>> {
-        let bytes = self.text.as_bytes();
-        if bytes.get(self.pos) == Some(&b'"') {
-            if let Some((field, len)) = bytes.get(self.pos + 1..).and_then(known_key) {
-                self.pos += 1 + len;
-                self.colon()?;
-                return Some(Some(field));
-            }
-        }
-        self.key().map(field_index)
     }
 
     /// The `:` after a key, with whitespace around it.
@@ -267,126 +211,270 @@ fn set_opt(slot: &mut Option<String>, value: Option<&str>) {
     }
 }
 
-/// A required string: present and non-empty.
-fn required<'a>(v: Option<Val<'a>>) -> Option<&'a str> {
+/// Length of the plain string starting at `rest` (just after its opening quote): the
+/// index of its closing quote. `None` for an escape, a control character or no end
+/// (legal or diagnosable only by the serde path).
+#[inline(always)]
+fn string_len(rest: &[u8]) -> Option<usize> {
+    let len = super::scan::find_string_stop(rest)?;
+    (rest.get(len) == Some(&b'"')).then_some(len)
+}
+
+/// A non-negative integer that serde_json would read as `u64`, starting at `b[i]` (a
+/// digit): no leading zero, no fraction or exponent, no overflow (serde_json turns that
+/// into a float). Returns it and the index after it.
+fn integer(b: &[u8], mut i: usize) -> Option<(u64, usize)> {
+    let start = i;
+    let mut n: u64 = 0;
+    while let Some(d) = b.get(i).filter(|b| b.is_ascii_digit()) {
+        n = n.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+        i += 1;
+    }
+    let digits = i - start;
+    if digits == 0 || (digits > 1 && b.get(start) == Some(&b'0')) {
+        return None;
+    }
+    if matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
+        return None;
+    }
+    Some((n, i))
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// A scalar value as the fast path understands it; anything else gives up.
+#[derive(Clone, Copy)]
+enum Val<'a> {
+    Null,
+    Str(&'a str),
+    U64(u64),
+}
+
+/// An optional string field: null and empty read as `None`; a number gives up.
+#[inline(always)]
+fn optional(v: Val<'_>) -> Option<Option<&str>> {
     match v {
-        Some(Val::Str(s)) if !s.is_empty() => Some(s),
+        Val::Null => Some(None),
+        Val::Str(s) => Some((!s.is_empty()).then_some(s)),
+        Val::U64(_) => None,
+    }
+}
+
+/// A required string field, present and non-empty, of at most `max` bytes (longer is
+/// a rejection, which [`util::check_lengths`](super::util::check_lengths) words on the
+/// serde path).
+#[inline(always)]
+fn required(v: Val<'_>, max: usize) -> Option<&str> {
+    match v {
+        Val::Str(s) if !s.is_empty() && s.len() <= max => Some(s),
         _ => None,
     }
 }
 
-/// An optional string: absent, null and empty read as `None`; a number gives up.
-fn optional<'a>(v: Option<Val<'a>>) -> Result<Option<&'a str>, ()> {
-    match v {
-        None | Some(Val::Null) => Ok(None),
-        Some(Val::Str(s)) => Ok((!s.is_empty()).then_some(s)),
-        Some(Val::U64(_)) => Err(()),
+/// Fills an optional string field of at most `max` bytes, reusing the buffer there.
+#[inline(always)]
+fn set_optional(slot: &mut Option<String>, v: Val<'_>, max: usize) -> Option<()> {
+    let value = optional(v)?;
+    if value.map_or(0, str::len) > max {
+        return None;
     }
-}
-
-fn count(v: Option<Val<'_>>) -> Result<Option<u64>, ()> {
-    match v {
-        None | Some(Val::Null) => Ok(None),
-        Some(Val::U64(n)) => Ok(Some(n)),
-        Some(Val::Str(_)) => Err(()),
-    }
+    set_opt(slot, value);
+    Some(())
 }
 
 /// Decodes `text` into `event` if it is in the fast path's subset and would decode
-/// without rejection, nested no deeper than `max_depth`. On `false` the event holds an
-/// unspecified (but valid) mix of old and new values and the caller must run the full
-/// path.
+/// without rejection, nested no deeper than `max_depth`, with every field within the
+/// length limits of [`check_lengths`](super::util::check_lengths) (and a user agent
+/// short enough not to be cut), so the caller needs no further checks. On `false` the
+/// event holds an unspecified (but valid) mix of old and new values and the caller must
+/// run the full path.
 pub(crate) fn decode_into(text: &str, max_depth: usize, event: &mut ActivityEvent) -> bool {
     parse(text, max_depth, event).is_some()
 }
 
+/// One pass that writes each value straight into `event` as it is read: the defaults
+/// of the fields that may be absent are written first (plain stores) or, for the
+/// optional strings, after the walk for those not seen (so their buffers survive), and
+/// a line that turns out to be outside the subset leaves a mix the caller overwrites.
 fn parse(text: &str, max_depth: usize, event: &mut ActivityEvent) -> Option<()> {
-    let mut c = Cursor { text, pos: 0 };
-    let mut vals: [Option<Val<'_>>; FIELDS] = [None; FIELDS];
+    use super::util::{
+        MAX_ACTION_BYTES, MAX_DESTINATION_BYTES, MAX_ENVIRONMENT_BYTES, MAX_EVENT_ID_BYTES,
+        MAX_IDENTITY_BYTES, MAX_SOURCE_NETWORK_BYTES, MAX_USER_AGENT_BYTES,
+    };
+    let b = text.as_bytes();
     let mut seen = 0u32;
     let mut depth = 1usize;
     let mut has_attributes = false;
+    event.identity_kind = IdentityKind::Unknown;
+    event.outcome = Outcome::Success;
+    event.sensitivity = None;
+    event.bytes = None;
+    event.records = None;
 
-    c.skip_ws();
-    c.eat(b'{')?;
-    c.skip_ws();
-    let mut more = c.peek()? != b'}';
-    if !more {
-        c.pos += 1;
-    }
-    while more {
-        match c.field()? {
-            Some(ATTRIBUTES) => {
-                if seen & (1 << ATTRIBUTES) != 0 {
-                    return None;
-                }
-                seen |= 1 << ATTRIBUTES;
-                if c.peek()? == b'{' {
-                    depth = 2;
-                    has_attributes = true;
-                    attributes(&mut c, event)?;
-                } else {
-                    // Only `null` means "no attributes"; anything else is a rejection.
-                    c.literal("null")?;
-                }
-            }
-            Some(i) => {
-                // serde rejects a repeated known field, even one that was null.
-                if seen & (1 << i) != 0 {
-                    return None;
-                }
-                seen |= 1 << i;
-                vals[i] = Some(c.scalar()?);
-            }
-            // Unknown fields are skipped by the serde path; only scalars are walked here,
-            // so depth stays known.
-            None => {
-                c.scalar()?;
-            }
-        }
-        more = c.member_end()?;
-    }
-    c.skip_ws();
-    if c.pos != text.len() || depth > max_depth {
+    let mut i = skip_ws(b, 0);
+    if b.get(i) != Some(&b'{') {
         return None;
     }
-    if !has_attributes {
+    i = skip_ws(b, i + 1);
+    // `{}` lacks the required fields: only the serde path words that.
+    loop {
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        i += 1;
+        let field = match b.get(i..).and_then(known_key) {
+            Some((field, len)) => {
+                i += len;
+                field
+            }
+            None => {
+                let end = i + string_len(b.get(i..)?)?;
+                let key = text.get(i..end)?;
+                i = end + 1;
+                field_index(key).unwrap_or(UNKNOWN)
+            }
+        };
+        if b.get(i) != Some(&b':') {
+            i = skip_ws(b, i);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+        }
+        i = skip_ws(b, i + 1);
+        if field != UNKNOWN {
+            // serde rejects a repeated known field, even one that was null.
+            if seen & (1 << field) != 0 {
+                return None;
+            }
+            seen |= 1 << field;
+        }
+        if field == ATTRIBUTES {
+            if b.get(i) == Some(&b'{') {
+                depth = 2;
+                has_attributes = true;
+                let mut c = Cursor { text, pos: i };
+                attributes(&mut c, event)?;
+                i = c.pos;
+            } else if b.get(i..i + 4) == Some(b"null") {
+                // Only `null` means "no attributes"; anything else is a rejection.
+                i += 4;
+            } else {
+                return None;
+            }
+        } else {
+            let val = match *b.get(i)? {
+                b'"' => {
+                    let start = i + 1;
+                    let end = start + string_len(b.get(start..)?)?;
+                    i = end + 1;
+                    Val::Str(text.get(start..end)?)
+                }
+                b'n' if b.get(i..i + 4) == Some(b"null") => {
+                    i += 4;
+                    Val::Null
+                }
+                b'0'..=b'9' => {
+                    let (n, next) = integer(b, i)?;
+                    i = next;
+                    Val::U64(n)
+                }
+                _ => return None,
+            };
+            match field {
+                TIME => {
+                    event.time_ms = match val {
+                        Val::Str(s) => match canonical_rfc3339_ms(s) {
+                            Some(ms) => check_time_range("time", ms).ok()?,
+                            None => parse_rfc3339("time", s).ok()?,
+                        },
+                        Val::U64(n) => {
+                            check_time_range("time", i64::try_from(n).unwrap_or(i64::MAX)).ok()?
+                        }
+                        Val::Null => return None,
+                    }
+                }
+                IDENTITY => set(&mut event.identity, required(val, MAX_IDENTITY_BYTES)?),
+                ACTION => set(&mut event.action, required(val, MAX_ACTION_BYTES)?),
+                DESTINATION => set(
+                    &mut event.destination,
+                    required(val, MAX_DESTINATION_BYTES)?,
+                ),
+                EVENT_ID => set_optional(&mut event.event_id, val, MAX_EVENT_ID_BYTES)?,
+                ENVIRONMENT => set_optional(&mut event.environment, val, MAX_ENVIRONMENT_BYTES)?,
+                SOURCE_IP => set_optional(&mut event.source_ip, val, usize::MAX)?,
+                SOURCE_NETWORK => {
+                    set_optional(&mut event.source_network, val, MAX_SOURCE_NETWORK_BYTES)?
+                }
+                // A longer one is cut on the serde path; giving up leaves that to it.
+                USER_AGENT => set_optional(&mut event.user_agent, val, MAX_USER_AGENT_BYTES)?,
+                IDENTITY_KIND => {
+                    if let Some(k) = optional(val)? {
+                        event.identity_kind = IdentityKind::parse(k);
+                    }
+                }
+                OUTCOME => {
+                    if let Some(o) = optional(val)? {
+                        event.outcome = Outcome::parse(o)?;
+                    }
+                }
+                SENSITIVITY => {
+                    if let Some(s) = optional(val)? {
+                        event.sensitivity = Some(Sensitivity::parse(s)?);
+                    }
+                }
+                BYTES | RECORDS => {
+                    let n = match val {
+                        Val::Null => None,
+                        Val::U64(n) => Some(n),
+                        Val::Str(_) => return None,
+                    };
+                    if field == BYTES {
+                        event.bytes = n;
+                    } else {
+                        event.records = n;
+                    }
+                }
+                // Unknown fields are skipped by the serde path; only scalars are walked
+                // here, so depth stays known.
+                _ => {}
+            }
+        }
+        // After a member: `,` (more follow) or `}` (object done).
+        i = skip_ws(b, i);
+        match b.get(i) {
+            Some(b',') => i = skip_ws(b, i + 1),
+            Some(b'}') => break,
+            _ => return None,
+        }
+    }
+    if skip_ws(b, i + 1) != b.len() || depth > max_depth {
+        return None;
+    }
+    const REQUIRED: u32 = 1 << TIME | 1 << IDENTITY | 1 << ACTION | 1 << DESTINATION;
+    if seen & REQUIRED != REQUIRED {
+        return None;
+    }
+    if !has_attributes && !event.attributes.is_empty() {
         event.attributes.clear();
     }
-
-    event.time_ms = match vals[TIME]? {
-        Val::Str(s) => match canonical_rfc3339_ms(s) {
-            Some(ms) => check_time_range("time", ms).ok()?,
-            None => parse_rfc3339("time", s).ok()?,
-        },
-        Val::U64(n) => check_time_range("time", i64::try_from(n).unwrap_or(i64::MAX)).ok()?,
-        Val::Null => return None,
-    };
-    set(&mut event.identity, required(vals[IDENTITY])?);
-    set(&mut event.action, required(vals[ACTION])?);
-    set(&mut event.destination, required(vals[DESTINATION])?);
-    event.identity_kind = match optional(vals[IDENTITY_KIND]).ok()? {
-        Some(k) => IdentityKind::parse(k),
-        None => IdentityKind::Unknown,
-    };
-    event.outcome = match optional(vals[OUTCOME]).ok()? {
-        Some(o) => Outcome::parse(o)?,
-        None => Outcome::Success,
-    };
-    event.sensitivity = match optional(vals[SENSITIVITY]).ok()? {
-        Some(s) => Some(Sensitivity::parse(s)?),
-        None => None,
-    };
-    set_opt(&mut event.event_id, optional(vals[EVENT_ID]).ok()?);
-    set_opt(&mut event.environment, optional(vals[ENVIRONMENT]).ok()?);
-    set_opt(&mut event.source_ip, optional(vals[SOURCE_IP]).ok()?);
-    set_opt(
-        &mut event.source_network,
-        optional(vals[SOURCE_NETWORK]).ok()?,
-    );
-    set_opt(&mut event.user_agent, optional(vals[USER_AGENT]).ok()?);
-    event.bytes = count(vals[BYTES]).ok()?;
-    event.records = count(vals[RECORDS]).ok()?;
+    // Optional strings that were absent; those seen were set above.
+    let unseen = !seen;
+    for (field, slot) in [
+        (EVENT_ID, &mut event.event_id),
+        (ENVIRONMENT, &mut event.environment),
+        (SOURCE_IP, &mut event.source_ip),
+        (SOURCE_NETWORK, &mut event.source_network),
+        (USER_AGENT, &mut event.user_agent),
+    ] {
+        if unseen & (1 << field) != 0 {
+            *slot = None;
+        }
+    }
     Some(())
 }
 
@@ -620,7 +708,7 @@ mod tests {
             // Every known key takes the quick way.
             assert_eq!(
                 known_key(format!("{name}\":1").as_bytes()),
-                Some((field_index(name).unwrap_or(FIELDS), name.len() + 1)),
+                Some((field_index(name).unwrap_or(UNKNOWN), name.len() + 1)),
                 "{name}"
             );
             for cut in 0..name.len() {
@@ -713,19 +801,83 @@ mod tests {
     #[test]
     fn reused_events_do_not_keep_huge_buffers() {
         let big = "x".repeat(100_000);
+        // Over-long required fields never pass the fast path, but a rejected serde decode
+        // can leave them in a recycled event; the unbounded fields can pass.
         let huge = format!(
-            r#"{{"time":1700000000000,"identity":"{big}","action":"a","destination":"d","user_agent":"{big}","attributes":{{"k":"{big}"}}}}"#
+            r#"{{"time":1700000000000,"identity":"i","action":"a","destination":"d","source_ip":"{big}","attributes":{{"k":"{big}"}}}}"#
         );
-        let mut event = ActivityEvent::default();
+        let mut event = ActivityEvent {
+            identity: big.clone(),
+            user_agent: Some(big.clone()),
+            ..ActivityEvent::default()
+        };
         assert!(decode_into(&huge, 64, &mut event));
         assert!(decode_into(LINES[1], 64, &mut event));
         assert!(event.identity.capacity() <= MAX_KEPT_CAPACITY);
         let agent = event.user_agent.as_ref().map_or(0, String::capacity);
         assert!((1..=MAX_KEPT_CAPACITY).contains(&agent), "{agent}");
+        let ip = event.source_ip.as_ref().map_or(0, String::capacity);
+        assert!((1..=MAX_KEPT_CAPACITY).contains(&ip), "{ip}");
         assert!(event
             .attributes
             .iter()
             .all(|(k, v)| k.capacity() <= MAX_KEPT_CAPACITY && v.capacity() <= MAX_KEPT_CAPACITY));
+    }
+
+    /// The fast path takes values up to each field's length limit and gives up beyond
+    /// it (so the serde path's rejection, or its cut of a user agent, is what callers
+    /// get); `decode_native_into` then answers as serde plus `check_lengths` would.
+    #[test]
+    fn length_limits_are_checked_as_values_are_read() {
+        use crate::decode::util::{
+            MAX_ACTION_BYTES, MAX_DESTINATION_BYTES, MAX_ENVIRONMENT_BYTES, MAX_EVENT_ID_BYTES,
+            MAX_IDENTITY_BYTES, MAX_SOURCE_NETWORK_BYTES, MAX_USER_AGENT_BYTES,
+        };
+        use crate::decode::{decode_native, Limits};
+        for (field, max) in [
+            ("identity", MAX_IDENTITY_BYTES),
+            ("action", MAX_ACTION_BYTES),
+            ("destination", MAX_DESTINATION_BYTES),
+            ("event_id", MAX_EVENT_ID_BYTES),
+            ("environment", MAX_ENVIRONMENT_BYTES),
+            ("source_network", MAX_SOURCE_NETWORK_BYTES),
+            ("user_agent", MAX_USER_AGENT_BYTES),
+        ] {
+            for len in [max - 1, max, max + 1] {
+                // A two-byte character across the limit, for the user agent's cut.
+                let value = format!("{}é", "v".repeat(len - 2));
+                let mut fields = vec![
+                    ("time", "1700000000000".to_string()),
+                    ("identity", "\"i\"".to_string()),
+                    ("action", "\"a\"".to_string()),
+                    ("destination", "\"d\"".to_string()),
+                ];
+                fields.retain(|(k, _)| *k != field);
+                fields.push((field, format!("\"{value}\"")));
+                let body: Vec<String> =
+                    fields.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+                let text = format!("{{{}}}", body.join(","));
+                let mut event = ActivityEvent::default();
+                assert_eq!(
+                    decode_into(&text, 64, &mut event),
+                    len <= max,
+                    "{field} {len}"
+                );
+                let mut expected = decode_str(&text).map_err(|e| e.detail);
+                if let Ok(e) = expected.as_mut() {
+                    if let Err(r) = crate::decode::util::check_lengths(e) {
+                        expected = Err(r.detail);
+                    }
+                }
+                let got = decode_native(text.as_bytes(), &Limits::default()).map_err(|e| e.detail);
+                assert_eq!(got, expected, "{field} {len}");
+                assert_eq!(
+                    got.is_ok(),
+                    len <= max || field == "user_agent",
+                    "{field} {len}"
+                );
+            }
+        }
     }
 
     #[test]
