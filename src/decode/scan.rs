@@ -106,7 +106,8 @@ pub(crate) fn find_newline(bytes: &[u8]) -> Option<usize> {
 }
 
 /// First byte that ends the plain part of a JSON string: `"`, `\\` or a control
-/// character (below 0x20).
+/// character (below 0x20). Inlined: the native fast path calls it for every string.
+#[inline]
 pub(crate) fn find_string_stop(bytes: &[u8]) -> Option<usize> {
     find_by(
         bytes,
