@@ -925,6 +925,45 @@ mod tests {
         }
     }
 
+    /// Timestamps read in place (without the string scan) and integers around the
+    /// nineteen digits that cannot overflow agree with the serde path, taken or not.
+    #[test]
+    fn in_place_timestamps_and_long_integers_agree_with_serde() {
+        let min = r#""identity":"i","action":"a","destination":"d""#;
+        for (time, fast) in [
+            (r#""2026-11-02T00:00:11.919Z""#, true),
+            (r#""2026-11-02T00:00:11Z""#, true),
+            (r#""2026-11-02T00:00:11Z" "#, true),
+            (r#""2026-11-02T00:00:11.9Z""#, true),
+            (r#""2026-11-02T00:00:11.919+00:00""#, true),
+            (r#""2026-11-02T00:00:11Z\"x""#, false),
+            (r#""2026-11-02T00:00:11.919Z\""#, false),
+            (r#""2026-11-02T00:00:11.91\u0039Z""#, false),
+            (r#""2026-02-30T00:00:11.919Z""#, false),
+            (r#""1999-12-31T23:59:59.999Z""#, false),
+            ("1700000000000", true),
+            ("1000000000000000000", false),
+            ("18446744073709551615", false),
+            ("18446744073709551616", false),
+            ("0000000000000000001", false),
+        ] {
+            let text = format!(r#"{{"time":{time},{min}}}"#);
+            assert_eq!(agree(&text, 64), fast, "{text}");
+            let text = format!(r#"{{{min},"time":{time}}}"#);
+            assert_eq!(agree(&text, 64), fast, "{text}");
+        }
+        for (bytes, fast) in [
+            ("9999999999999999999", true),
+            ("10000000000000000000", true),
+            ("18446744073709551615", true),
+            ("18446744073709551616", false),
+            ("184467440737095516150", false),
+        ] {
+            let text = format!(r#"{{"time":1700000000000,{min},"bytes":{bytes}}}"#);
+            assert_eq!(agree(&text, 64), fast, "{text}");
+        }
+    }
+
     #[test]
     fn depth_bound_is_respected() {
         assert!(agree(LINES[0], 1));
