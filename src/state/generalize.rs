@@ -191,6 +191,7 @@ const SUMS: [u64; 256] = {
 /// read, which is all a destination keeps). This loop runs on most bytes of every
 /// destination that misses the engine's memo, so it only adds each byte's [`SUMS`]
 /// entry; the rest is computed per token, and only when needed.
+#[inline(always)]
 fn scan_token(s: &[u8]) -> TokenShape {
     // The lanes hold counts up to 4095: never more bytes than that.
     let s = &s[..s.len().min(MAX_DEST_LEN)];
@@ -243,8 +244,42 @@ fn made_of_words(t: &TokenShape, letters: &LetterCounts, irregular: usize) -> bo
     t.digits <= 2 && letters.vowels * 100 >= count * 30 && irregular <= 1
 }
 
-/// Classifies a scanned alphanumeric `token`; `None` keeps it verbatim.
-fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<&'static str> {
+/// What a variable token becomes. Written by [`Placeholder::push`] as one constant
+/// string per kind: a `&str` chosen at run time is copied by a call to `memcpy`, a
+/// constant one by a store or two, and most destinations have a few placeholders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placeholder {
+    /// `{n}`: digits only.
+    Number,
+    /// `{n}Z`: the seconds of an ISO time.
+    Seconds,
+    /// `{hex}`
+    Hex,
+    /// `{id}`
+    Id,
+    /// `{uuid}`
+    Uuid,
+    /// `v{n}`: a Helm release revision.
+    Revision,
+}
+
+impl Placeholder {
+    fn push(self, out: &mut String) {
+        match self {
+            Placeholder::Number => out.push_str("{n}"),
+            Placeholder::Seconds => out.push_str("{n}Z"),
+            Placeholder::Hex => out.push_str("{hex}"),
+            Placeholder::Id => out.push_str("{id}"),
+            Placeholder::Uuid => out.push_str("{uuid}"),
+            Placeholder::Revision => out.push_str("v{n}"),
+        }
+    }
+}
+
+/// Classifies a scanned alphanumeric `token`; `None` keeps it verbatim. Inlined into
+/// the scan: its inputs are then the scan's registers, not a structure in memory.
+#[inline(always)]
+fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<Placeholder> {
     let TokenShape {
         len,
         digits,
@@ -252,41 +287,52 @@ fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<&'static str> {
         vowel,
         ..
     } = *t;
+    // Short words (`json`, `data`, `api`), which most tokens are: no rule below takes a
+    // token without digits under 6 characters.
+    if digits == 0 && len < 6 {
+        return None;
+    }
     if digits == len {
-        return Some("{n}");
+        return Some(Placeholder::Number);
     }
     // The seconds of an ISO time (`…T08:00:37Z`, `…:37.345Z`): one placeholder, or every
     // second of a timestamped object name would be another destination.
     if len >= 2 && digits == len - 1 && token[len - 1] == b'Z' {
-        return Some("{n}Z");
+        return Some(Placeholder::Seconds);
     }
     let letters = len - digits;
     if len >= 6 && digits >= 1 && all_hex {
-        return Some("{hex}");
+        return Some(Placeholder::Hex);
     }
     if len >= 16 && digits >= 1 && letters >= 1 {
-        return Some("{id}");
+        return Some(Placeholder::Id);
     }
     // Short mixed tokens with several digits (`x2k4q`, `cus9f3`) are generated suffixes.
     if len >= 5 && digits >= 2 && letters >= 1 {
-        return Some("{id}");
+        return Some(Placeholder::Id);
     }
     // Long tokens without vowels are random strings, not words (`bqxztkw`), and so are
     // shorter ones with a digit among them (`fdb8v`, a Kubernetes pod's suffix).
     if (len >= 6 || (len == 5 && digits >= 1)) && !vowel {
-        return Some("{id}");
+        return Some(Placeholder::Id);
     }
-    if len >= 24 || (len >= 8 && t.both_cases) {
-        let letters = LetterCounts::of(token);
-        let mixed_case = len >= 8 && letters.upper >= 2 && letters.lower >= 2;
-        let irregular = irregular_runs(token);
-        if (len >= 24 && !made_of_words(t, &letters, irregular))
-            || (mixed_case && random_mixed_case(&letters, irregular))
-        {
-            return Some("{id}");
-        }
+    if (len >= 24 || (len >= 8 && t.both_cases)) && long_token_is_random(t, token) {
+        return Some(Placeholder::Id);
     }
     None
+}
+
+/// The last rule of [`placeholder_of`], for tokens of 24 characters or more, or mixed
+/// case and 8 or more: a second pass over the token. Out of line, so the rules before
+/// it, which settle almost every token, stay small where they are inlined.
+#[inline(never)]
+fn long_token_is_random(t: &TokenShape, token: &[u8]) -> bool {
+    let len = t.len;
+    let letters = LetterCounts::of(token);
+    let mixed_case = len >= 8 && letters.upper >= 2 && letters.lower >= 2;
+    let irregular = irregular_runs(token);
+    (len >= 24 && !made_of_words(t, &letters, irregular))
+        || (mixed_case && random_mixed_case(&letters, irregular))
 }
 
 /// Length of a UUID (8-4-4-4-12 hex) at the start of `s`, if there is one.
@@ -346,64 +392,78 @@ fn generalise_from(dest: &str, bytes: &[u8], mut i: usize, mut verbatim: usize, 
     // random too (`reco-api-nwplmdqwph-gmgtd`), where elsewhere it may be a word.
     let mut after_placeholder = false;
     let mut dash_after_placeholder = false;
-    while i < bytes.len() {
-        if !is_alnum(bytes[i]) {
-            let start = i;
-            while i < bytes.len() && !is_alnum(bytes[i]) {
-                i += 1;
-            }
-            dash_after_placeholder = after_placeholder && &bytes[start..i] == b"-";
+    loop {
+        // A run of separators (bytes without counts: not alphanumeric).
+        let separators = i;
+        while bytes.get(i).is_some_and(|&b| SUMS[usize::from(b)] == 0) {
+            i += 1;
+        }
+        if i > separators {
+            dash_after_placeholder = after_placeholder && &bytes[separators..i] == b"-";
+        }
+        if i >= bytes.len() {
+            break;
+        }
+        // The token first: a UUID starts with a token of 8 hex digits and an address
+        // with one of 1 to 3 digits, each followed by its separator, so the token's
+        // counts rule both out for most tokens without reading them again.
+        let start = i;
+        let shape = scan_token(&bytes[start..]);
+        i += shape.len;
+        // Short words (`json`, `data`) take no placeholder and are not the first part
+        // of a UUID, an address or a revision: settled before any of those is tried.
+        if shape.digits == 0 && shape.len < 5 {
+            dash_after_placeholder = false;
             after_placeholder = false;
             continue;
         }
-        let start = i;
-        if let Some(n) = uuid_at(&bytes[i..]) {
-            push_span(dest, bytes, verbatim..start, out);
-            out.push_str("{uuid}");
-            i += n;
-            verbatim = i;
-            after_placeholder = true;
-            continue;
-        }
-        let starts_token = i == 0 || !matches!(bytes[i - 1], b'.' | b'-' | b'_');
-        // An address has a `.` after its first octet's one to three digits: most
-        // numbers (ids, dates, counters) are told apart by that alone, without reading
-        // them as octets.
-        if starts_token
-            && bytes[i].is_ascii_digit()
-            && (bytes.get(i + 1) == Some(&b'.')
-                || bytes.get(i + 2) == Some(&b'.')
-                || bytes.get(i + 3) == Some(&b'.'))
-        {
-            if let Some(address) = ipv4_literal_at(&bytes[i..]) {
+        let next = bytes.get(i).copied();
+        if shape.len == 8 && shape.all_hex && next == Some(b'-') {
+            if let Some(n) = uuid_at(&bytes[start..]) {
                 push_span(dest, bytes, verbatim..start, out);
-                push_ipv4_place(&address, &bytes[i..], out);
-                i += address.len;
+                Placeholder::Uuid.push(out);
+                i = start + n;
                 verbatim = i;
                 after_placeholder = true;
                 continue;
             }
         }
-        let shape = scan_token(&bytes[i..]);
-        i += shape.len;
+        // An address's first octet is one to three digits and a `.`, and starts a token
+        // (not after `.`, `-` or `_`, as in a version `v1.2.3.4` or `build-1.2.3.4`).
+        if shape.len <= 3
+            && shape.digits == shape.len
+            && next == Some(b'.')
+            && (start == 0 || !matches!(bytes[start - 1], b'.' | b'-' | b'_'))
+        {
+            if let Some(address) = ipv4_literal_at(&bytes[start..]) {
+                push_span(dest, bytes, verbatim..start, out);
+                push_ipv4_place(&address, &bytes[start..], out);
+                i = start + address.len;
+                verbatim = i;
+                after_placeholder = true;
+                continue;
+            }
+        }
         // Helm keeps each release revision as a secret `sh.helm.release.v1.<app>.v<k>`:
         // a revision number ending a dotted name is a counter, not a new resource.
-        let revision = i == bytes.len()
+        let revision = next.is_none()
             && start > 0
             && bytes[start - 1] == b'.'
             && shape.len >= 2
             && bytes[start] == b'v'
             && shape.digits == shape.len - 1;
         let placeholder = match placeholder_of(&shape, &bytes[start..i]) {
-            _ if revision => Some("v{n}"),
-            None if dash_after_placeholder && shape.len == 5 && !shape.vowel => Some("{id}"),
+            _ if revision => Some(Placeholder::Revision),
+            None if dash_after_placeholder && shape.len == 5 && !shape.vowel => {
+                Some(Placeholder::Id)
+            }
             p => p,
         };
         dash_after_placeholder = false;
         after_placeholder = placeholder.is_some();
         if let Some(p) = placeholder {
             push_span(dest, bytes, verbatim..start, out);
-            out.push_str(p);
+            p.push(out);
             verbatim = i;
         }
     }
@@ -1081,6 +1141,37 @@ mod tests {
         );
         let long = format!("arn:aws:s3:::b/{}", "x".repeat(MAX_DEST_LEN));
         assert_eq!(cut(&long), None);
+    }
+
+    /// The UUID and address tests run after the token scan, only on tokens that can
+    /// start one (8 hex digits before a `-`; 1 to 3 digits before a `.`): near misses of
+    /// both read as they always did.
+    #[test]
+    fn uuids_and_addresses_are_found_from_the_first_token() {
+        for (raw, general) in [
+            ("deadbeef-0000-1111-2222-333344445555", "{uuid}"),
+            ("abcdefab-0000-1111-2222-333344445555/obj", "{uuid}/obj"),
+            (
+                "deadbeef-0000-1111-2222-33334444555",
+                "deadbeef-{n}-{n}-{n}-{n}",
+            ),
+            (
+                "deadbeef-0000-1111-2222-333344445555x",
+                "deadbeef-{n}-{n}-{n}-{id}",
+            ),
+            ("x/deadbeef-abcd/y", "x/deadbeef-abcd/y"),
+            ("1234.5.6.7", "{n}.{n}.{n}.{n}"),
+            ("v1.2.3.4", "v1.{n}.{n}.{n}"),
+            ("build-1.2.3.4", "build-{n}.{n}.{n}.{n}"),
+            ("1.2.3.4:8080/x", "1.2.3.{n}:8080/x"),
+            ("api/1.2/v3", "api/{n}.{n}/v3"),
+            ("a/b/json", "a/b/json"),
+            ("reco-api-nwplmdqwph-gmgtd", "reco-api-{id}-{id}"),
+            ("reco-api-nwplmdqwph-gmgt", "reco-api-{id}-gmgt"),
+            ("sh.helm.release.v1.app.v12", "sh.helm.release.v1.app.v{n}"),
+        ] {
+            assert_eq!(g(raw), general, "{raw}");
+        }
     }
 
     #[test]
