@@ -886,6 +886,11 @@ pub fn source_network(
 ) -> Option<SourceClass> {
     use std::fmt::Write as _;
     out.clear();
+    if named.filter(|n| !n.is_empty()).is_none() {
+        if let Some(class) = ip.and_then(|text| quad_network(text, out)) {
+            return Some(class);
+        }
+    }
     // An IPv4 client of a dual-stack listener is logged as `::ffff:a.b.c.d`: judged as
     // the IPv4 address it is, or every such client would share one /64.
     let parsed = ip.and_then(|s| parse_ip(s.trim())).map(|a| match a {
@@ -936,24 +941,70 @@ pub fn source_network(
     class
 }
 
+/// [`source_network`] of a source without a named network whose address is a plain
+/// dotted quad (most sources): `None`, having written nothing, for anything else. The
+/// quad's text has no leading zeros, so its first two or three octets and their dots
+/// are already the prefix's text, as the general path writes it digit by digit.
+fn quad_network(text: &str, out: &mut String) -> Option<SourceClass> {
+    let (octets, dots) = dotted_quad(text.as_bytes())?;
+    let (keep, rest, class) = if is_private(IpAddr::V4(std::net::Ipv4Addr::from(octets))) {
+        (dots[1], "0.0/16", SourceClass::Private)
+    } else {
+        (dots[2], "0/24", SourceClass::Public)
+    };
+    // A dot is ASCII, so this cut is a char boundary.
+    out.push_str(text.get(..=keep)?);
+    out.push_str(rest);
+    Some(class)
+}
+
 /// `text` as an address. Plain dotted IPv4 (most sources) is read by hand: the
 /// standard parser tries several grammars and cost as much as the rest of
 /// [`source_network`]. Anything else, including any IPv4 form the hand-read refuses,
 /// goes to the standard parser, so the result is always the one it gives.
 fn parse_ip(text: &str) -> Option<IpAddr> {
     match dotted_quad(text.as_bytes()) {
-        Some(octets) => Some(IpAddr::V4(std::net::Ipv4Addr::from(octets))),
+        Some((octets, _)) => Some(IpAddr::V4(std::net::Ipv4Addr::from(octets))),
         None => text.parse().ok(),
     }
 }
 
 /// Exactly four decimal octets of one to three digits, without leading zeros (which the
-/// standard parser refuses), each at most 255, separated by dots.
-fn dotted_quad(s: &[u8]) -> Option<[u8; 4]> {
-    match leading_octets(s)? {
-        (octets, len, false) if len == s.len() => Some(octets),
-        _ => None,
+/// standard parser refuses), each at most 255, separated by dots: the octets and where
+/// the three dots are. One pass over the bytes, each a dot or a digit (this runs on
+/// every source address).
+fn dotted_quad(s: &[u8]) -> Option<([u8; 4], [usize; 3])> {
+    let mut octets = [0u8; 4];
+    let mut dots = [0usize; 3];
+    // Octets done, and the value and digits of the current one.
+    let mut k = 0;
+    let mut value = 0u32;
+    let mut digits = 0u32;
+    for (i, &b) in s.iter().enumerate() {
+        if b == b'.' {
+            if digits == 0 || k == 3 {
+                return None;
+            }
+            octets[k] = u8::try_from(value).ok()?;
+            dots[k] = i;
+            k += 1;
+            value = 0;
+            digits = 0;
+            continue;
+        }
+        let d = b.wrapping_sub(b'0');
+        // Not a digit, a fourth digit, or a digit after a leading `0`.
+        if d >= 10 || digits == 3 || (digits == 1 && value == 0) {
+            return None;
+        }
+        value = value * 10 + u32::from(d);
+        digits += 1;
     }
+    if k != 3 || digits == 0 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some((octets, dots))
 }
 
 /// Appends `n` in decimal (as `{}` would).
@@ -1616,6 +1667,63 @@ mod tests {
             Some(SourceClass::Private)
         );
         assert_eq!(s, "10.1.0.0/16");
+    }
+
+    /// Plain dotted quads without a named network take a shortcut that writes the kept
+    /// octets' text: the same prefixes as the general path, and the same refusals.
+    #[test]
+    fn plain_quads_get_the_prefixes_the_general_path_gives() {
+        let mut s = String::from("stale");
+        for (named, ip, class, text) in [
+            (None, "0.0.0.0", Some(SourceClass::Public), "0.0.0.0/24"),
+            (
+                Some(""),
+                "172.16.5.4",
+                Some(SourceClass::Private),
+                "172.16.0.0/16",
+            ),
+            (
+                None,
+                "172.32.5.4",
+                Some(SourceClass::Public),
+                "172.32.5.0/24",
+            ),
+            (
+                None,
+                "100.64.0.1",
+                Some(SourceClass::Private),
+                "100.64.0.0/16",
+            ),
+            (
+                None,
+                "169.254.1.1",
+                Some(SourceClass::Private),
+                "169.254.0.0/16",
+            ),
+            (
+                None,
+                "127.0.0.1",
+                Some(SourceClass::Private),
+                "127.0.0.0/16",
+            ),
+            (
+                None,
+                "255.255.255.255",
+                Some(SourceClass::Public),
+                "255.255.255.0/24",
+            ),
+            (None, " 10.1.2.3", Some(SourceClass::Private), "10.1.0.0/16"),
+            (None, "8.8.4.4 ", Some(SourceClass::Public), "8.8.4.0/24"),
+            (Some("vpn"), "8.8.4.4", Some(SourceClass::Public), "net:vpn"),
+            (None, "010.1.2.3", None, ""),
+            (None, "1.2.3.256", None, ""),
+            (None, "1.2.3", None, ""),
+            (None, "1.2.3.4.5", None, ""),
+            (None, "1.2.3.4:80", None, ""),
+        ] {
+            assert_eq!(source_network(named, Some(ip), &mut s), class, "{ip:?}");
+            assert_eq!(s, text, "{ip:?}");
+        }
     }
 
     #[test]
