@@ -543,12 +543,38 @@ fn prefix_cut(dest: &str) -> Option<(usize, usize)> {
     if header == 0 || without_secret_suffix(bytes, header).len() != bytes.len() {
         return None;
     }
-    let end = header
-        + bytes[header..]
-            .iter()
-            .position(|&b| b == b'/' || b == b':')?;
+    let end = header + first_slash_or_colon(&bytes[header..])?;
     let starts_token = bytes.get(end + 1).is_some_and(|&b| is_alnum(b));
     (bytes[end] == b'/' && starts_token).then_some((header, end + 1))
+}
+
+/// Where the first `/` or `:` of `s` is. Eight bytes a step: a word's bytes equal to
+/// either are found at once by the exact zero-byte test on the word xor-ed with each.
+/// This runs on the resource type of every ARN destination that misses the engine's
+/// memo, which a byte loop testing two values per byte read at eight instructions a byte.
+fn first_slash_or_colon(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // Bit 7 of each byte of `x` that is zero, and no other bit: `(y & 0x7f) + 0x7f`
+    // has bit 7 set exactly when y's low bits are not all zero, and carries no further.
+    let zero_bytes = |x: u64| !(((x & LOW7) + LOW7) | x | LOW7);
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        let hits =
+            zero_bytes(x ^ (ONES * u64::from(b'/'))) | zero_bytes(x ^ (ONES * u64::from(b':')));
+        if hits != 0 {
+            // Little-endian: the lowest set bit is in the first matching byte.
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    s.get(i..)?
+        .iter()
+        .position(|&b| b == b'/' || b == b':')
+        .map(|k| i + k)
 }
 
 /// [`generalise_destination`], with the generalised form of the destination's ARN
@@ -1212,6 +1238,32 @@ mod tests {
         );
         let long = format!("arn:aws:s3:::b/{}", "x".repeat(MAX_DEST_LEN));
         assert_eq!(cut(&long), None);
+    }
+
+    /// The word-at-a-time search against a plain byte search, on every length and
+    /// position around the word size and with bytes that differ from `/` and `:` by one
+    /// bit (`.`, `;`, `o`, `z`, `\xaf`, `\xba`).
+    #[test]
+    fn first_slash_or_colon_matches_the_byte_search() {
+        let fillers = [b'a', b'.', b';', b'o', b'z', 0xaf, 0xba, 0, 0xff];
+        for len in 0..20 {
+            for &fill in &fillers {
+                let base = vec![fill; len];
+                let plain = |s: &[u8]| s.iter().position(|&b| b == b'/' || b == b':');
+                assert_eq!(first_slash_or_colon(&base), plain(&base), "{len} {fill}");
+                for at in 0..len {
+                    for hit in [b'/', b':'] {
+                        let mut s = base.clone();
+                        s[at] = hit;
+                        assert_eq!(first_slash_or_colon(&s), Some(at), "{len} {fill} {at}");
+                        if at + 1 < len {
+                            s[at + 1] = b'/';
+                            assert_eq!(first_slash_or_colon(&s), Some(at), "{len} {at}");
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The UUID and address tests run after the token scan, only on tokens that can
