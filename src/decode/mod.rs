@@ -282,6 +282,13 @@ pub fn decode_native_into(
         scan::check_depth(input, limits.max_depth)?;
         *event = native::decode_str(strip_bom(text))?;
         util::check_lengths(event)?;
+    } else {
+        // The fast path's own length checks must agree with `check_lengths`: a limit
+        // added there and not to the fast path would otherwise pass silently.
+        debug_assert!({
+            let mut checked = event.clone();
+            util::check_lengths(&mut checked).is_ok() && checked == *event
+        });
     }
     Ok(())
 }
@@ -391,6 +398,30 @@ mod tests {
                 r.reason
             }
             other => panic!("{format:?}: expected one rejection, got {other:?}"),
+        }
+    }
+
+    /// The fast path writes values as it reads them; when it then gives up (an over-long
+    /// user agent, an escape in the last member), the serde path must overwrite the
+    /// whole recycled event: nothing of the previous record or of the abandoned walk
+    /// may leak into the result.
+    #[test]
+    fn a_recycled_event_is_whole_after_the_fast_path_gives_up() {
+        let limits = Limits::default();
+        let full = r#"{"time":"2026-11-27T01:02:03.456Z","identity":"old","action":"old-a","destination":"old-d","event_id":"e1","identity_kind":"ai_agent","environment":"prod","source_ip":"10.0.0.1","source_network":"corp","user_agent":"old-ua","outcome":"denied","bytes":5,"records":6,"sensitivity":"restricted","attributes":{"k":"v"}}"#;
+        let long_agent = format!(
+            r#"{{"time":1700000000000,"identity":"new","action":"a","destination":"d","user_agent":"{}"}}"#,
+            "u".repeat(util::MAX_USER_AGENT_BYTES + 10)
+        );
+        let escape_last = r#"{"time":1700000000000,"identity":"new","action":"a","destination":"d","source_ip":"10.9.9.9","environment":"stage"}"#;
+        for line in [long_agent.as_str(), escape_last] {
+            let mut recycled = ActivityEvent::default();
+            decode_native_into(full.as_bytes(), &limits, &mut recycled).expect("full line");
+            decode_native_into(line.as_bytes(), &limits, &mut recycled).expect("decodes");
+            let mut fresh = ActivityEvent::default();
+            decode_native_into(line.as_bytes(), &limits, &mut fresh).expect("decodes");
+            assert_eq!(recycled, fresh, "{line}");
+            assert_eq!(fresh, decode_native(line.as_bytes(), &limits).expect("decodes"));
         }
     }
 

@@ -5,8 +5,9 @@
 //!
 //! It accepts a strict subset of what the serde path (`native::decode_str`) accepts and
 //! gives up on anything else: escapes, control characters, floats, negative numbers,
-//! booleans in known fields, containers in unknown fields, duplicate fields, and every
-//! value the serde path would reject. Giving up is cheap and the caller then runs the
+//! booleans in known fields, containers in unknown fields, duplicate fields, every
+//! value the serde path would reject, and values over `check_lengths`' limits (a user
+//! agent it would cut included). Giving up is cheap and the caller then runs the
 //! bounded serde path, so every rejection and its detail still comes from exactly one
 //! place, and a fast-path success is always the event the serde path would have built.
 //!
@@ -61,8 +62,8 @@ fn field_index(key: &str) -> Option<usize> {
 /// and the length of that key with its closing quote. A byte or two picks the only
 /// candidate, which is then compared whole: scanning each key for its end and matching
 /// the result cost ~10 % of decoding. Anything else (an unknown key, a longer one, one
-/// with escapes) is `None` and takes the general way, [`Cursor::key`] and
-/// [`field_index`], which give the same field for every key this accepts.
+/// with escapes) is `None` and takes the general way, the key's whole text through
+/// [`field_index`], which gives the same field for every key this accepts.
 fn known_key(rest: &[u8]) -> Option<(usize, usize)> {
     let (field, quoted): (usize, &[u8]) = match *rest.first()? {
         b't' => (TIME, b"time\""),
@@ -139,11 +140,7 @@ impl<'a> Cursor<'a> {
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.pos;
-        let rest = self.text.as_bytes().get(start..)?;
-        let len = super::scan::find_string_stop(rest)?;
-        if rest.get(len) != Some(&b'"') {
-            return None;
-        }
+        let len = string_len(self.text.as_bytes().get(start..)?)?;
         self.pos = start + len + 1;
         self.text.get(start..start + len)
     }
@@ -874,20 +871,13 @@ mod tests {
     /// get); `decode_native_into` then answers as serde plus `check_lengths` would.
     #[test]
     fn length_limits_are_checked_as_values_are_read() {
-        use crate::decode::util::{
-            MAX_ACTION_BYTES, MAX_DESTINATION_BYTES, MAX_ENVIRONMENT_BYTES, MAX_EVENT_ID_BYTES,
-            MAX_IDENTITY_BYTES, MAX_SOURCE_NETWORK_BYTES, MAX_USER_AGENT_BYTES,
-        };
+        use crate::decode::util::{FIELD_LIMITS, MAX_USER_AGENT_BYTES};
         use crate::decode::{decode_native, Limits};
-        for (field, max) in [
-            ("identity", MAX_IDENTITY_BYTES),
-            ("action", MAX_ACTION_BYTES),
-            ("destination", MAX_DESTINATION_BYTES),
-            ("event_id", MAX_EVENT_ID_BYTES),
-            ("environment", MAX_ENVIRONMENT_BYTES),
-            ("source_network", MAX_SOURCE_NETWORK_BYTES),
-            ("user_agent", MAX_USER_AGENT_BYTES),
-        ] {
+        // Every limit `check_lengths` knows, so one added there is tested here too.
+        let limits = FIELD_LIMITS
+            .into_iter()
+            .chain([("user_agent", MAX_USER_AGENT_BYTES)]);
+        for (field, max) in limits {
             for len in [max - 1, max, max + 1] {
                 // A two-byte character across the limit, for the user agent's cut.
                 let value = format!("{}é", "v".repeat(len - 2));

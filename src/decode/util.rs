@@ -29,7 +29,7 @@ pub(crate) fn quote(value: &str) -> String {
 /// message limit, retried for ever with every commit behind it. Real values are far
 /// shorter (an IAM role ARN is at most about 600 bytes, a Kubernetes user about 340, an
 /// S3 object ARN about 1,100).
-const FIELD_LIMITS: [(&str, usize); 6] = [
+pub(crate) const FIELD_LIMITS: [(&str, usize); 6] = [
     ("identity", MAX_IDENTITY_BYTES),
     ("action", MAX_ACTION_BYTES),
     ("destination", MAX_DESTINATION_BYTES),
