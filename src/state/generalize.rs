@@ -156,6 +156,8 @@ impl RunTally {
 /// that count.
 const LANE: u32 = 10;
 const LANE_MASK: u64 = (1 << LANE) - 1;
+// The lanes hold any token `scan_token` reads, and all six fit in the word.
+const _: () = assert!(MAX_DEST_LEN < 1 << LANE && 6 * LANE <= 64);
 const SUM_DIGIT: u32 = 0;
 const SUM_HEX: u32 = LANE;
 const SUM_VOWEL: u32 = 2 * LANE;
@@ -432,6 +434,8 @@ fn generalise_from(dest: &str, bytes: &[u8], mut i: usize, mut verbatim: usize, 
         i += shape.len;
         // Short words (`json`, `data`) take no placeholder and are not the first part
         // of a UUID, an address or a revision: settled before any of those is tried.
+        // (Five letters are not settled here: the Kubernetes pod suffix rule below
+        // judges a 5-character token after a placeholder and a `-`.)
         if shape.digits == 0 && shape.len < 5 {
             dash_after_placeholder = false;
             after_placeholder = false;
@@ -1292,6 +1296,19 @@ mod tests {
             ("reco-api-nwplmdqwph-gmgtd", "reco-api-{id}-{id}"),
             ("reco-api-nwplmdqwph-gmgt", "reco-api-{id}-gmgt"),
             ("sh.helm.release.v1.app.v12", "sh.helm.release.v1.app.v{n}"),
+            // Capitals, a UUID after a separator that does not start a token, one inside
+            // a longer token; an address inside a token, with a leading zero (as
+            // before: its place is read from the octets), with a trailing dot.
+            ("DEADBEEF-0000-1111-2222-333344445555", "{uuid}"),
+            ("a.deadbeef-0000-1111-2222-333344445555", "a.{uuid}"),
+            ("a_deadbeef-0000-1111-2222-333344445555", "a_{uuid}"),
+            (
+                "xdeadbeef-0000-1111-2222-333344445555",
+                "xdeadbeef-{n}-{n}-{n}-{n}",
+            ),
+            ("a10.0.0.1", "a10.{n}.{n}.{n}"),
+            ("010.1.2.3", "10.1.{n}.{n}"),
+            ("1.2.3.4.", "{n}.{n}.{n}.{n}."),
         ] {
             assert_eq!(g(raw), general, "{raw}");
         }
