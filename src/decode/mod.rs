@@ -421,7 +421,10 @@ mod tests {
             let mut fresh = ActivityEvent::default();
             decode_native_into(line.as_bytes(), &limits, &mut fresh).expect("decodes");
             assert_eq!(recycled, fresh, "{line}");
-            assert_eq!(fresh, decode_native(line.as_bytes(), &limits).expect("decodes"));
+            assert_eq!(
+                fresh,
+                decode_native(line.as_bytes(), &limits).expect("decodes")
+            );
         }
     }
 
