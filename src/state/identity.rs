@@ -205,6 +205,13 @@ pub fn q16(x: f64) -> u16 {
     round_half_up(x.max(0.0).ln_1p() * 2048.0).clamp(0.0, 65535.0) as u16
 }
 pub fn dq16(q: u16) -> f64 {
+    // Every value, computed once: an hour's close dequantises several of them, and a
+    // load from this table (its hot entries stay in cache) is cheaper than `exp_m1`.
+    static TABLE: std::sync::OnceLock<Box<[f64]>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| (0..=u16::MAX).map(dq16_computed).collect())[usize::from(q)]
+}
+
+fn dq16_computed(q: u16) -> f64 {
     (f64::from(q) / 2048.0).exp_m1()
 }
 
@@ -2547,6 +2554,13 @@ mod tests {
         for x in [0.0, 1.0, 3.5, 40.0, 1e6, 3e9] {
             let y = dq16(q16(x));
             assert!((y - x).abs() <= x * 0.001 + 1e-3, "{x} -> {y}");
+        }
+    }
+
+    #[test]
+    fn dequantiser_table_holds_the_computed_values() {
+        for q in 0..=u16::MAX {
+            assert_eq!(dq16(q).to_bits(), dq16_computed(q).to_bits(), "{q}");
         }
     }
 }
