@@ -10,10 +10,10 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::glob::Glob;
 use figment::providers::{Env, Format as _, Toml};
 use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use wildmatch::WildMatch;
 
 use crate::decode::Format;
 use crate::event::Sensitivity;
@@ -498,7 +498,7 @@ pub struct SensitivityRule {
 /// a call. Shared by scoring and by `/v1/decide`, so both see the same class.
 #[derive(Debug, Clone)]
 pub struct SensitivityRules {
-    rules: Vec<(Option<WildMatch>, Option<WildMatch>, Sensitivity)>,
+    rules: Vec<(Option<Glob>, Option<Glob>, Sensitivity)>,
 }
 
 impl SensitivityRules {
@@ -508,10 +508,10 @@ impl SensitivityRules {
                 .iter()
                 .map(|r| {
                     (
-                        r.pattern.as_deref().map(WildMatch::new),
+                        r.pattern.as_deref().map(Glob::new),
                         r.action
                             .as_deref()
-                            .map(|a| WildMatch::new_case_insensitive(a.trim())),
+                            .map(|a| Glob::new_case_insensitive(a.trim())),
                         r.level,
                     )
                 })

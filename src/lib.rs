@@ -25,6 +25,7 @@
 //! - [`demo`]: `riskd demo`, everything embedded.
 //! - [`eval`]: detection quality against labels.
 //! - [`policy`]: enforcement decisions.
+//! - [`glob`]: the globs of sensitivity, impair-defences and policy rules.
 //! - [`api`]: the HTTP API.
 //! - [`metrics`]: every Prometheus metric.
 //! - [`shutdown`]: SIGINT/SIGTERM into a cancellation token.
@@ -37,6 +38,7 @@ pub mod detect;
 pub mod engine;
 pub mod eval;
 pub mod event;
+pub mod glob;
 pub mod metrics;
 pub mod policy;
 pub mod replay;

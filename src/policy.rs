@@ -18,10 +18,10 @@ use std::path::Path;
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use wildmatch::WildMatch;
 
 use crate::config::{SensitivityConfig, SensitivityRules};
 use crate::event::{IdentityKind, Sensitivity};
+use crate::glob::Glob as GlobMatcher;
 use crate::signal::{IdentityState, Level, Signal};
 
 /// What an enforcement point should do. Ordered by severity, so combining outcomes is `max`.
@@ -108,7 +108,7 @@ struct RawTimeWindow {
 #[derive(Debug, Clone)]
 struct Glob {
     text: String,
-    matcher: WildMatch,
+    matcher: GlobMatcher,
 }
 
 impl Glob {
@@ -118,7 +118,7 @@ impl Glob {
         }
         Ok(Glob {
             text: text.to_string(),
-            matcher: WildMatch::new(text),
+            matcher: GlobMatcher::new(text),
         })
     }
 

@@ -10,7 +10,7 @@
 //! that and its previous score decayed with `score.half_life` in event time; it is never
 //! renormalised afterwards, so the same history always gives the same answer.
 
-use wildmatch::WildMatch;
+use crate::glob::Glob;
 
 use crate::config::{Config, SensitivityRules};
 use crate::detect::{Finding, COUNT, DATA_VOLUME_SPIKE, NAMES, OFF_HOURS, VOLUME_SPIKE};
@@ -41,7 +41,7 @@ pub struct Scorer {
     weights: [f64; COUNT],
     rules: SensitivityRules,
     /// `score.impair_defences`, case-insensitive: action, and destination for targets.
-    impair_defences: Vec<(WildMatch, Option<WildMatch>)>,
+    impair_defences: Vec<(Glob, Option<Glob>)>,
     default: Sensitivity,
     scales: [f64; 4],
     half_life_ms: f64,
@@ -70,8 +70,8 @@ impl Scorer {
                 .map(|p| {
                     let (action, destination) = p.globs();
                     (
-                        WildMatch::new_case_insensitive(action.trim()),
-                        destination.map(|d| WildMatch::new_case_insensitive(d.trim())),
+                        Glob::new_case_insensitive(action.trim()),
+                        destination.map(|d| Glob::new_case_insensitive(d.trim())),
                     )
                 })
                 .collect(),
