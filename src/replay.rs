@@ -196,7 +196,9 @@ type Spares = Vec<Box<ActivityEvent>>;
 
 /// What the reader thread hands to the scoring thread, in input order.
 enum Item {
-    Event(Box<ActivityEvent>, Position),
+    /// Keyed on this thread: hashing the names for the engine is work taken off the
+    /// scoring thread, the slower of the two.
+    Event(Keyed<Box<ActivityEvent>>, Position),
     Skipped,
     Rejected(Rejection, Position, Vec<u8>),
 }
@@ -527,7 +529,7 @@ impl Reader {
                 ..position
             };
             let item = match item {
-                Decoded::Event(event) => Item::Event(event, position),
+                Decoded::Event(event) => Item::Event(Keyed::new(event), position),
                 Decoded::Skipped(_) => Item::Skipped,
                 Decoded::Rejected(rejection) => {
                     // Inside a document the record's own bytes are not at hand; its
@@ -548,7 +550,7 @@ impl Reader {
     fn decode_native(&mut self, raw: &[u8], position: Position) -> bool {
         let mut event = self.spare_event();
         let item = match decode::decode_native_into(raw, &self.limits, &mut event) {
-            Ok(()) => Item::Event(event, position),
+            Ok(()) => Item::Event(Keyed::new(event), position),
             Err(rejection) => {
                 self.spare.push(event);
                 let keep = MAX_DEAD_LETTER_RAW.min(raw.len());
@@ -611,13 +613,18 @@ impl Replay<'_> {
     }
 
     /// Adds an event to the reorder buffer and releases what is now safely in order.
-    fn push(&mut self, event: Box<ActivityEvent>, position: Position) -> Result<(), ReplayError> {
-        self.newest_ms = self.newest_ms.max(event.time_ms);
+    fn push(
+        &mut self,
+        event: Keyed<Box<ActivityEvent>>,
+        position: Position,
+    ) -> Result<(), ReplayError> {
+        let time_ms = event.event().time_ms;
+        self.newest_ms = self.newest_ms.max(time_ms);
         self.seq += 1;
         self.reorder.push(Pending {
-            time_ms: event.time_ms,
+            time_ms,
             seq: self.seq,
-            event: Keyed::new(event),
+            event,
             position,
         });
         let release_before = self.newest_ms.saturating_sub(self.horizon_ms);
