@@ -11,6 +11,7 @@
 //! else (a `?`, or case-insensitive matching of non-ASCII text, where Unicode case
 //! folding applies) goes to `wildmatch`.
 
+use memchr::memmem::Finder;
 use wildmatch::WildMatch;
 
 /// A compiled glob; see the module header.
@@ -26,6 +27,8 @@ struct StarPieces {
     /// The pattern split at `*`: at least one piece; the first is anchored at the start
     /// and the last at the end (an empty one anchors nothing).
     pieces: Vec<String>,
+    /// Searchers for the pieces between the first and the last (case-sensitive only).
+    finders: Vec<Finder<'static>>,
     case_insensitive: bool,
 }
 
@@ -48,8 +51,14 @@ impl Glob {
         };
         let fast =
             (!pattern.contains('?') && (!case_insensitive || pattern.is_ascii())).then(|| {
+                let pieces: Vec<String> = pattern.split('*').map(str::to_owned).collect();
+                let middle = pieces.get(1..pieces.len().saturating_sub(1)).unwrap_or(&[]);
                 StarPieces {
-                    pieces: pattern.split('*').map(str::to_owned).collect(),
+                    finders: middle
+                        .iter()
+                        .map(|p| Finder::new(p.as_bytes()).into_owned())
+                        .collect(),
+                    pieces,
                     case_insensitive,
                 }
             });
@@ -94,8 +103,12 @@ impl StarPieces {
             return false;
         }
         let mut between = &input[first.len()..input.len() - last.len()];
-        for piece in middle {
-            match find(between, piece.as_bytes(), self.case_insensitive) {
+        for (i, piece) in middle.iter().enumerate() {
+            let found = match self.finders.get(i) {
+                Some(finder) if !self.case_insensitive => finder.find(between),
+                _ => find_ignoring_ascii_case(between, piece.as_bytes()),
+            };
+            match found {
                 Some(at) => between = &between[at + piece.len()..],
                 None => return false,
             }
@@ -104,33 +117,12 @@ impl StarPieces {
     }
 }
 
-/// The first position of `needle` in `haystack`. Case-sensitively on valid UTF-8, a
-/// match can only start on a character boundary, so bytes and chars agree.
-fn find(haystack: &[u8], needle: &[u8], case_insensitive: bool) -> Option<usize> {
-    let Some(&head) = needle.first() else {
-        return Some(0);
-    };
-    if needle.len() > haystack.len() {
-        return None;
-    }
-    let last_start = haystack.len() - needle.len();
-    if case_insensitive {
-        (0..=last_start).find(|&i| haystack[i..i + needle.len()].eq_ignore_ascii_case(needle))
-    } else {
-        // Candidates by the first byte, then the rest compared.
-        let mut from = 0;
-        while from <= last_start {
-            let at = from
-                + haystack[from..=last_start]
-                    .iter()
-                    .position(|&b| b == head)?;
-            if &haystack[at..at + needle.len()] == needle {
-                return Some(at);
-            }
-            from = at + 1;
-        }
-        None
-    }
+/// The first position of `needle` in `haystack`, ASCII case ignored (both are ASCII
+/// here). Case-sensitive pieces use a [`Finder`]: on valid UTF-8 a match of one can only
+/// start on a character boundary, so bytes and chars agree.
+fn find_ignoring_ascii_case(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    let last_start = haystack.len().checked_sub(needle.len())?;
+    (0..=last_start).find(|&i| haystack[i..i + needle.len()].eq_ignore_ascii_case(needle))
 }
 
 #[cfg(test)]
