@@ -469,7 +469,9 @@ impl Reader {
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => return Err(input_err(e)),
                 };
-                let in_buffer = decode::scan::find_newline(buf).filter(|&i| i <= max);
+                // memchr's vector search: a word-at-a-time scan cost ~600 instructions
+                // per 400-byte line, a tenth of the reader thread's work.
+                let in_buffer = memchr::memchr(b'\n', buf).filter(|&i| i <= max);
                 let (line, overflow) = match in_buffer {
                     Some(i) => (&buf[..i], false),
                     None => {
@@ -1082,7 +1084,7 @@ fn read_bounded_line<R: BufRead>(
         if buf.is_empty() {
             return Ok((consumed, overflow));
         }
-        let (chunk, found) = match buf.iter().position(|&b| b == b'\n') {
+        let (chunk, found) = match memchr::memchr(b'\n', buf) {
             Some(i) => (&buf[..i], Some(i)),
             None => (buf, None),
         };

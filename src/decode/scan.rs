@@ -96,15 +96,6 @@ fn find_by(bytes: &[u8], hit: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> O
         .map(|i| offset + i)
 }
 
-/// First `\n` in `bytes`.
-pub(crate) fn find_newline(bytes: &[u8]) -> Option<usize> {
-    find_by(
-        bytes,
-        |w| zero_bytes(w ^ (ONES * u64::from(b'\n'))),
-        |b| b == b'\n',
-    )
-}
-
 /// First byte that ends the plain part of a JSON string: `"`, `\\` or a control
 /// character (below 0x20). Inlined: the native fast path calls it for every string.
 #[inline]
@@ -341,7 +332,6 @@ mod tests {
         for start in 0..text.len() {
             for end in start..text.len().min(start + 40) {
                 let s = &text[start..end];
-                assert_eq!(find_newline(s), s.iter().position(|&b| b == b'\n'));
                 assert_eq!(
                     find_string_stop(s),
                     s.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20),
@@ -350,9 +340,8 @@ mod tests {
             }
         }
         let long = [b"x".repeat(100), b"\n".to_vec()].concat();
-        assert_eq!(find_newline(&long), Some(100));
         assert_eq!(find_string_stop(&long), Some(100));
-        assert_eq!(find_newline(b"no newline at all, long enough"), None);
+        assert_eq!(find_string_stop(b"no stop at all, long enough"), None);
     }
 
     proptest::proptest! {
@@ -369,7 +358,6 @@ mod tests {
                 0..40,
             )
         ) {
-            proptest::prop_assert_eq!(find_newline(&bytes), bytes.iter().position(|&b| b == b'\n'));
             proptest::prop_assert_eq!(
                 find_string_stop(&bytes),
                 bytes.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)
