@@ -638,6 +638,7 @@ impl Replay<'_> {
         while let Some(top_ms) = self.reorder.peek_time() {
             if top_ms < release_before || self.reorder.len() > MAX_REORDER_EVENTS {
                 if let Some(pending) = self.reorder.pop() {
+                    Engine::prefetch_event(pending.event.event());
                     self.ready.push_back(pending);
                     if self.ready.len() > PREFETCH_DISTANCE {
                         self.score_next()?;
