@@ -450,21 +450,27 @@ impl Engine {
         }
     }
 
-    /// Loads the event itself (its fields and the texts `process` reads) into the
-    /// cache, for a driver whose events wait long enough to leave it: replay's reorder
+    /// For a driver whose events wait long enough to leave the cache (replay's reorder
     /// buffer holds an hour of traffic, megabytes of events written by the reader
-    /// thread, so each met a cache miss at every text it compared (the memo's raw
-    /// destination and user agent, the identity's name). Only a hint: see
-    /// [`hints`].
-    pub fn prefetch_event(event: &ActivityEvent) {
+    /// thread): loads the event's fields, a few events before
+    /// [`Engine::prefetch_event_texts`] reads them. Taking the address reads nothing.
+    pub fn prefetch_event_fields(event: &ActivityEvent) {
         hints::prefetch_object(event, 8);
+    }
+
+    /// Loads the texts `process` reads of an event whose fields are loaded already
+    /// ([`Engine::prefetch_event_fields`]): without it, each event met a cache miss
+    /// at every text it compared (the memo's raw destination and user agent, the
+    /// identity's name). Only a hint: see [`hints`].
+    pub fn prefetch_event_texts(event: &ActivityEvent) {
         hints::prefetch_slice(event.identity.as_bytes(), 2);
         hints::prefetch_slice(event.action.as_bytes(), 1);
         hints::prefetch_slice(event.destination.as_bytes(), 2);
-        for text in [&event.user_agent, &event.source_ip, &event.source_network] {
-            if let Some(text) = text {
-                hints::prefetch_slice(text.as_bytes(), 2);
-            }
+        for text in [&event.user_agent, &event.source_ip, &event.source_network]
+            .into_iter()
+            .flatten()
+        {
+            hints::prefetch_slice(text.as_bytes(), 2);
         }
     }
 

@@ -203,6 +203,10 @@ enum Item {
     Rejected(Rejection, Position, Vec<u8>),
 }
 
+/// Events between the one leaving the reorder buffer and the one whose fields are then
+/// prefetched (see `Replay::push`): enough for the loads to complete first.
+const FIELDS_PREFETCH_DISTANCE: usize = 8;
+
 /// Items per channel message: large enough that channel overhead vanishes, small enough
 /// that the two threads overlap.
 const BATCH: usize = 256;
@@ -638,7 +642,13 @@ impl Replay<'_> {
         while let Some(top_ms) = self.reorder.peek_time() {
             if top_ms < release_before || self.reorder.len() > MAX_REORDER_EVENTS {
                 if let Some(pending) = self.reorder.pop() {
-                    Engine::prefetch_event(pending.event.event());
+                    // Two stages, as for the state: the fields of an event further
+                    // back, then the texts of this one (its fields loaded by then), three
+                    // events before it is scored.
+                    if let Some(later) = self.reorder.in_order.get(FIELDS_PREFETCH_DISTANCE) {
+                        Engine::prefetch_event_fields(later.event.event());
+                    }
+                    Engine::prefetch_event_texts(pending.event.event());
                     self.ready.push_back(pending);
                     if self.ready.len() > PREFETCH_DISTANCE {
                         self.score_next()?;
