@@ -17,7 +17,7 @@
 
 use crate::event::{ActivityEvent, IdentityKind, Outcome, Sensitivity};
 
-use super::util::{check_time_range, parse_rfc3339};
+use super::util::{in_time_range, parse_rfc3339};
 
 const TIME: usize = 0;
 const IDENTITY: usize = 1;
@@ -281,6 +281,26 @@ fn canonical_time_at(b: &[u8], i: usize) -> Option<(i64, usize)> {
     })
 }
 
+/// The value at `b[i]` of `field` when it is in a shape read without a string scan (a
+/// canonical `time`): stored in `event`, and the index after it. `Some(None)` leaves the
+/// value to the general way; `None` gives up (a time out of range).
+#[inline(always)]
+fn in_place(field: usize, b: &[u8], i: usize, event: &mut ActivityEvent) -> Option<Option<usize>> {
+    match field {
+        TIME => match canonical_time_at(b, i) {
+            Some((ms, next)) => {
+                if !in_time_range(ms) {
+                    return None;
+                }
+                event.time_ms = ms;
+                Some(Some(next))
+            }
+            None => Some(None),
+        },
+        _ => Some(None),
+    }
+}
+
 /// A scalar value as the fast path understands it; anything else gives up.
 #[derive(Clone, Copy)]
 enum Val<'a> {
@@ -400,9 +420,7 @@ fn parse(text: &str, max_depth: usize, event: &mut ActivityEvent) -> Option<()> 
             } else {
                 return None;
             }
-        } else if let Some((ms, next)) = (field == TIME).then(|| canonical_time_at(b, i)).flatten()
-        {
-            event.time_ms = check_time_range("time", ms).ok()?;
+        } else if let Some(next) = in_place(field, b, i, event)? {
             i = next;
         } else {
             let val = match *b.get(i)? {
@@ -427,11 +445,12 @@ fn parse(text: &str, max_depth: usize, event: &mut ActivityEvent) -> Option<()> 
                 TIME => {
                     event.time_ms = match val {
                         Val::Str(s) => match canonical_rfc3339_ms(s) {
-                            Some(ms) => check_time_range("time", ms).ok()?,
+                            Some(ms) => in_time_range(ms).then_some(ms)?,
                             None => parse_rfc3339("time", s).ok()?,
                         },
                         Val::U64(n) => {
-                            check_time_range("time", i64::try_from(n).unwrap_or(i64::MAX)).ok()?
+                            let ms = i64::try_from(n).unwrap_or(i64::MAX);
+                            in_time_range(ms).then_some(ms)?
                         }
                         Val::Null => return None,
                     }
@@ -525,49 +544,121 @@ pub(crate) fn canonical_rfc3339_ms(s: &str) -> Option<i64> {
 }
 
 /// [`canonical_rfc3339_ms`] on bytes, for the fast path's timestamps read in place.
+///
+/// A word at a time: each eight bytes are checked against their template (digits where
+/// digits go, the exact punctuation elsewhere) and their two-digit fields combined in
+/// one multiply, instead of a loop and bounds checks per digit (~200 instructions per
+/// event before, most of the time parse).
 fn canonical_ms(b: &[u8]) -> Option<i64> {
-    let digits = |from: usize, len: usize| -> Option<i64> {
-        let mut n = 0i64;
-        for &d in b.get(from..from + len)? {
-            if !d.is_ascii_digit() {
-                return None;
-            }
-            n = n * 10 + i64::from(d - b'0');
-        }
-        Some(n)
+    let word = |at: usize| {
+        b.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map(u64::from_le_bytes)
     };
-    let ms = match b.len() {
-        20 => 0,
-        24 if b.get(19) == Some(&b'.') => digits(20, 3)?,
-        _ => return None,
-    };
-    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
-    if b.last() != Some(&b'Z') || punctuation.iter().any(|&(i, c)| b.get(i) != Some(&c)) {
-        return None;
+    // Little-endian templates: `0` where a digit goes, the punctuation elsewhere. The
+    // short form's last word is `:SSZ` and four zero bytes, which `tail` pads it with.
+    const fn template(text: &[u8; 8]) -> (u64, u64) {
+        let word = u64::from_le_bytes(*text);
+        (word, digit_bytes(word))
     }
-    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
-    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let month_days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
+    const DATE: (u64, u64) = template(b"0000-00-");
+    const TIME: (u64, u64) = template(b"00T00:00");
+    const SECONDS_MS: (u64, u64) = template(b":00.000Z");
+    const SECONDS: (u64, u64) = template(b":00Z\0\0\0\0");
+    let (date, time) = (word(0)?, word(8)?);
+    let (tail, tail_template) = match b.len() {
+        24 => (word(16)?, SECONDS_MS),
+        20 => {
+            let short = b.get(16..20).and_then(|w| <[u8; 4]>::try_from(w).ok())?;
+            (u64::from(u32::from_le_bytes(short)), SECONDS)
+        }
         _ => return None,
     };
+    let date = template_digits(date, DATE)?;
+    let time = template_digits(time, TIME)?;
+    let tail = template_digits(tail, tail_template)?;
+    // Byte k of `pairs(x)` is the two-digit number of bytes k and k + 1 of `x`.
+    let pairs = |x: u64| x * 10 + (x >> 8);
+    let byte = |x: u64, k: u32| (x >> (8 * k)) & 0xff;
+    let (date2, time2, tail2) = (pairs(date), pairs(time), pairs(tail));
+    let year = byte(date2, 0) * 100 + byte(date2, 2);
+    let month = byte(date2, 5);
+    let day = byte(time2, 0);
+    let (hour, minute) = (byte(time2, 3), byte(time2, 6));
+    let second = byte(tail2, 1);
+    // Zero for the short form, whose bytes 4 to 6 are zero.
+    let ms = byte(tail2, 4) * 10 + byte(tail, 6);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    // Days in the month and days before it in a common year.
+    const MONTHS: [(u64, u64); 12] = [
+        (31, 0),
+        (28, 31),
+        (31, 59),
+        (30, 90),
+        (31, 120),
+        (30, 151),
+        (31, 181),
+        (31, 212),
+        (30, 243),
+        (31, 273),
+        (30, 304),
+        (31, 334),
+    ];
+    let (month_days, before) = *MONTHS.get(usize::try_from(month).ok()?.checked_sub(1)?)?;
+    let month_days = month_days + u64::from(leap && month == 2);
     // Second 60 (a leap second) is chrono's to interpret.
     if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
         return None;
     }
-    // Days since 1970-01-01 (Howard Hinnant's days_from_civil; years are 0000-9999).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + ms)
+    // Days since 0000-01-01, counted from 400 years later (the same calendar) so that
+    // nothing goes below zero for years 0000 to 9999: whole years, the leap days before
+    // this year, then this year's days.
+    let y = year + 400;
+    let leap_days = (y - 1) / 4 - (y - 1) / 100 + (y - 1) / 400;
+    let days = y * 365 + leap_days + before + u64::from(leap && month > 2) + day - 1;
+    // The same count for 1970-01-01.
+    const EPOCH: u64 = 2370 * 365 + 2369 / 4 - 2369 / 100 + 2369 / 400;
+    let days = i64::try_from(days).ok()? - i64::try_from(EPOCH).ok()?;
+    let in_day = ((hour * 60 + minute) * 60 + second) * 1000 + ms;
+    Some(days * 86_400_000 + i64::try_from(in_day).ok()?)
 }
+
+/// The digits of `word` (eight bytes of a timestamp) in the bytes where `template` has
+/// `0` (`digits`, from [`digit_bytes`]), as numbers 0-9, and zero in the others, which
+/// must equal `template`'s; `None` if any byte does not fit its template.
+#[inline(always)]
+fn template_digits(word: u64, (template, digits): (u64, u64)) -> Option<u64> {
+    const LOW_NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
+    let x = word ^ template;
+    // Outside the digit bytes nothing may differ; in them only the low nibble may (so
+    // each is 0x30 to 0x3f and `x` holds its value, 0 to 15).
+    if x & !(digits & LOW_NIBBLES) != 0 {
+        return None;
+    }
+    // Values of 10 to 15 carry into the high nibble when 6 is added (no byte can carry
+    // into the next: each is at most 15 + 6).
+    if x.wrapping_add(digits & (ONES * 6)) & (digits & !LOW_NIBBLES) != 0 {
+        return None;
+    }
+    Some(x)
+}
+
+/// 0xff in each byte of `template` that is `0`, 0 in the others.
+#[inline(always)]
+const fn digit_bytes(template: u64) -> u64 {
+    let bytes = template.to_le_bytes();
+    let mut mask = 0u64;
+    let mut k = 0;
+    while k < 8 {
+        if bytes[k] == b'0' {
+            mask |= 0xff << (8 * k);
+        }
+        k += 1;
+    }
+    mask
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
 
 /// Attribute pairs handled without a temporary vector; more go through `insert`.
 const MAX_INLINE_ATTRIBUTES: usize = 8;
@@ -838,6 +929,54 @@ mod tests {
         }
         assert!(canonical_rfc3339_ms("2026-11-02T00:00:11.919Z").is_some());
         assert!(canonical_rfc3339_ms("2026-11-02T00:00:11Z").is_some());
+    }
+
+    /// The word-at-a-time checks against chrono: every byte value at every position of
+    /// both forms (digits out of range, the bytes just above `9`, punctuation that
+    /// differs in one bit), and every day of years where the calendar turns.
+    #[test]
+    fn every_byte_of_a_timestamp_is_checked() {
+        let chrono = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        };
+        for stamp in ["2024-02-29T23:59:58.999Z", "2024-02-29T23:59:58Z"] {
+            assert_eq!(canonical_rfc3339_ms(stamp), chrono(stamp), "{stamp}");
+            for at in 0..stamp.len() {
+                for byte in 0..=255u8 {
+                    let mut b = stamp.as_bytes().to_vec();
+                    b[at] = byte;
+                    let Ok(s) = String::from_utf8(b) else {
+                        continue;
+                    };
+                    let fast = canonical_rfc3339_ms(&s);
+                    if fast.is_some() {
+                        assert_eq!(fast, chrono(&s), "{s}");
+                    }
+                    // A digit where one goes gives a valid stamp here but for the
+                    // tens of the fields and the 29th of February.
+                    let digit_place = !matches!(at, 4 | 7 | 10 | 13 | 16 | 19 | 23);
+                    if !(digit_place && byte.is_ascii_digit()) && byte != stamp.as_bytes()[at] {
+                        assert_eq!(fast, None, "{s}");
+                    }
+                }
+            }
+        }
+        for year in [
+            0, 1, 4, 99, 100, 399, 400, 1600, 1969, 1970, 2000, 2100, 2400, 9999,
+        ] {
+            for month in 0..=13 {
+                for day in 0..=32 {
+                    for s in [
+                        format!("{year:04}-{month:02}-{day:02}T00:00:00.000Z"),
+                        format!("{year:04}-{month:02}-{day:02}T23:59:59Z"),
+                    ] {
+                        assert_eq!(canonical_rfc3339_ms(&s), chrono(&s), "{s}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -96,7 +96,7 @@ pub(crate) fn parse_rfc3339(field: &str, text: &str) -> Result<i64, Rejection> {
 
 /// Rejects event times outside [`MIN_TIME_MS`, `MAX_TIME_MS`).
 pub(crate) fn check_time_range(field: &str, ms: i64) -> Result<i64, Rejection> {
-    if (MIN_TIME_MS..MAX_TIME_MS).contains(&ms) {
+    if in_time_range(ms) {
         Ok(ms)
     } else {
         Err(Rejection::new(
@@ -104,6 +104,12 @@ pub(crate) fn check_time_range(field: &str, ms: i64) -> Result<i64, Rejection> {
             format!("field `{field}`: {ms} ms is outside 2000-01-01..2200-01-01"),
         ))
     }
+}
+
+/// Whether [`check_time_range`] accepts `ms`; inlined where no rejection is built.
+#[inline]
+pub(crate) fn in_time_range(ms: i64) -> bool {
+    (MIN_TIME_MS..MAX_TIME_MS).contains(&ms)
 }
 
 /// True when `text` is a literal IPv4 or IPv6 address.
