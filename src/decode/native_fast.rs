@@ -91,6 +91,8 @@ fn known_key(rest: &[u8]) -> Option<(usize, usize)> {
 /// Whether `rest` starts with `quoted`, one of the keys above (5 to 15 bytes with its
 /// quote): two overlapping word compares instead of a call to `memcmp`, which for ten
 /// keys per event cost ~25 instructions each. Any other length compares plainly.
+/// Always inlined: a call, with the lengths unknown, costs more than the compares.
+#[inline(always)]
 fn short_prefix_eq(rest: &[u8], quoted: &[u8]) -> bool {
     let n = quoted.len();
     let Some(head) = rest.get(..n) else {
@@ -281,9 +283,10 @@ fn canonical_time_at(b: &[u8], i: usize) -> Option<(i64, usize)> {
     })
 }
 
-/// The value at `b[i]` of `field` when it is in a shape read without a string scan (a
-/// canonical `time`): stored in `event`, and the index after it. `Some(None)` leaves the
-/// value to the general way; `None` gives up (a time out of range).
+/// The value at `b[i]` of `field` when it is in one of the shapes read without a string
+/// scan (a canonical `time`, an `identity_kind` or `outcome` spelt as producers write
+/// them): stored in `event`, and the index after it. `Some(None)` leaves the value to
+/// the general way; `None` gives up (a time out of range).
 #[inline(always)]
 fn in_place(field: usize, b: &[u8], i: usize, event: &mut ActivityEvent) -> Option<Option<usize>> {
     match field {
@@ -297,8 +300,62 @@ fn in_place(field: usize, b: &[u8], i: usize, event: &mut ActivityEvent) -> Opti
             }
             None => Some(None),
         },
+        IDENTITY_KIND => Some(quoted_word(b, i, identity_kind_value).map(|(kind, next)| {
+            event.identity_kind = kind;
+            next
+        })),
+        OUTCOME => Some(quoted_word(b, i, outcome_value).map(|(outcome, next)| {
+            event.outcome = outcome;
+            next
+        })),
         _ => Some(None),
     }
+}
+
+/// A string at `b[i]` (its opening quote) that `value` recognises from its text and
+/// closing quote: what `value` gives and the index after the string. Such values are
+/// plain letters, so the quote `value` checks is the string's end a scan would find.
+#[inline(always)]
+fn quoted_word<T>(
+    b: &[u8],
+    i: usize,
+    value: fn(&[u8]) -> Option<(T, usize)>,
+) -> Option<(T, usize)> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let (v, len) = value(b.get(i + 1..)?)?;
+    Some((v, i + 1 + len))
+}
+
+/// The identity kind whose name (and closing quote) `rest` starts with, as
+/// [`IdentityKind::parse`] reads it, and that length; `None` for any other text (which
+/// the general way reads, `Unknown` included).
+#[inline(always)]
+fn identity_kind_value(rest: &[u8]) -> Option<(IdentityKind, usize)> {
+    let (kind, quoted): (IdentityKind, &[u8]) = match *rest.first()? {
+        b's' => (IdentityKind::ServiceAccount, b"service_account\""),
+        b'a' if rest.get(1) == Some(&b'p') => (IdentityKind::ApiKey, b"api_key\""),
+        b'a' => (IdentityKind::AiAgent, b"ai_agent\""),
+        b'w' => (IdentityKind::Workload, b"workload\""),
+        b'h' => (IdentityKind::Human, b"human\""),
+        b'b' => (IdentityKind::Bot, b"bot\""),
+        b'u' => (IdentityKind::Unknown, b"unknown\""),
+        _ => return None,
+    };
+    short_prefix_eq(rest, quoted).then_some((kind, quoted.len()))
+}
+
+/// [`identity_kind_value`] for [`Outcome::parse`]'s names.
+#[inline(always)]
+fn outcome_value(rest: &[u8]) -> Option<(Outcome, usize)> {
+    let (outcome, quoted): (Outcome, &[u8]) = match *rest.first()? {
+        b's' => (Outcome::Success, b"success\""),
+        b'd' => (Outcome::Denied, b"denied\""),
+        b'e' => (Outcome::Error, b"error\""),
+        _ => return None,
+    };
+    short_prefix_eq(rest, quoted).then_some((outcome, quoted.len()))
 }
 
 /// A scalar value as the fast path understands it; anything else gives up.
@@ -973,6 +1030,48 @@ mod tests {
                         format!("{year:04}-{month:02}-{day:02}T23:59:59Z"),
                     ] {
                         assert_eq!(canonical_rfc3339_ms(&s), chrono(&s), "{s}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// `identity_kind` and `outcome` names are read in place; near misses (cut, extended,
+    /// capitalised, escaped, non-ASCII) take the general way and agree with serde too.
+    #[test]
+    fn kind_and_outcome_names_read_in_place_agree_with_serde() {
+        let min = r#""time":1700000000000,"identity":"i","action":"a","destination":"d""#;
+        let names = [
+            "service_account",
+            "api_key",
+            "ai_agent",
+            "workload",
+            "human",
+            "bot",
+            "unknown",
+            "success",
+            "denied",
+            "error",
+        ];
+        for field in ["identity_kind", "outcome"] {
+            for name in names {
+                let values = [
+                    name.to_string(),
+                    format!("{name}x"),
+                    format!("{name} "),
+                    name.to_uppercase(),
+                    name[..name.len() - 1].to_string(),
+                    format!("{}é", &name[..name.len() - 1]),
+                    format!("{}\\u{:04x}{}", &name[..1], name.as_bytes()[1], &name[2..]),
+                ];
+                for value in values {
+                    let text = format!(r#"{{{min},"{field}":"{value}"}}"#);
+                    let fast = agree(&text, 64);
+                    if value == name {
+                        // Each name of its own field is read; of the other, outcome's
+                        // are rejected and identity kinds' are `Unknown`.
+                        let read = field == "identity_kind" || names[7..].contains(&name);
+                        assert_eq!(fast, read, "{text}");
                     }
                 }
             }
