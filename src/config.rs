@@ -10,13 +10,13 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::glob::Glob;
 use figment::providers::{Env, Format as _, Toml};
 use figment::Figment;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::decode::Format;
 use crate::event::Sensitivity;
+use crate::glob::Glob;
 
 /// The defaults, compiled in so `riskd` works with no files around it.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");

@@ -8,8 +8,8 @@
 //! than generalising the destination. A pattern of literal pieces between `*`s (no `?`)
 //! is matched by plain substring searches instead, which gives the same answer: greedy
 //! leftmost placement of each piece is optimal when the only wildcard is `*`. Anything
-//! else (a `?`, or case-insensitive matching of non-ASCII text, where Unicode case
-//! folding applies) goes to `wildmatch`.
+//! else (a `?`, or case-insensitive matching of non-ASCII text, where characters are
+//! compared by their Unicode lowercase forms) goes to `wildmatch`.
 
 use memchr::memmem::Finder;
 use wildmatch::WildMatch;
@@ -38,7 +38,8 @@ impl Glob {
         Self::compile(pattern, false)
     }
 
-    /// A case-insensitive glob (Unicode case folding, as `wildmatch` does it).
+    /// A case-insensitive glob: characters compared by their Unicode lowercase forms, as
+    /// `wildmatch` does it (one character to one, not full case folding: `ß` is not `ss`).
     pub fn new_case_insensitive(pattern: &str) -> Self {
         Self::compile(pattern, true)
     }
@@ -209,6 +210,10 @@ mod tests {
         // The Kelvin sign folds to `k`: only Unicode folding sees it.
         assert!(Glob::new_case_insensitive("kelvin").matches("\u{212a}elvin"));
         assert!(!Glob::new("kelvin").matches("\u{212a}elvin"));
+        // Lowercase forms, not full case folding: `ß` folds to `ss` but lowercases to
+        // itself, and the long s lowercases to itself though it folds to `s`.
+        assert!(!Glob::new_case_insensitive("ss").matches("ß"));
+        assert!(!Glob::new_case_insensitive("*s*").matches("\u{17f}"));
     }
 
     proptest! {

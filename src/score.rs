@@ -10,11 +10,10 @@
 //! that and its previous score decayed with `score.half_life` in event time; it is never
 //! renormalised afterwards, so the same history always gives the same answer.
 
-use crate::glob::Glob;
-
 use crate::config::{Config, SensitivityRules};
 use crate::detect::{Finding, COUNT, DATA_VOLUME_SPIKE, NAMES, OFF_HOURS, VOLUME_SPIKE};
 use crate::event::{ActivityEvent, Sensitivity};
+use crate::glob::Glob;
 use crate::signal::{Level, Reason};
 
 /// Highest probability one finding may contribute: keeps the noisy-OR below 100 unless
