@@ -215,13 +215,17 @@ const BATCH: usize = 256;
 /// keeps the events it reads closer to cache (1024 × 8 measured slightly slower).
 const BATCHES_IN_FLIGHT: usize = 4;
 /// Batches of scored events on their way back to the reader for reuse. When the channel
-/// is full the scoring side just drops them, so this also bounds memory (64 × 256 events,
-/// ~5 MB). The events in circulation follow the reorder buffer, which holds
+/// is full the scoring side just drops them, so this also bounds memory (64 × 256 events;
+/// peak RSS on s66 52 -> 60 MB). The events in circulation follow the reorder buffer, which holds
 /// `decode.max_lateness` of traffic and so swells and shrinks with the traffic's daily
 /// rhythm: with room for 4 batches, 11% of the first million events of a 400-identity
 /// fleet were allocated afresh (and dropped later, freed by the other thread); with 64,
 /// 2.4%.
 const RECYCLE_IN_FLIGHT: usize = 64;
+/// Text capacity above which a scored event is dropped, not recycled: a field cut to its
+/// limit on the serde path keeps the buffer of its full length (up to a record's size),
+/// and thousands of recycled events could hold such buffers long after a surge.
+const MAX_RECYCLED_TEXT_BYTES: usize = 16 << 10;
 
 /// Reads and decodes inputs on its own thread, so decoding (about half the per-event
 /// cost) overlaps with scoring on the other core.
@@ -709,7 +713,10 @@ impl Replay<'_> {
             self.emit(&signal)?;
         }
         self.scratch_signals = signals;
-        self.recycle.push(pending.event.into_inner());
+        let event = pending.event.into_inner();
+        if text_capacity(&event) <= MAX_RECYCLED_TEXT_BYTES {
+            self.recycle.push(event);
+        }
         if self.recycle.len() >= BATCH {
             let batch = std::mem::replace(&mut self.recycle, Vec::with_capacity(BATCH));
             // A full channel (reader has enough spares) or a finished reader: the
@@ -1115,6 +1122,26 @@ fn read_bounded_line<R: BufRead>(
     }
 }
 
+/// Bytes the event's text fields hold allocated (attributes aside: few and short, and
+/// rebuilt when their keys change).
+fn text_capacity(event: &ActivityEvent) -> usize {
+    let optional = [
+        &event.event_id,
+        &event.environment,
+        &event.source_ip,
+        &event.source_network,
+        &event.user_agent,
+    ];
+    event.identity.capacity()
+        + event.action.capacity()
+        + event.destination.capacity()
+        + optional
+            .into_iter()
+            .flatten()
+            .map(String::capacity)
+            .sum::<usize>()
+}
+
 fn trim_ascii(bytes: &[u8]) -> &[u8] {
     let start = bytes
         .iter()
@@ -1130,6 +1157,21 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_holding_large_buffers_are_not_recycled() {
+        let mut event = ActivityEvent {
+            identity: "ci-bot".into(),
+            user_agent: Some("aws-cli/2".into()),
+            ..ActivityEvent::default()
+        };
+        assert!(text_capacity(&event) <= MAX_RECYCLED_TEXT_BYTES);
+        // A field cut to its limit keeps the buffer of its full length.
+        let mut cut = String::with_capacity(1 << 20);
+        cut.push_str("aws-cli/2");
+        event.user_agent = Some(cut);
+        assert!(text_capacity(&event) > MAX_RECYCLED_TEXT_BYTES);
+    }
 
     #[test]
     fn reorder_releases_like_a_single_heap() {
