@@ -64,9 +64,18 @@ fn column(profile: &[u8; 168], h: usize) -> u32 {
     (0..7).map(|day| u32::from(profile[day * 24 + h])).sum()
 }
 
-/// Slots of the week with any activity.
+/// Activity summed over the week. Summed in 16 bits, which hold any profile's total
+/// (checked below): widening each byte to 32 bits cost an instruction per byte, and this
+/// runs on every event.
+fn week_total(profile: &[u8; 168]) -> u32 {
+    u32::from(profile.iter().map(|&c| u16::from(c)).sum::<u16>())
+}
+const _: () = assert!(168 * u8::MAX as usize <= u16::MAX as usize);
+
+/// Slots of the week with any activity, counted in a byte (there are 168) for the same
+/// reason as [`week_total`].
 fn active_slots(profile: &[u8; 168]) -> u32 {
-    profile.iter().map(|&c| u32::from(c != 0)).sum()
+    u32::from(profile.iter().map(|&c| u8::from(c != 0)).sum::<u8>())
 }
 
 /// Hours of the day with activity on any day of the week. A column's sum is non-zero
@@ -80,7 +89,7 @@ fn active_hours(profile: &[u8; 168]) -> u32 {
             *a |= c;
         }
     }
-    any.iter().map(|&a| u32::from(a != 0)).sum()
+    u32::from(any.iter().map(|&a| u8::from(a != 0)).sum::<u8>())
 }
 
 /// Hour `h` on every day, smoothed with its neighbours ([`smoothed4`] summed over the
@@ -97,11 +106,11 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
     let Ok(profile) = <&[u8; 168]>::try_from(ctx.state.profile()) else {
         return None;
     };
-    // This runs on every event: whole-profile sums as simple loops over the bytes (the
-    // compiler vectorises them), and per-hour sums only for the hours the branch taken
+    // This runs on every event: whole-profile sums as simple loops over the bytes in
+    // narrow integers (the compiler vectorises them), and per-hour sums only for the hours the branch taken
     // needs (all 24 only in an identity's first two weeks). Summing all 24 hour columns
     // on every event was a tenth of an event's processing.
-    let total: u32 = profile.iter().map(|&c| u32::from(c)).sum();
+    let total = week_total(profile);
     let before;
     let (profile, total) = if total < MIN_ACTIVE {
         // Somewhere new: a new container or action, or a write to something new where it
@@ -123,7 +132,7 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         // the run's first call; that a run goes on in that hour is then a weak sign it
         // is meant to, and its later calls are judged with its minutes in.)
         before = ctx.state.profile_before_this_hour(ctx.obs.hour())?;
-        let total = before.iter().map(|&c| u32::from(c)).sum();
+        let total = week_total(&before);
         // The run's own minutes must not carry a profile past "rhythm unknown" either.
         if total < THIN_MIN_ACTIVE {
             return None;
@@ -220,11 +229,31 @@ mod tests {
             }
             let nonzero = profile.iter().filter(|&&c| c > 0).count();
             assert_eq!(active_slots(&profile) as usize, nonzero);
+            let sum: u32 = profile.iter().map(|&c| u32::from(c)).sum();
+            assert_eq!(week_total(&profile), sum);
             let hours_used = (0..24)
                 .filter(|&h| (0..7).any(|d| profile[d * 24 + h] > 0))
                 .count();
             assert_eq!(active_hours(&profile) as usize, hours_used);
         }
+    }
+
+    #[test]
+    fn narrow_sums_hold_a_full_profile() {
+        // Every slot at its ceiling: the largest total and count the narrow sums take.
+        let full = [u8::MAX; 168];
+        assert_eq!(week_total(&full), 168 * 255);
+        assert_eq!(active_slots(&full), 168);
+        assert_eq!(active_hours(&full), 24);
+        let empty = [0u8; 168];
+        assert_eq!(
+            (
+                week_total(&empty),
+                active_slots(&empty),
+                active_hours(&empty)
+            ),
+            (0, 0, 0)
+        );
     }
 
     #[test]
