@@ -627,14 +627,23 @@ pub fn generalise_destination_with(
 /// Appends `bytes[span]`, the verbatim part of `dest` (of which `bytes` is a prefix).
 /// Only a span cut at `MAX_DEST_LEN` can end inside a character: that one is copied
 /// lossily (which only affects display), every other as the `str` slice it is.
+/// Inlined (a few spans per destination, each a call that saved and restored registers
+/// around a copy of a few bytes), with the lossy copy out of line.
+#[inline(always)]
 fn push_span(dest: &str, bytes: &[u8], span: std::ops::Range<usize>, out: &mut String) {
     if span.is_empty() {
         return;
     }
     match dest.get(span.clone()) {
         Some(run) => out.push_str(run),
-        None => out.push_str(&String::from_utf8_lossy(&bytes[span])),
+        None => push_lossy(&bytes[span], out),
     }
+}
+
+#[cold]
+#[inline(never)]
+fn push_lossy(bytes: &[u8], out: &mut String) {
+    out.push_str(&String::from_utf8_lossy(bytes));
 }
 
 /// `bytes` without the `-` and six random characters Secrets Manager appends to a
