@@ -64,14 +64,29 @@ fn is_alnum(b: u8) -> bool {
 /// What [`placeholder_of`] needs to know about a token, gathered while scanning it:
 /// only what every token needs. Letter counts by case are taken by [`LetterCounts`] only
 /// for the tokens whose judgement depends on them: 24 characters or more, or mixed case
-/// and 8 or more.
+/// and 8 or more. Whether it has vowels, or both capital and small letters, is read
+/// from the lane sums when a rule asks (most tokens are settled before either is).
 struct TokenShape {
     len: usize,
     digits: usize,
     all_hex: bool,
-    vowel: bool,
+    /// The token's [`SUMS`] added up.
+    sums: u64,
+}
+
+impl TokenShape {
+    fn lane(&self, at: u32) -> usize {
+        ((self.sums >> at) & LANE_MASK) as usize
+    }
+
+    fn vowel(&self) -> bool {
+        self.lane(SUM_VOWEL) != 0
+    }
+
     /// Has both capital and small letters.
-    both_cases: bool,
+    fn both_cases(&self) -> bool {
+        self.lane(SUM_UPPER) != 0 && self.lane(SUM_LOWER) != 0
+    }
 }
 
 /// Letters of a token by case, and vowels among them.
@@ -232,8 +247,7 @@ fn scan_token(s: &[u8]) -> TokenShape {
         len,
         digits: lane(SUM_DIGIT),
         all_hex: lane(SUM_HEX) == len,
-        vowel: lane(SUM_VOWEL) != 0,
-        both_cases: lane(SUM_UPPER) != 0 && lane(SUM_LOWER) != 0,
+        sums,
     }
 }
 
@@ -306,7 +320,6 @@ fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<Placeholder> {
         len,
         digits,
         all_hex,
-        vowel,
         ..
     } = *t;
     // Short words (`json`, `data`, `api`), which most tokens are: no rule below takes a
@@ -335,10 +348,10 @@ fn placeholder_of(t: &TokenShape, token: &[u8]) -> Option<Placeholder> {
     }
     // Long tokens without vowels are random strings, not words (`bqxztkw`), and so are
     // shorter ones with a digit among them (`fdb8v`, a Kubernetes pod's suffix).
-    if (len >= 6 || (len == 5 && digits >= 1)) && !vowel {
+    if (len >= 6 || (len == 5 && digits >= 1)) && !t.vowel() {
         return Some(Placeholder::Id);
     }
-    if (len >= 24 || (len >= 8 && t.both_cases)) && long_token_is_random(t, token) {
+    if (len >= 24 || (len >= 8 && t.both_cases())) && long_token_is_random(t, token) {
         return Some(Placeholder::Id);
     }
     None
@@ -478,7 +491,7 @@ fn generalise_from(dest: &str, bytes: &[u8], mut i: usize, mut verbatim: usize, 
             && shape.digits == shape.len - 1;
         let placeholder = match placeholder_of(&shape, &bytes[start..i]) {
             _ if revision => Some(Placeholder::Revision),
-            None if dash_after_placeholder && shape.len == 5 && !shape.vowel => {
+            None if dash_after_placeholder && shape.len == 5 && !shape.vowel() => {
                 Some(Placeholder::Id)
             }
             p => p,
@@ -1392,12 +1405,12 @@ mod tests {
             assert_eq!(t.digits, word.iter().filter(|b| b.is_ascii_digit()).count());
             assert_eq!(t.all_hex, word.iter().all(u8::is_ascii_hexdigit), "{token}");
             assert_eq!(
-                t.vowel,
+                t.vowel(),
                 word.iter().any(|&b| CLASSES[usize::from(b)] & VOWEL != 0)
             );
             let both =
                 word.iter().any(u8::is_ascii_uppercase) && word.iter().any(u8::is_ascii_lowercase);
-            assert_eq!(t.both_cases, both, "{token}");
+            assert_eq!(t.both_cases(), both, "{token}");
         }
     }
 
