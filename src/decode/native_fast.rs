@@ -88,9 +88,10 @@ fn known_key(rest: &[u8]) -> Option<(usize, usize)> {
     short_prefix_eq(rest, quoted).then_some((field, quoted.len()))
 }
 
-/// Whether `rest` starts with `quoted`, one of the keys above (5 to 15 bytes with its
-/// quote): two overlapping word compares instead of a call to `memcmp`, which for ten
-/// keys per event cost ~25 instructions each. Any other length compares plainly.
+/// Whether `rest` starts with `quoted`, one of the keys above or an `identity_kind` or
+/// `outcome` name (4 to 16 bytes with its quote): two overlapping word compares instead
+/// of a call to `memcmp`, which for ten keys per event cost ~25 instructions each. Any
+/// other length compares plainly.
 /// Always inlined: a call, with the lengths unknown, costs more than the compares.
 #[inline(always)]
 fn short_prefix_eq(rest: &[u8], quoted: &[u8]) -> bool {

@@ -107,9 +107,9 @@ pub fn detect(ctx: &Context<'_>) -> Option<Finding> {
         return None;
     };
     // This runs on every event: whole-profile sums as simple loops over the bytes in
-    // narrow integers (the compiler vectorises them), and per-hour sums only for the hours the branch taken
-    // needs (all 24 only in an identity's first two weeks). Summing all 24 hour columns
-    // on every event was a tenth of an event's processing.
+    // narrow integers (the compiler vectorises them), and per-hour sums only for the
+    // hours the branch taken needs (all 24 only in an identity's first two weeks).
+    // Summing all 24 hour columns on every event was a tenth of an event's processing.
     let total = week_total(profile);
     let before;
     let (profile, total) = if total < MIN_ACTIVE {
