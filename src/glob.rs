@@ -27,7 +27,8 @@ struct StarPieces {
     /// The pattern split at `*`: at least one piece; the first is anchored at the start
     /// and the last at the end (an empty one anchors nothing).
     pieces: Vec<String>,
-    /// Searchers for the pieces between the first and the last (case-sensitive only).
+    /// Searchers for the pieces between the first and the last; empty when
+    /// case-insensitive (those pieces are compared ignoring ASCII case instead).
     finders: Vec<Finder<'static>>,
     case_insensitive: bool,
 }
@@ -54,11 +55,16 @@ impl Glob {
             (!pattern.contains('?') && (!case_insensitive || pattern.is_ascii())).then(|| {
                 let pieces: Vec<String> = pattern.split('*').map(str::to_owned).collect();
                 let middle = pieces.get(1..pieces.len().saturating_sub(1)).unwrap_or(&[]);
-                StarPieces {
-                    finders: middle
+                let finders = if case_insensitive {
+                    Vec::new()
+                } else {
+                    middle
                         .iter()
                         .map(|p| Finder::new(p.as_bytes()).into_owned())
-                        .collect(),
+                        .collect()
+                };
+                StarPieces {
+                    finders,
                     pieces,
                     case_insensitive,
                 }
@@ -106,8 +112,8 @@ impl StarPieces {
         let mut between = &input[first.len()..input.len() - last.len()];
         for (i, piece) in middle.iter().enumerate() {
             let found = match self.finders.get(i) {
-                Some(finder) if !self.case_insensitive => finder.find(between),
-                _ => find_ignoring_ascii_case(between, piece.as_bytes()),
+                Some(finder) => finder.find(between),
+                None => find_ignoring_ascii_case(between, piece.as_bytes()),
             };
             match found {
                 Some(at) => between = &between[at + piece.len()..],
